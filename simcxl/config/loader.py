@@ -1,0 +1,194 @@
+"""Loading a scenario: YAML files with ``include:``, command-line ``--set`` overrides, validation.
+
+A scenario file may list profiles to include (paths relative to the including file); they are merged
+in order, then the file's own keys, then ``--set key.path=value`` overrides. We remember which file set
+each key, so that an error names the file the user must edit, not just the key.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from simcxl.config.schema import Scenario
+from simcxl.errors import ConfigError
+
+KeyPath = tuple[str, ...]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that rejects duplicate keys, which PyYAML would otherwise silently overwrite."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read one YAML mapping, turning every failure into a ConfigError naming the file."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict, update: dict, source: str, provenance: dict[KeyPath, str], prefix: KeyPath = ()) -> None:
+    """Deep-merge ``update`` into ``base`` in place, recording ``source`` for every key it sets."""
+    for key, value in update.items():
+        path = prefix + (str(key),)
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            provenance.setdefault(path, source)
+            _merge(base[key], value, source, provenance, path)
+        else:
+            base[key] = copy.deepcopy(value)
+            for stale in [p for p in provenance if p[: len(path)] == path]:
+                del provenance[stale]
+            _record(value, source, provenance, path)
+
+
+def _record(value: Any, source: str, provenance: dict[KeyPath, str], path: KeyPath) -> None:
+    provenance[path] = source
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _record(child, source, provenance, path + (str(key),))
+
+
+def _load_with_includes(path: Path, provenance: dict[KeyPath, str], stack: tuple[Path, ...]) -> dict:
+    path = path.resolve() if path.is_absolute() else path
+    if path.resolve() in {p.resolve() for p in stack}:
+        chain = " -> ".join(str(p) for p in stack + (path,))
+        raise ConfigError(f"{path}: include cycle: {chain}")
+    data = read_yaml(path)
+    includes = data.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{path}: include: expected a file path or a list of file paths")
+    merged: dict[str, Any] = {}
+    for include in includes:
+        target = path.parent / include
+        if not target.is_file():
+            raise ConfigError(f"{path}: include: file not found: {target}")
+        _merge(merged, _load_with_includes(target, provenance, stack + (path,)), str(target), provenance)
+    _merge(merged, data, str(path), provenance)
+    return merged
+
+
+def parse_override(text: str) -> tuple[KeyPath, Any]:
+    """``workload.rate=8`` -> (('workload', 'rate'), 8); the value is read as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise ConfigError(f"--set {text}: expected KEY.PATH=VALUE, e.g. --set workload.rate=8")
+    try:
+        parsed = yaml.load(value, Loader=_StrictLoader) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return tuple(key.strip().split(".")), parsed
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario plus what is needed to explain it: the merged YAML and who set each key."""
+
+    scenario: Scenario
+    resolved: dict[str, Any]
+    path: Path
+    provenance: dict[KeyPath, str]
+
+    def source_of(self, key_path: KeyPath) -> str:
+        """The file (or --set) that set ``key_path``, or its nearest ancestor, or the scenario file."""
+        for end in range(len(key_path), 0, -1):
+            if key_path[:end] in self.provenance:
+                return self.provenance[key_path[:end]]
+        return str(self.path)
+
+    def error(self, key_path: str, message: str) -> ConfigError:
+        """A ConfigError about a semantic problem (one no schema can see), naming file and key."""
+        return ConfigError(f"{self.source_of(tuple(key_path.split('.')))}: {key_path}: {message}")
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoadedScenario:
+    """Read, merge and validate a scenario; raise ConfigError with file and key path on any problem."""
+    path = Path(path)
+    provenance: dict[KeyPath, str] = {}
+    merged = _load_with_includes(path, provenance, ())
+    for text in overrides:
+        key_path, value = parse_override(text)
+        patch: dict[str, Any] = value
+        for key in reversed(key_path):
+            patch = {key: patch}
+        _merge(merged, patch, f"--set {text}", provenance)
+    try:
+        scenario = Scenario.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, merged, provenance, path)) from None
+    return LoadedScenario(scenario, merged, path, provenance)
+
+
+def _describe(exc: ValidationError, merged: dict, provenance: dict[KeyPath, str], path: Path) -> str:
+    lines = []
+    for error in exc.errors():
+        key_path = _key_path(error["loc"], merged)
+        source = str(path)
+        for end in range(len(key_path), 0, -1):
+            if key_path[:end] in provenance:
+                source = provenance[key_path[:end]]
+                break
+        where = ".".join(key_path) or "(top level)"
+        lines.append(f"{source}: {where}: {_explain(error)}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _key_path(loc: tuple, merged: dict) -> KeyPath:
+    """Pydantic's error location without the union tags it inserts (the 'poisson' in workload.poisson.rate)."""
+    keys: list[str] = []
+    node: Any = merged
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif isinstance(node, dict) and part in (node.get("type"), node.get("dist")):
+            continue
+        else:
+            node = None
+        keys.append(str(part))
+    return tuple(keys)
+
+
+def _explain(error: dict) -> str:
+    kind, message = error["type"], error["msg"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see the config reference in README.md)"
+    if kind == "missing":
+        return "missing (required)"
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if kind in ("union_tag_invalid", "literal_error") or kind.endswith("_type") or kind.startswith(
+            ("greater_than", "less_than")):
+        return f"{message[:1].lower()}{message[1:]}, got {value!r}"
+    return message[:1].lower() + message[1:]

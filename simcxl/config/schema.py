@@ -1,0 +1,251 @@
+"""Typed scenario configuration: what a scenario YAML may say, validated once at load.
+
+Every section is a pydantic model that forbids unknown keys, so a typo is an error rather than a
+silently ignored setting. Quantities with units are parsed into SI floats here (see ``units``); the rest
+of the simulator receives these objects, never raw dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from simcxl.config.units import parse_bandwidth, parse_duration, parse_flop_rate, parse_size
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Bytes = Annotated[float, BeforeValidator(parse_size), Field(gt=0)]
+BytesPerSecond = Annotated[float, BeforeValidator(parse_bandwidth), Field(gt=0)]
+FlopsPerSecond = Annotated[float, BeforeValidator(parse_flop_rate), Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys and silent type coercion are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --------------------------------------------------------------------------- hardware
+
+
+class GPUSpec(Section):
+    """One GPU: roofline peaks, memory, intra-node interconnect and calibrated efficiencies."""
+
+    name: str
+    peak_flops: FlopsPerSecond
+    hbm_bandwidth: BytesPerSecond
+    hbm_capacity: Bytes
+    memory_utilization: Fraction = 0.9
+    compute_efficiency: Fraction
+    attention_efficiency: Fraction
+    memory_efficiency: Fraction
+    layer_overhead: Seconds
+    nvlink_bandwidth: BytesPerSecond
+    nvlink_latency: Seconds
+    calibrated: bool = False
+
+
+class PCIeSpec(Section):
+    """The PCIe link between a GPU and its host / NIC / CXL switch (per direction)."""
+
+    bandwidth: BytesPerSecond
+    latency: Seconds
+    dma_setup: Seconds
+
+
+class NICSpec(Section):
+    """An RDMA NIC and its port on the top-of-rack switch."""
+
+    line_rate: BytesPerSecond
+    efficiency: Fraction
+    latency: Seconds
+    per_transfer_overhead: Seconds
+
+
+class SwitchSpec(Section):
+    """The top-of-rack Ethernet/InfiniBand switch: non-blocking, a fixed forwarding latency."""
+
+    latency: Seconds
+
+
+class FabricSpec(Section):
+    pcie: PCIeSpec
+    nic: NICSpec
+    tor: SwitchSpec
+
+
+# --------------------------------------------------------------------------- model
+
+
+class MLASpec(Section):
+    """Multi-head latent attention (DeepSeek-V2/V3): a compressed KV latent plus a shared rope key."""
+
+    q_lora_rank: PositiveInt
+    kv_lora_rank: PositiveInt
+    qk_nope_head_dim: PositiveInt
+    qk_rope_head_dim: PositiveInt
+    v_head_dim: PositiveInt
+
+
+class MoESpec(Section):
+    """Mixture of experts: only ``experts_per_token`` routed experts (plus shared ones) run per token."""
+
+    routed_experts: PositiveInt
+    experts_per_token: PositiveInt
+    shared_experts: Annotated[int, Field(ge=0)] = 0
+    expert_intermediate: PositiveInt
+    dense_layers: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _topk_within_experts(self) -> "MoESpec":
+        if self.experts_per_token > self.routed_experts:
+            raise ValueError(f"experts_per_token ({self.experts_per_token}) exceeds routed_experts "
+                             f"({self.routed_experts})")
+        return self
+
+
+class ModelSpec(Section):
+    """An LLM's architecture, as in its HuggingFace config.json."""
+
+    name: str
+    layers: PositiveInt
+    hidden: PositiveInt
+    heads: PositiveInt
+    kv_heads: PositiveInt
+    head_dim: PositiveInt
+    intermediate: PositiveInt
+    vocab: PositiveInt
+    dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
+    kv_dtype: Literal["bf16", "fp16", "fp8"] | None = None
+    attention: Literal["gqa", "mla"] = "gqa"
+    mla: MLASpec | None = None
+    moe: MoESpec | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelSpec":
+        if self.attention == "mla" and self.mla is None:
+            raise ValueError("attention 'mla' needs an 'mla' section")
+        if self.attention == "gqa" and self.heads % self.kv_heads:
+            raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
+        return self
+
+
+# --------------------------------------------------------------------------- cluster and serving
+
+
+class ClusterSpec(Section):
+    """The rack: prefill and decode nodes, GPUs per node, tensor parallelism, NICs per node."""
+
+    prefill_nodes: PositiveInt
+    decode_nodes: PositiveInt
+    gpus_per_node: PositiveInt = 1
+    tensor_parallel: PositiveInt = 1
+    nics_per_node: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _tp_divides_node(self) -> "ClusterSpec":
+        if self.gpus_per_node % self.tensor_parallel:
+            raise ValueError(f"tensor_parallel ({self.tensor_parallel}) must divide gpus_per_node "
+                             f"({self.gpus_per_node})")
+        return self
+
+
+class PrefillSpec(Section):
+    max_batch_tokens: PositiveInt = 8192
+    max_batch_size: PositiveInt = 64
+
+
+class DecodeSpec(Section):
+    max_batch_size: PositiveInt = 256
+
+
+class ServingSpec(Section):
+    router: Literal["round_robin", "least_loaded"] = "round_robin"
+    prefill: PrefillSpec = PrefillSpec()
+    decode: DecodeSpec = DecodeSpec()
+
+
+class KVManagerSpec(Section):
+    """How KV cache moves from prefill to decode (see ``simcxl.kvcache``)."""
+
+    type: Literal["rdma"] = "rdma"
+
+
+# --------------------------------------------------------------------------- workload
+
+
+class FixedLength(Section):
+    dist: Literal["fixed"]
+    value: PositiveInt
+
+    @property
+    def upper_bound(self) -> int:
+        return self.value
+
+
+class UniformLength(Section):
+    dist: Literal["uniform"]
+    min: PositiveInt
+    max: PositiveInt
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "UniformLength":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) exceeds max ({self.max})")
+        return self
+
+    @property
+    def upper_bound(self) -> int:
+        return self.max
+
+
+class LognormalLength(Section):
+    """Lognormal with the given mean and log-space sigma, truncated to [1, max]."""
+
+    dist: Literal["lognormal"]
+    mean: Annotated[float, Field(gt=0)]
+    sigma: Annotated[float, Field(gt=0)]
+    max: PositiveInt
+
+    @property
+    def upper_bound(self) -> int:
+        return self.max
+
+
+LengthSpec = Annotated[Union[FixedLength, UniformLength, LognormalLength], Field(discriminator="dist")]
+
+
+class PoissonWorkload(Section):
+    """Open-loop Poisson arrivals at ``rate`` requests per second."""
+
+    type: Literal["poisson"]
+    rate: Annotated[float, Field(gt=0)]
+    num_requests: PositiveInt
+    input_tokens: LengthSpec
+    output_tokens: LengthSpec
+
+
+WorkloadSpec = Annotated[Union[PoissonWorkload], Field(discriminator="type")]
+
+
+class RunSpec(Section):
+    """Limits of one run: requests still unfinished at ``max_simulated_time`` are reported, not lost."""
+
+    max_simulated_time: Seconds = 24 * 3600.0
+
+
+class Scenario(Section):
+    """A whole scenario: the root of a scenario YAML after includes and overrides are applied."""
+
+    name: str
+    seed: Annotated[int, Field(ge=0)] = 0
+    gpu: GPUSpec
+    model: ModelSpec
+    cluster: ClusterSpec
+    fabric: FabricSpec
+    serving: ServingSpec = ServingSpec()
+    kv_manager: KVManagerSpec = KVManagerSpec()
+    workload: WorkloadSpec
+    run: RunSpec = RunSpec()

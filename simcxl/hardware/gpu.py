@@ -1,0 +1,107 @@
+"""The GPU compute model: a roofline per operator group, per layer, with tensor parallelism.
+
+time(group) = max(FLOPs / (peak x efficiency), bytes / (HBM bandwidth x memory efficiency)).
+A forward pass sums two groups per layer, the linear layers (GEMMs over the weights) and attention
+(over the KV cache), plus a fixed per-layer overhead (kernel launches, norms, activations). With
+tensor parallelism over T GPUs, FLOPs and bytes split T ways and every layer pays two ring
+all-reduces of the activations over NVLink. The efficiencies come from measurements on a real GPU
+(``simcxl profile-gpu``); the peaks come from datasheets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simcxl.config.schema import GPUSpec
+from simcxl.hardware.model import LLM
+
+ALLREDUCES_PER_LAYER = 2  # after attention and after the MLP (Megatron-style tensor parallelism)
+ACTIVATION_BYTES = 2  # activations travel in bf16, also in FP8-weight models
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """Achievable compute and memory rates of one GPU."""
+
+    flops: float
+    attention_flops: float
+    bandwidth: float
+
+    def time(self, flops: float, nbytes: float, attention: bool = False) -> float:
+        rate = self.attention_flops if attention else self.flops
+        return max(flops / rate, nbytes / self.bandwidth)
+
+
+class GPUCompute:
+    """Prefill and decode-step latency of one model instance (``tensor_parallel`` GPUs)."""
+
+    def __init__(self, gpu: GPUSpec, llm: LLM, tensor_parallel: int = 1):
+        if tensor_parallel < 1:
+            raise ValueError(f"tensor_parallel must be >= 1, got {tensor_parallel}")
+        self.gpu = gpu
+        self.llm = llm
+        self.tp = tensor_parallel
+        self.roofline = Roofline(
+            flops=gpu.peak_flops * gpu.compute_efficiency,
+            attention_flops=gpu.peak_flops * gpu.attention_efficiency,
+            bandwidth=gpu.hbm_bandwidth * gpu.memory_efficiency,
+        )
+        self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
+
+    # ------------------------------------------------------------------ capacity
+
+    @property
+    def kv_capacity_bytes(self) -> float:
+        """HBM left for KV cache across the instance after the weights (may be negative: does not fit)."""
+        usable = self.gpu.hbm_capacity * self.gpu.memory_utilization * self.tp
+        return usable - self.llm.weight_bytes
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        return max(0, int(self.kv_capacity_bytes // self.llm.kv_bytes_per_token))
+
+    # ------------------------------------------------------------------ latency
+
+    def allreduce_time(self, tokens: int) -> float:
+        """Per-forward time of the tensor-parallel all-reduces for ``tokens`` activations (ring algorithm)."""
+        if self.tp == 1:
+            return 0.0
+        nbytes = tokens * self._activation_bytes_per_token
+        ring = 2.0 * (self.tp - 1) / self.tp * nbytes / self.gpu.nvlink_bandwidth
+        return self.llm.layers * ALLREDUCES_PER_LAYER * (ring + self.gpu.nvlink_latency)
+
+    def prefill_time(self, new_tokens: list[int] | tuple[int, ...], cached_tokens: list[int] | tuple[int, ...] = ()
+                     ) -> float:
+        """One prefill forward over a batch of prompts.
+
+        ``new_tokens[i]`` are computed; ``cached_tokens[i]`` precede them (a prefix-cache hit) and are only
+        attended to. Causal attention of n new tokens after c cached ones covers n*c + n*(n+1)/2 pairs.
+        """
+        llm, tp = self.llm, self.tp
+        cached = cached_tokens or (0,) * len(new_tokens)
+        tokens = sum(new_tokens)
+        if tokens == 0:
+            return 0.0
+        pairs = sum(n * c + n * (n + 1) / 2 for n, c in zip(new_tokens, cached))
+        linear = self.roofline.time(tokens * llm.linear_flops_per_token / tp,
+                                    llm.decode_weight_bytes(tokens) / tp)
+        kv_bytes = (tokens + sum(cached)) * llm.kv_bytes_per_token / tp
+        attention = self.roofline.time(pairs * llm.attention_flops_per_pair(decode=False) * llm.layers / tp,
+                                       kv_bytes, attention=True)
+        return linear + attention + llm.layers * self.gpu.layer_overhead + self.allreduce_time(tokens)
+
+    def decode_step_time(self, batch_size: int, total_context: int) -> float:
+        """One decode iteration: one new token for each of ``batch_size`` sequences.
+
+        ``total_context`` is the sum over the batch of the tokens each new token attends to; the KV of
+        those tokens is read from HBM once per step.
+        """
+        if batch_size == 0:
+            return 0.0
+        llm, tp = self.llm, self.tp
+        linear = self.roofline.time(batch_size * llm.linear_flops_per_token / tp,
+                                    llm.decode_weight_bytes(batch_size) / tp)
+        attention = self.roofline.time(
+            total_context * llm.attention_flops_per_pair(decode=True) * llm.layers / tp,
+            total_context * llm.kv_bytes_per_token / tp, attention=True)
+        return linear + attention + llm.layers * self.gpu.layer_overhead + self.allreduce_time(batch_size)

@@ -1,0 +1,129 @@
+"""An LLM's architecture reduced to what the simulator needs: FLOPs, weight bytes and KV bytes.
+
+Counts follow the HuggingFace configs. A multiply-accumulate is 2 FLOPs. Linear layers cost
+2 x (active parameters) FLOPs per token; attention adds a term per (query, key) pair, which is what
+makes prefill quadratic and decode linear in the context. Mixture-of-experts models count only the
+experts a token activates for FLOPs, but a decode step reads the weights of every expert that any
+token in the batch routes to.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from simcxl.config.schema import ModelSpec
+
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1}
+
+
+class LLM:
+    """Derived sizes of a model; every method returns totals over all layers unless it says 'per layer'."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.layers = spec.layers
+        self.weight_dtype_bytes = DTYPE_BYTES[spec.dtype]
+        self.kv_dtype_bytes = DTYPE_BYTES[spec.kv_dtype or spec.dtype]
+
+    # ------------------------------------------------------------------ parameters
+
+    @cached_property
+    def attention_params_per_layer(self) -> int:
+        s = self.spec
+        if s.attention == "mla":
+            m = s.mla
+            q = s.hidden * m.q_lora_rank + m.q_lora_rank * s.heads * (m.qk_nope_head_dim + m.qk_rope_head_dim)
+            kv = s.hidden * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank * s.heads * (
+                m.qk_nope_head_dim + m.v_head_dim)
+            return q + kv + s.heads * m.v_head_dim * s.hidden
+        q_and_o = 2 * s.hidden * s.heads * s.head_dim
+        k_and_v = 2 * s.hidden * s.kv_heads * s.head_dim
+        return q_and_o + k_and_v
+
+    @cached_property
+    def dense_mlp_params(self) -> int:
+        """A gated (SwiGLU) MLP: gate, up and down projections."""
+        return 3 * self.spec.hidden * self.spec.intermediate
+
+    @cached_property
+    def expert_params(self) -> int:
+        return 3 * self.spec.hidden * self.spec.moe.expert_intermediate if self.spec.moe else 0
+
+    @cached_property
+    def moe_layers(self) -> int:
+        return self.layers - self.spec.moe.dense_layers if self.spec.moe else 0
+
+    @cached_property
+    def lm_head_params(self) -> int:
+        return self.spec.hidden * self.spec.vocab
+
+    @cached_property
+    def total_params(self) -> int:
+        """Every parameter stored, embeddings and LM head included (they are untied in these models)."""
+        s = self.spec
+        mlp = (self.layers - self.moe_layers) * self.dense_mlp_params
+        if s.moe:
+            experts = s.moe.routed_experts + s.moe.shared_experts
+            mlp += self.moe_layers * (experts * self.expert_params + s.hidden * s.moe.routed_experts)
+        return self.layers * self.attention_params_per_layer + mlp + 2 * self.lm_head_params
+
+    @cached_property
+    def active_params(self) -> int:
+        """Parameters one token's forward pass multiplies by (embedding lookup excluded)."""
+        s = self.spec
+        mlp = (self.layers - self.moe_layers) * self.dense_mlp_params
+        if s.moe:
+            experts = s.moe.experts_per_token + s.moe.shared_experts
+            mlp += self.moe_layers * (experts * self.expert_params + s.hidden * s.moe.routed_experts)
+        return self.layers * self.attention_params_per_layer + mlp + self.lm_head_params
+
+    @property
+    def weight_bytes(self) -> float:
+        return self.total_params * self.weight_dtype_bytes
+
+    # ------------------------------------------------------------------ per-token costs
+
+    @property
+    def linear_flops_per_token(self) -> float:
+        """GEMM FLOPs of one token through every layer and the LM head."""
+        return 2.0 * self.active_params
+
+    @cached_property
+    def kv_bytes_per_token_per_layer(self) -> int:
+        s = self.spec
+        if s.attention == "mla":
+            return (s.mla.kv_lora_rank + s.mla.qk_rope_head_dim) * self.kv_dtype_bytes
+        return 2 * s.kv_heads * s.head_dim * self.kv_dtype_bytes
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """KV cache bytes one token occupies, all layers (Llama-3.1-8B bf16: 131,072)."""
+        return self.layers * self.kv_bytes_per_token_per_layer
+
+    def attention_flops_per_pair(self, decode: bool) -> float:
+        """FLOPs of one (query, key) pair in one layer: the QK^T dot product and the PV accumulation.
+
+        MLA prefill expands the latent into per-head keys and values; MLA decode uses the absorbed form
+        (queries projected into the 512-dim latent), which costs more per pair but reads only the latent.
+        """
+        s = self.spec
+        if s.attention == "mla":
+            m = s.mla
+            if decode:
+                return 2.0 * s.heads * (m.kv_lora_rank + m.qk_rope_head_dim) + 2.0 * s.heads * m.kv_lora_rank
+            return 2.0 * s.heads * (m.qk_nope_head_dim + m.qk_rope_head_dim) + 2.0 * s.heads * m.v_head_dim
+        return 4.0 * s.heads * s.head_dim
+
+    def decode_weight_bytes(self, batch_size: int) -> float:
+        """Weight bytes one decode step streams from HBM for ``batch_size`` sequences.
+
+        Every layer and the LM head are read once per step (the embedding table is only indexed). An MoE
+        layer reads only the experts the batch routes to: with uniform routing, B tokens choosing k of E
+        experts touch E * (1 - (1 - k/E)^B) distinct experts on average.
+        """
+        read = self.total_params - self.lm_head_params
+        if self.spec.moe:
+            moe = self.spec.moe
+            touched = moe.routed_experts * (1.0 - (1.0 - moe.experts_per_token / moe.routed_experts) ** batch_size)
+            read -= self.moe_layers * (moe.routed_experts - touched) * self.expert_params
+        return read * self.weight_dtype_bytes

@@ -1,0 +1,1 @@
+"""Metrics: per-request records, the run summary, and the results folder."""

@@ -1,0 +1,50 @@
+"""The results folder of one run, written atomically.
+
+Each file is written to a temporary name in the same folder and renamed into place, so an interrupted
+run never leaves a half-written file, and files of an earlier run stay whole until replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from simcxl import __version__
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dump_json(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
+def write_results(out_dir: Path, summary: dict, requests_csv: str, resolved: dict, wall_s: float) -> None:
+    """summary.json, requests.csv, config.resolved.yaml, run.json (the only file with wall-clock data)."""
+    import numpy
+    import pandas
+    import simpy
+
+    write_atomic(out_dir / "requests.csv", requests_csv)
+    write_atomic(out_dir / "config.resolved.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    write_atomic(out_dir / "run.json", dump_json({
+        "wall_s": wall_s,
+        "events_per_wall_s": summary["sim"]["events"] / wall_s if wall_s > 0 else None,
+        "simcxl": __version__, "python": platform.python_version(), "simpy": simpy.__version__,
+        "numpy": numpy.__version__, "pandas": pandas.__version__, "platform": platform.platform(),
+    }))
+    write_atomic(out_dir / "summary.json", dump_json(summary))

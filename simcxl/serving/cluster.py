@@ -1,0 +1,121 @@
+"""The cluster: builds the rack from a validated scenario, replays a workload through it, and runs SimPy.
+
+Prefill nodes come first, then decode nodes; each node holds ``gpus_per_node / tensor_parallel``
+instances of ``tensor_parallel`` consecutive GPUs. The cluster checks up front that the model and the
+largest request fit, so that a run can never wait forever on memory that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import simpy
+
+import simcxl.kvcache.rdma  # noqa: F401 - registers the 'rdma' manager
+from simcxl.config.loader import LoadedScenario
+from simcxl.fabric.network import Network
+from simcxl.fabric.topology import Topology
+from simcxl.hardware.gpu import GPUCompute
+from simcxl.hardware.model import LLM
+from simcxl.kvcache.base import KV_MANAGERS
+from simcxl.serving.decode import DecodeWorker
+from simcxl.serving.prefill import PrefillWorker
+from simcxl.serving.request import Request
+from simcxl.serving.router import Router
+
+GB = 1e9
+
+
+class CountingEnvironment(simpy.Environment):
+    """A SimPy environment that counts the events it processes: the simulator's unit of cost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events_processed = 0
+
+    def step(self) -> None:
+        self.events_processed += 1
+        super().step()
+
+
+class Cluster:
+    """Every entity of one run, wired together."""
+
+    def __init__(self, loaded: LoadedScenario):
+        scenario = loaded.scenario
+        self.scenario = scenario
+        self.env = CountingEnvironment()
+        self.llm = LLM(scenario.model)
+        self.compute = GPUCompute(scenario.gpu, self.llm, scenario.cluster.tensor_parallel)
+        self._check_weights_fit(loaded)
+        self.topology = Topology(scenario.cluster, scenario.fabric)
+        self.network = Network(self.env)
+        self.kv_manager = KV_MANAGERS[scenario.kv_manager.type](self)
+        cluster, tp = scenario.cluster, scenario.cluster.tensor_parallel
+        instances = [node[i:i + tp] for node in self.topology.nodes for i in range(0, cluster.gpus_per_node, tp)]
+        per_node = cluster.gpus_per_node // tp
+        prefill_instances = instances[:cluster.prefill_nodes * per_node]
+        decode_instances = instances[cluster.prefill_nodes * per_node:]
+        self.prefill = [PrefillWorker(self.env, i, self.compute, scenario.serving.prefill, gpus,
+                                      self.kv_manager.on_prefilled)
+                        for i, gpus in enumerate(prefill_instances)]
+        self.decode = [DecodeWorker(self.env, i, self.compute, scenario.serving.decode, gpus, self._on_finished)
+                       for i, gpus in enumerate(decode_instances)]
+        self.router = Router(scenario.serving.router, self.prefill, self.decode)
+        self.requests: list[Request] = []
+        self.completed = 0
+        self._all_done = self.env.event()
+        self._progress: Callable[[int], None] | None = None
+
+    # ------------------------------------------------------------------ feasibility
+
+    def _check_weights_fit(self, loaded: LoadedScenario) -> None:
+        compute = self.compute
+        if compute.kv_capacity_bytes <= 0:
+            usable = compute.gpu.hbm_capacity * compute.gpu.memory_utilization * compute.tp
+            raise loaded.error(
+                "gpu.hbm_capacity",
+                f"{self.llm.spec.name} weights ({self.llm.weight_bytes / GB:.1f} GB) do not fit in the usable HBM of "
+                f"one instance ({usable / GB:.1f} GB = {compute.tp} GPU(s) x {compute.gpu.hbm_capacity / GB:.0f} GB x "
+                f"memory_utilization {compute.gpu.memory_utilization}); raise cluster.tensor_parallel or pick a "
+                f"larger GPU")
+
+    def check_requests_fit(self, loaded: LoadedScenario, requests: list[Request]) -> None:
+        """Every request's KV (prompt + output) must fit in one instance after the weights."""
+        if not requests:
+            return
+        largest = max(requests, key=lambda r: r.total_tokens)
+        capacity = self.compute.kv_capacity_tokens
+        if largest.total_tokens > capacity:
+            raise loaded.error(
+                "gpu.hbm_capacity",
+                f"request {largest.id} needs KV for {largest.total_tokens} tokens "
+                f"({largest.total_tokens * self.llm.kv_bytes_per_token / GB:.1f} GB), but one instance has room for "
+                f"{capacity} tokens ({self.compute.kv_capacity_bytes / GB:.1f} GB after {self.llm.spec.name} weights); "
+                f"shorten workload lengths, raise cluster.tensor_parallel, or pick a larger GPU")
+
+    # ------------------------------------------------------------------ running
+
+    def _on_finished(self, request: Request) -> None:
+        self.completed += 1
+        if self._progress is not None:
+            self._progress(self.completed)
+        if self.completed == len(self.requests):
+            self._all_done.succeed()
+
+    def _arrivals(self):
+        env = self.env
+        for request in self.requests:
+            if request.arrival > env.now:
+                yield env.timeout(request.arrival - env.now)
+            self.router.pick_prefill(request).submit(request)
+
+    def run(self, requests: list[Request], progress: Callable[[int], None] | None = None) -> None:
+        """Replay ``requests`` until all finish or ``run.max_simulated_time`` passes."""
+        self.requests = requests
+        self._progress = progress
+        if not requests:
+            return
+        self.env.process(self._arrivals())
+        limit = self.env.timeout(self.scenario.run.max_simulated_time)
+        self.env.run(until=self.env.any_of([self._all_done, limit]))

@@ -1,0 +1,116 @@
+"""A decode worker: continuous batching with one SimPy event per iteration, not per token.
+
+Each iteration generates one token for every sequence in the batch. A sequence that joins at
+iteration j and must generate k tokens leaves after iteration j + k - 1, so the worker keeps the batch
+in a heap keyed by that iteration and does O(1) work per iteration plus O(log n) per join or leave.
+Token timestamps are the iteration end times, recorded once per iteration; per-request TBT is derived
+from them when the run ends.
+
+KV admission reserves a request's whole footprint (prompt + output tokens) up front, FCFS: a request
+that does not fit waits, and its wait is reported. Reserving up front means no preemption is needed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Callable
+
+import simpy
+
+from simcxl.config.schema import DecodeSpec
+from simcxl.fabric.topology import GPUPort
+from simcxl.hardware.gpu import GPUCompute
+from simcxl.serving.request import Request
+
+
+class DecodeWorker:
+    """One decode instance (``tensor_parallel`` GPUs)."""
+
+    def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: DecodeSpec,
+                 gpus: list[GPUPort], on_finished: Callable[[Request], None]):
+        self.env = env
+        self.on_finished = on_finished
+        self.index = index
+        self.compute = compute
+        self.spec = spec
+        self.gpus = gpus
+        self.kv_capacity_tokens = compute.kv_capacity_tokens
+        self.kv_reserved_tokens = 0
+        self._reservations: deque[tuple[Request, simpy.Event]] = deque()
+        self._ready: deque[Request] = deque()
+        self._batch: list[tuple[int, int, Request]] = []  # heap of (finish iteration, id, request)
+        self.context_tokens = 0
+        self.iteration = 0
+        self.iteration_ends: list[float] = []
+        self.busy_time = 0.0
+        self._wakeup: simpy.Event | None = None
+        env.process(self.run())
+
+    @property
+    def batch_size(self) -> int:
+        return len(self._batch)
+
+    @property
+    def free_kv_tokens(self) -> int:
+        """KV tokens not yet promised, less what queued reservations will take (the router's measure)."""
+        waiting = sum(r.total_tokens for r, _ in self._reservations)
+        return self.kv_capacity_tokens - self.kv_reserved_tokens - waiting
+
+    def reserve(self, request: Request) -> simpy.Event:
+        """An event that fires once the request's whole KV footprint is reserved here (FCFS)."""
+        event = self.env.event()
+        self._reservations.append((request, event))
+        self._grant()
+        return event
+
+    def enqueue(self, request: Request) -> None:
+        """The request's KV has landed: it joins the batch at the next iteration boundary."""
+        self._ready.append(request)
+        if self._wakeup is not None and not self._wakeup.triggered:
+            self._wakeup.succeed()
+
+    def _grant(self) -> None:
+        while self._reservations:
+            request, event = self._reservations[0]
+            if self.kv_reserved_tokens + request.total_tokens > self.kv_capacity_tokens:
+                return
+            self._reservations.popleft()
+            self.kv_reserved_tokens += request.total_tokens
+            event.succeed()
+
+    def _join(self) -> None:
+        while self._ready and len(self._batch) < self.spec.max_batch_size:
+            request = self._ready.popleft()
+            request.join_iteration = self.iteration
+            request.finish_iteration = self.iteration + request.output_tokens - 1
+            heapq.heappush(self._batch, (request.finish_iteration, request.id, request))
+            self.context_tokens += request.input_tokens
+
+    def _leave(self) -> None:
+        now = self.env.now
+        while self._batch and self._batch[0][0] < self.iteration:
+            request = heapq.heappop(self._batch)[2]
+            request.finish = now
+            self.context_tokens -= request.input_tokens + request.output_tokens
+            self.kv_reserved_tokens -= request.total_tokens
+            self.on_finished(request)
+        self._grant()
+
+    def run(self):
+        """SimPy process: one timeout per iteration of the whole batch."""
+        env = self.env
+        while True:
+            self._join()
+            if not self._batch:
+                self._wakeup = env.event()
+                yield self._wakeup
+                self._wakeup = None
+                continue
+            duration = self.compute.decode_step_time(len(self._batch), self.context_tokens)
+            yield env.timeout(duration)
+            self.busy_time += duration
+            self.iteration_ends.append(env.now)
+            self.iteration += 1
+            self.context_tokens += len(self._batch)
+            self._leave()

@@ -1,0 +1,100 @@
+"""A prefill worker: batches queued prompts by a token budget and runs one forward pass per batch.
+
+The prompt's KV stays in this worker's HBM until the KV manager has handed it to a decode worker
+(push-based transfer), so a slow hand-off throttles prefill admission: that back-pressure is real in
+Mooncake- and Dynamo-style deployments and is what pull-based transfer (KVDirect) removes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+import simpy
+
+from simcxl.config.schema import PrefillSpec
+from simcxl.fabric.topology import GPUPort
+from simcxl.hardware.gpu import GPUCompute
+from simcxl.serving.request import Request
+
+
+class PrefillWorker:
+    """One prefill instance (``tensor_parallel`` GPUs) with an FCFS queue."""
+
+    def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: PrefillSpec,
+                 gpus: list[GPUPort], on_prefilled: Callable[[Request, "PrefillWorker"], None]):
+        self.env = env
+        self.index = index
+        self.compute = compute
+        self.spec = spec
+        self.gpus = gpus
+        self.on_prefilled = on_prefilled
+        self.kv_capacity_tokens = compute.kv_capacity_tokens
+        self.kv_held_tokens = 0
+        self.queue: deque[Request] = deque()
+        self.queued_tokens = 0
+        self.running_tokens = 0
+        self.busy_time = 0.0
+        self.batches = 0
+        self._wakeup: simpy.Event | None = None
+        env.process(self.run())
+
+    @property
+    def load_tokens(self) -> int:
+        """Prompt tokens waiting or being prefilled here (the least-loaded router's measure)."""
+        return self.queued_tokens + self.running_tokens
+
+    def submit(self, request: Request) -> None:
+        request.prefill_instance = self.index
+        self.queue.append(request)
+        self.queued_tokens += request.input_tokens
+        self._wake()
+
+    def release(self, request: Request) -> None:
+        """The KV of ``request`` has left this GPU: its HBM is free again."""
+        self.kv_held_tokens -= request.input_tokens
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.triggered:
+            self._wakeup.succeed()
+
+    def _next_batch(self) -> list[Request]:
+        """FCFS up to the token and size budgets; a prompt longer than the budget runs alone."""
+        batch: list[Request] = []
+        tokens = 0
+        free = self.kv_capacity_tokens - self.kv_held_tokens
+        while self.queue and len(batch) < self.spec.max_batch_size:
+            head = self.queue[0]
+            if batch and tokens + head.input_tokens > self.spec.max_batch_tokens:
+                break
+            if tokens + head.input_tokens > free:
+                break
+            batch.append(self.queue.popleft())
+            tokens += head.input_tokens
+        return batch
+
+    def run(self):
+        """SimPy process: one timeout per batch."""
+        env = self.env
+        while True:
+            batch = self._next_batch()
+            if not batch:
+                self._wakeup = env.event()
+                yield self._wakeup
+                self._wakeup = None
+                continue
+            tokens = sum(r.input_tokens for r in batch)
+            self.queued_tokens -= tokens
+            self.running_tokens = tokens
+            self.kv_held_tokens += tokens
+            for request in batch:
+                request.prefill_start = env.now
+            duration = self.compute.prefill_time([r.input_tokens for r in batch])
+            yield env.timeout(duration)
+            self.busy_time += duration
+            self.batches += 1
+            self.running_tokens = 0
+            for request in batch:
+                request.prefill_end = env.now
+                self.on_prefilled(request, self)

@@ -1,0 +1,59 @@
+"""A request and its lifecycle timestamps.
+
+Lifecycle in a disaggregated cluster:
+arrival -> (queue) -> prefill_start -> prefill_end -> (wait for decode KV space) -> decode_admit
+-> kv_transfer_start -> kv_transfer_end -> first_token -> ... -> finish.
+TTFT is arrival -> first_token, where the first token is the one the decode worker streams after its
+first iteration (as in vLLM's and Dynamo's disaggregated serving), so it includes the KV transfer.
+"""
+
+from __future__ import annotations
+
+import math
+
+NOT_YET = math.nan
+
+
+class Request:
+    """One inference request: ``input_tokens`` of prompt, ``output_tokens`` to generate."""
+
+    __slots__ = ("id", "arrival", "input_tokens", "output_tokens", "block_hashes",
+                 "prefill_instance", "decode_instance", "prefill_start", "prefill_end",
+                 "decode_admit", "kv_transfer_start", "kv_transfer_end", "first_token", "finish",
+                 "kv_bytes", "join_iteration", "finish_iteration")
+
+    def __init__(self, request_id: int, arrival: float, input_tokens: int, output_tokens: int,
+                 block_hashes: tuple[int, ...] = ()):
+        if input_tokens < 1:
+            raise ValueError(f"request {request_id}: input_tokens must be >= 1, got {input_tokens}")
+        if output_tokens < 1:
+            raise ValueError(f"request {request_id}: output_tokens must be >= 1, got {output_tokens}")
+        self.id = request_id
+        self.arrival = arrival
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.block_hashes = block_hashes
+        self.prefill_instance = -1
+        self.decode_instance = -1
+        self.prefill_start = NOT_YET
+        self.prefill_end = NOT_YET
+        self.decode_admit = NOT_YET
+        self.kv_transfer_start = NOT_YET
+        self.kv_transfer_end = NOT_YET
+        self.first_token = NOT_YET
+        self.finish = NOT_YET
+        self.kv_bytes = 0.0
+        self.join_iteration = -1
+        self.finish_iteration = -1
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens of KV the request holds when it finishes: prompt plus generated."""
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def finished(self) -> bool:
+        return not math.isnan(self.finish)
+
+    def __repr__(self) -> str:
+        return f"Request({self.id}, in={self.input_tokens}, out={self.output_tokens}, t={self.arrival:.6f})"

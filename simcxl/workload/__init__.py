@@ -1,0 +1,1 @@
+"""Workloads: the requests a run replays, from synthetic generators or real traces."""
