@@ -1,7 +1,8 @@
 """Loading a scenario: YAML files with ``include:``, command-line ``--set`` overrides, validation.
 
 A scenario file may list profiles to include (paths relative to the including file); they are merged
-in order, then the file's own keys, then ``--set key.path=value`` overrides. We remember which file set
+in order, then the file's own keys, then ``--set key.path=value`` overrides. Mappings merge key by key,
+except that one naming a different ``type`` or ``dist`` replaces the old mapping whole. We remember which file set
 each key, so that an error names the file the user must edit, not just the key.
 """
 
@@ -55,29 +56,39 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _merge(base: dict, update: dict, source: str, provenance: dict[KeyPath, str], prefix: KeyPath = ()) -> None:
-    """Deep-merge ``update`` into ``base`` in place, recording ``source`` for every key it sets."""
+def _merge(base: dict, update: dict, provenance: dict[KeyPath, str], sources: dict[KeyPath, str],
+           prefix: KeyPath = ()) -> None:
+    """Deep-merge ``update`` into ``base`` in place; ``sources`` says which file set each key of ``update``."""
     for key, value in update.items():
         path = prefix + (str(key),)
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            provenance.setdefault(path, source)
-            _merge(base[key], value, source, provenance, path)
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and not _changes_kind(base[key], value):
+            provenance.setdefault(path, sources[path])
+            _merge(base[key], value, provenance, sources, path)
         else:
             base[key] = copy.deepcopy(value)
             for stale in [p for p in provenance if p[: len(path)] == path]:
                 del provenance[stale]
-            _record(value, source, provenance, path)
+            provenance.update((p, src) for p, src in sources.items() if p[: len(path)] == path)
 
 
-def _record(value: Any, source: str, provenance: dict[KeyPath, str], path: KeyPath) -> None:
-    provenance[path] = source
-    if isinstance(value, dict):
-        for key, child in value.items():
-            _record(child, source, provenance, path + (str(key),))
+def _changes_kind(old: dict, new: dict) -> bool:
+    """A mapping that names another ``type`` or ``dist`` replaces the old one instead of merging into it."""
+    return any(tag in new and tag in old and new[tag] != old[tag] for tag in ("type", "dist"))
 
 
-def _load_with_includes(path: Path, provenance: dict[KeyPath, str], stack: tuple[Path, ...]) -> dict:
-    path = path.resolve() if path.is_absolute() else path
+def _all_from(value: dict, source: str, prefix: KeyPath = ()) -> dict[KeyPath, str]:
+    """Every key path in ``value``, attributed to ``source``."""
+    sources: dict[KeyPath, str] = {}
+    for key, child in value.items():
+        path = prefix + (str(key),)
+        sources[path] = source
+        if isinstance(child, dict):
+            sources.update(_all_from(child, source, path))
+    return sources
+
+
+def _load_with_includes(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict[KeyPath, str]]:
+    """A file merged over its includes, and which file set each key."""
     if path.resolve() in {p.resolve() for p in stack}:
         chain = " -> ".join(str(p) for p in stack + (path,))
         raise ConfigError(f"{path}: include cycle: {chain}")
@@ -88,13 +99,15 @@ def _load_with_includes(path: Path, provenance: dict[KeyPath, str], stack: tuple
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         raise ConfigError(f"{path}: include: expected a file path or a list of file paths")
     merged: dict[str, Any] = {}
+    provenance: dict[KeyPath, str] = {}
     for include in includes:
         target = path.parent / include
         if not target.is_file():
             raise ConfigError(f"{path}: include: file not found: {target}")
-        _merge(merged, _load_with_includes(target, provenance, stack + (path,)), str(target), provenance)
-    _merge(merged, data, str(path), provenance)
-    return merged
+        included, sources = _load_with_includes(target, stack + (path,))
+        _merge(merged, included, provenance, sources)
+    _merge(merged, data, provenance, _all_from(data, str(path)))
+    return merged, provenance
 
 
 def parse_override(text: str) -> tuple[KeyPath, Any]:
@@ -133,14 +146,13 @@ class LoadedScenario:
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoadedScenario:
     """Read, merge and validate a scenario; raise ConfigError with file and key path on any problem."""
     path = Path(path)
-    provenance: dict[KeyPath, str] = {}
-    merged = _load_with_includes(path, provenance, ())
+    merged, provenance = _load_with_includes(path, ())
     for text in overrides:
         key_path, value = parse_override(text)
         patch: dict[str, Any] = value
         for key in reversed(key_path):
             patch = {key: patch}
-        _merge(merged, patch, f"--set {text}", provenance)
+        _merge(merged, patch, provenance, _all_from(patch, f"--set {text}"))
     try:
         scenario = Scenario.model_validate(merged)
     except ValidationError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from simcxl.config.units import parse_bandwidth, parse_duration, parse_flop_rate, parse_size
 
@@ -98,12 +98,12 @@ class MoESpec(Section):
     expert_intermediate: PositiveInt
     dense_layers: Annotated[int, Field(ge=0)] = 0
 
-    @model_validator(mode="after")
-    def _topk_within_experts(self) -> "MoESpec":
-        if self.experts_per_token > self.routed_experts:
-            raise ValueError(f"experts_per_token ({self.experts_per_token}) exceeds routed_experts "
-                             f"({self.routed_experts})")
-        return self
+    @field_validator("experts_per_token")
+    @classmethod
+    def _topk_within_experts(cls, value: int, info: ValidationInfo) -> int:
+        if value > info.data.get("routed_experts", value):
+            raise ValueError(f"experts_per_token ({value}) exceeds routed_experts ({info.data['routed_experts']})")
+        return value
 
 
 class ModelSpec(Section):
@@ -144,12 +144,13 @@ class ClusterSpec(Section):
     tensor_parallel: PositiveInt = 1
     nics_per_node: PositiveInt = 1
 
-    @model_validator(mode="after")
-    def _tp_divides_node(self) -> "ClusterSpec":
-        if self.gpus_per_node % self.tensor_parallel:
-            raise ValueError(f"tensor_parallel ({self.tensor_parallel}) must divide gpus_per_node "
-                             f"({self.gpus_per_node})")
-        return self
+    @field_validator("tensor_parallel")
+    @classmethod
+    def _tp_divides_node(cls, value: int, info: ValidationInfo) -> int:
+        gpus = info.data.get("gpus_per_node", value)
+        if gpus % value:
+            raise ValueError(f"tensor_parallel ({value}) must divide gpus_per_node ({gpus})")
+        return value
 
 
 class PrefillSpec(Section):
@@ -190,11 +191,12 @@ class UniformLength(Section):
     min: PositiveInt
     max: PositiveInt
 
-    @model_validator(mode="after")
-    def _ordered(self) -> "UniformLength":
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) exceeds max ({self.max})")
-        return self
+    @field_validator("max")
+    @classmethod
+    def _ordered(cls, value: int, info: ValidationInfo) -> int:
+        if value < info.data.get("min", value):
+            raise ValueError(f"min ({info.data['min']}) exceeds max ({value})")
+        return value
 
     @property
     def upper_bound(self) -> int:

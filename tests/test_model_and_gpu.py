@@ -1,0 +1,112 @@
+"""Model sizes against hand-computed values, and the roofline at its corners."""
+
+from __future__ import annotations
+
+import pytest
+
+from simcxl.config.loader import read_yaml
+from simcxl.config.schema import GPUSpec, ModelSpec
+from simcxl.hardware.gpu import GPUCompute
+from simcxl.hardware.model import LLM
+
+from .conftest import CONFIGS
+
+
+def llm(name: str) -> LLM:
+    return LLM(ModelSpec.model_validate(read_yaml(CONFIGS / "models" / f"{name}.yaml")["model"]))
+
+
+@pytest.mark.parametrize("name, kv_bytes", [
+    ("llama-3.1-8b", 2 * 32 * 8 * 128 * 2),     # K and V x layers x KV heads x head dim x bf16
+    ("llama-3.1-70b", 2 * 80 * 8 * 128 * 2),
+    ("qwen2.5-32b", 2 * 64 * 8 * 128 * 2),
+    ("deepseek-v3", 61 * (512 + 64) * 2),         # MLA: one latent + rope key per layer, bf16
+])
+def test_kv_bytes_per_token(name, kv_bytes):
+    assert llm(name).kv_bytes_per_token == kv_bytes
+    if name == "llama-3.1-8b":
+        assert kv_bytes == 131_072
+
+
+def test_llama_8b_flops_and_parameters_by_hand():
+    model = llm("llama-3.1-8b")
+    attention = 2 * 4096 * 4096 + 2 * 4096 * 1024      # q, o + k, v projections
+    mlp = 3 * 4096 * 14336
+    head = 4096 * 128256
+    assert model.active_params == 32 * (attention + mlp) + head
+    assert model.linear_flops_per_token == 2 * (32 * (attention + mlp) + head)
+    assert model.total_params == pytest.approx(8.03e9, rel=0.001)
+    assert model.attention_flops_per_pair(decode=True) == 4 * 32 * 128
+
+
+def test_deepseek_v3_total_and_activated_parameters_match_the_report():
+    model = llm("deepseek-v3")
+    assert model.total_params == pytest.approx(671e9, rel=0.01)
+    assert model.active_params == pytest.approx(37e9, rel=0.03)
+    assert model.weight_bytes == model.total_params  # FP8: one byte per weight
+
+
+def test_moe_decode_reads_only_the_experts_the_batch_touches():
+    model = llm("deepseek-v3")
+    per_expert = 3 * 7168 * 2048
+    moe_layers = 61 - 3
+    # one token: 8 routed experts per MoE layer; 248 untouched
+    assert model.decode_weight_bytes(1) == pytest.approx(
+        model.total_params - model.lm_head_params - moe_layers * 248 * per_expert)
+    assert model.decode_weight_bytes(1) < model.decode_weight_bytes(32) < model.decode_weight_bytes(4096)
+    assert model.decode_weight_bytes(4096) == pytest.approx(model.total_params - model.lm_head_params, rel=1e-6)
+    dense = llm("llama-3.1-8b")
+    assert dense.decode_weight_bytes(1) == dense.decode_weight_bytes(256) == (dense.total_params - dense.lm_head_params) * 2
+
+
+def gpu(**overrides) -> GPUSpec:
+    values = dict(name="round", peak_flops="1000 TFLOP/s", hbm_bandwidth="2 TB/s", hbm_capacity="80 GB",
+                  memory_utilization=1.0, compute_efficiency=0.5, attention_efficiency=0.25, memory_efficiency=0.5,
+                  layer_overhead="0 s", nvlink_bandwidth="400 GB/s", nvlink_latency="0 s")
+    values.update(overrides)
+    return GPUSpec.model_validate(values)
+
+
+def test_decode_linear_roofline_corner():
+    """At the ridge point B* = rate / (bandwidth x 2 FLOPs / weight byte), compute and memory times meet."""
+    model = llm("llama-3.1-8b")
+    compute = GPUCompute(gpu(), model)
+    flop_rate, byte_rate = 500e12, 1e12
+    weights = model.decode_weight_bytes(1)
+    memory_time = weights / byte_rate
+    ridge = memory_time * flop_rate / model.linear_flops_per_token    # batch where GEMM time == memory time
+    below, above = int(ridge) - 5, int(ridge) + 5
+    assert compute.decode_step_time(below, 0) == pytest.approx(memory_time)          # memory-bound plateau
+    assert compute.decode_step_time(above, 0) == pytest.approx(above * model.linear_flops_per_token / flop_rate)
+    assert compute.decode_step_time(above, 0) > memory_time
+
+
+def test_decode_attention_reads_the_kv_of_every_context_token():
+    model = llm("llama-3.1-8b")
+    compute = GPUCompute(gpu(), model)
+    context = 100_000
+    base = compute.decode_step_time(1, 0)
+    assert compute.decode_step_time(1, context) - base == pytest.approx(context * 131_072 / 1e12)
+
+
+def test_prefill_is_compute_bound_and_quadratic_in_the_prompt():
+    model = llm("llama-3.1-8b")
+    compute = GPUCompute(gpu(layer_overhead="10 us"), model)
+    n = 8192
+    linear = n * model.linear_flops_per_token / 500e12
+    pairs = n * (n + 1) / 2
+    attention = pairs * 4 * 32 * 128 * 32 / 250e12
+    assert compute.prefill_time([n]) == pytest.approx(linear + attention + 32 * 10e-6)
+    # a cached prefix is attended to but not recomputed
+    assert compute.prefill_time([1024], [7168]) < compute.prefill_time([8192]) / 4
+
+
+def test_tensor_parallel_splits_work_and_adds_two_ring_allreduces_per_layer():
+    model = llm("llama-3.1-70b")
+    one, four = GPUCompute(gpu(), model, 1), GPUCompute(gpu(nvlink_latency="2 us"), model, 4)
+    tokens = 4096
+    ring = 2 * 3 / 4 * tokens * 8192 * 2 / 400e9
+    assert four.allreduce_time(tokens) == pytest.approx(80 * 2 * (ring + 2e-6))
+    assert four.prefill_time([tokens]) == pytest.approx(one.prefill_time([tokens]) / 4 + four.allreduce_time(tokens))
+    assert one.kv_capacity_bytes == pytest.approx(80e9 - model.weight_bytes)
+    assert four.kv_capacity_bytes == pytest.approx(4 * 80e9 - model.weight_bytes)

@@ -1,0 +1,108 @@
+"""Max-min fair flows against closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import simpy
+
+from simcxl.fabric.network import Link, Network
+
+GB = 1e9
+
+
+def finish_times(env: simpy.Environment, events: list[simpy.Event]) -> list[float]:
+    times = [math.nan] * len(events)
+    for i, event in enumerate(events):
+        event.callbacks.append(lambda _e, i=i: times.__setitem__(i, env.now))
+    env.run()
+    return times
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 100])
+def test_n_equal_flows_share_a_link_equally(n):
+    env = simpy.Environment()
+    net = Network(env)
+    link = Link("l", "test", 10 * GB)
+    times = finish_times(env, [net.transfer([link], 1 * GB) for _ in range(n)])
+    assert times == pytest.approx([n * 0.1] * n)  # each gets 1/n of 10 GB/s
+    assert link.bytes_carried == pytest.approx(n * GB)  # bytes conserved
+    assert net.active_flows == 0 and net.completed_flows == n
+
+
+def test_short_flow_leaves_its_share_to_the_long_one():
+    env = simpy.Environment()
+    net = Network(env)
+    link = Link("l", "test", 10 * GB)
+    small, big = net.transfer([link], 1 * GB), net.transfer([link], 3 * GB)
+    # both at 5 GB/s until the small one ends at 0.2 s; the big one then has 2 GB left at 10 GB/s
+    assert finish_times(env, [small, big]) == pytest.approx([0.2, 0.4])
+
+
+def test_flow_bottlenecked_elsewhere_leaves_unused_share_to_the_others():
+    env = simpy.Environment()
+    net = Network(env)
+    shared = Link("shared", "test", 10 * GB)
+    narrow = Link("narrow", "test", 2 * GB)
+    slow = net.transfer([narrow, shared], 2 * GB)      # limited to 2 GB/s by its own narrow link
+    fast = net.transfer([shared], 8 * GB)               # gets the remaining 8 GB/s, not 5
+    assert finish_times(env, [slow, fast]) == pytest.approx([1.0, 1.0])
+
+
+def test_max_min_on_a_parking_lot():
+    """Classic parking lot: flow A crosses links 1 and 2, B uses 1, C uses 2 (all 1 GB/s): everyone 0.5 GB/s."""
+    env = simpy.Environment()
+    net = Network(env)
+    l1, l2 = Link("1", "t", 1 * GB), Link("2", "t", 1 * GB)
+    a, b, c = net.transfer([l1, l2], 1 * GB), net.transfer([l1], 1 * GB), net.transfer([l2], 1 * GB)
+    assert finish_times(env, [a, b, c]) == pytest.approx([2.0, 2.0, 2.0])
+
+
+def test_latency_and_overhead_precede_the_bytes():
+    env = simpy.Environment()
+    net = Network(env)
+    path = [Link("a", "t", 10 * GB, latency=1e-6), Link("b", "t", 5 * GB, latency=2e-6)]
+    done = net.transfer(path, 5 * GB, overhead=4e-6)
+    assert finish_times(env, [done]) == pytest.approx([7e-6 + 1.0])
+
+
+def test_requester_rate_cap_and_zero_byte_transfer():
+    env = simpy.Environment()
+    net = Network(env)
+    link = Link("l", "t", 10 * GB)
+    capped = net.transfer([link], 1 * GB, max_rate=1 * GB)   # e.g. limited outstanding loads
+    other = net.transfer([link], 9 * GB)                     # takes the 9 GB/s left over
+    empty = net.transfer([link], 0, overhead=3e-6)
+    assert finish_times(env, [capped, other, empty]) == pytest.approx([1.0, 1.0, 3e-6])
+
+
+def test_flow_arriving_midway_slows_the_first():
+    env = simpy.Environment()
+    net = Network(env)
+    link = Link("l", "t", 10 * GB)
+    first = net.transfer([link], 10 * GB)
+    events = {}
+
+    def later():
+        yield env.timeout(0.5)
+        events["second"] = net.transfer([link], 2.5 * GB)
+
+    env.process(later())
+    times = {}
+    first.callbacks.append(lambda _e: times.__setitem__("first", env.now))
+    env.run(until=0.6)
+    events["second"].callbacks.append(lambda _e: times.__setitem__("second", env.now))
+    env.run()
+    # 5 GB by 0.5 s; then 5 GB/s each: the second ends at 1.0 s, the first has 2.5 GB left -> 1.25 s
+    assert times == pytest.approx({"second": 1.0, "first": 1.25})
+
+
+def test_rejects_bad_links_and_transfers():
+    with pytest.raises(ValueError, match="capacity must be > 0"):
+        Link("x", "t", 0)
+    with pytest.raises(ValueError, match="latency must be >= 0"):
+        Link("x", "t", 1, latency=-1)
+    net = Network(simpy.Environment())
+    with pytest.raises(ValueError, match="transfer size"):
+        net.transfer([], -1)
