@@ -27,7 +27,7 @@ def test_n_equal_flows_share_a_link_equally(n):
     link = Link("l", "test", 10 * GB)
     times = finish_times(env, [net.transfer([link], 1 * GB) for _ in range(n)])
     assert times == pytest.approx([n * 0.1] * n)  # each gets 1/n of 10 GB/s
-    assert link.bytes_carried == pytest.approx(n * GB)  # bytes conserved
+    assert link.carried == pytest.approx(n * GB)  # bytes conserved
     assert net.active_flows == 0 and net.completed_flows == n
 
 

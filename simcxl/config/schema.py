@@ -11,12 +11,13 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from simcxl.config.units import parse_bandwidth, parse_duration, parse_flop_rate, parse_size
+from simcxl.config.units import parse_bandwidth, parse_duration, parse_flop_rate, parse_message_rate, parse_size
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 Bytes = Annotated[float, BeforeValidator(parse_size), Field(gt=0)]
 BytesPerSecond = Annotated[float, BeforeValidator(parse_bandwidth), Field(gt=0)]
 FlopsPerSecond = Annotated[float, BeforeValidator(parse_flop_rate), Field(gt=0)]
+MessagesPerSecond = Annotated[float, BeforeValidator(parse_message_rate), Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -48,11 +49,12 @@ class GPUSpec(Section):
 
 
 class PCIeSpec(Section):
-    """The PCIe link between a GPU and its host / NIC / CXL switch (per direction)."""
+    """The PCIe link between a GPU and its host, NIC and CXL root port (per direction)."""
 
     bandwidth: BytesPerSecond
     latency: Seconds
     dma_setup: Seconds
+    min_copy_time: Seconds = 0.0
 
 
 class NICSpec(Section):
@@ -62,6 +64,9 @@ class NICSpec(Section):
     efficiency: Fraction
     latency: Seconds
     per_transfer_overhead: Seconds
+    message_rate: MessagesPerSecond
+    outstanding_reads: PositiveInt = 64
+    gpudirect: bool = True
 
 
 class SwitchSpec(Section):
@@ -70,10 +75,44 @@ class SwitchSpec(Section):
     latency: Seconds
 
 
+class HostDRAMSpec(Section):
+    """Host DRAM of one node, reached by GPUs over PCIe (a KV-cache tier)."""
+
+    bandwidth: BytesPerSecond
+    capacity: Bytes
+    load_latency: Seconds
+
+
+class CXLSpec(Section):
+    """A CXL 2.0 switch with Type-3 memory devices behind it, shared by every node of the rack.
+
+    Loads from a host pay ``device_latency`` (load-to-use of a directly attached device) plus
+    ``switch_latency`` each way per switch hop; loads from a GPU also cross its PCIe link both ways.
+    """
+
+    device_latency: Seconds
+    switch_latency: Seconds
+    switch_hops: Annotated[int, Field(ge=0)] = 1
+    host_port_bandwidth: BytesPerSecond
+    host_ports_per_node: PositiveInt = 1
+    devices: PositiveInt
+    device_capacity: Bytes
+    device_link_bandwidth: BytesPerSecond
+    link_efficiency: Fraction
+    device_media_bandwidth: BytesPerSecond
+    interleave: bool = True
+    gpu_outstanding_loads: PositiveInt
+    cpu_outstanding_loads: PositiveInt
+    line_bytes: PositiveInt = 64
+    lock_round_trips: PositiveInt = 2
+
+
 class FabricSpec(Section):
     pcie: PCIeSpec
     nic: NICSpec
     tor: SwitchSpec
+    host_dram: HostDRAMSpec | None = None
+    cxl: CXLSpec | None = None
 
 
 # --------------------------------------------------------------------------- model

@@ -33,6 +33,7 @@ BANDWIDTH_UNITS.update({f"{p}b/s": scale / 8 for p, scale in _SI.items() if p no
 BANDWIDTH_UNITS.update({f"{p}bps": scale / 8 for p, scale in _SI.items() if p not in ("", "K")})
 FLOP_RATE_UNITS = {f"{p}FLOP/s": scale for p, scale in _SI.items() if p not in ("K",)}
 FLOP_RATE_UNITS.update({f"{p}FLOPS": scale for p, scale in _SI.items() if p not in ("", "K")})
+MESSAGE_RATE_UNITS = {f"{p}msg/s": scale for p, scale in _SI.items() if p not in ("K",)}
 
 
 def _parse(value: object, units: dict[str, float], kind: str, example: str) -> float:
@@ -70,3 +71,8 @@ def parse_bandwidth(value: object) -> float:
 def parse_flop_rate(value: object) -> float:
     """'989 TFLOP/s' -> FLOP/s."""
     return _parse(value, FLOP_RATE_UNITS, "compute rate", "989 TFLOP/s")
+
+
+def parse_message_rate(value: object) -> float:
+    """'200 Mmsg/s' -> messages per second."""
+    return _parse(value, MESSAGE_RATE_UNITS, "message rate", "200 Mmsg/s")

@@ -22,9 +22,14 @@ _SAME_INSTANT = 1e-12
 
 
 class Link:
-    """One direction of a physical link: a capacity in bytes/s and a propagation + forwarding latency."""
+    """One direction of a physical link: a capacity and a propagation + forwarding latency.
 
-    __slots__ = ("name", "kind", "capacity", "latency", "flows", "bytes_carried")
+    Capacity is in bytes/s for data links. A link may also stand for another finite resource that flows
+    consume in proportion to their bytes, such as a NIC's message rate (capacity in messages/s, each
+    flow weighing 1/message size per byte): ``carried`` counts in the link's own unit.
+    """
+
+    __slots__ = ("name", "kind", "capacity", "latency", "flows", "carried")
 
     def __init__(self, name: str, kind: str, capacity: float, latency: float = 0.0):
         if not capacity > 0:
@@ -36,7 +41,7 @@ class Link:
         self.capacity = float(capacity)
         self.latency = float(latency)
         self.flows: dict[Flow, None] = {}  # insertion-ordered set: iteration order is deterministic
-        self.bytes_carried = 0.0
+        self.carried = 0.0
 
     def __repr__(self) -> str:
         return f"Link({self.name!r}, {self.capacity / 1e9:.3g} GB/s)"
@@ -45,10 +50,12 @@ class Link:
 class Flow:
     """Bytes in flight over a path; ``rate`` is its current max-min fair share."""
 
-    __slots__ = ("links", "size", "remaining", "rate", "max_rate", "updated", "version", "seq", "done")
+    __slots__ = ("links", "weights", "size", "remaining", "rate", "max_rate", "updated", "version", "seq", "done")
 
-    def __init__(self, links: tuple[Link, ...], size: float, max_rate: float, seq: int, done: simpy.Event):
+    def __init__(self, links: tuple[Link, ...], weights: tuple[float, ...], size: float, max_rate: float, seq: int,
+                 done: simpy.Event):
         self.links = links
+        self.weights = weights
         self.size = size
         self.remaining = size
         self.rate = 0.0
@@ -77,11 +84,14 @@ class Network:
         self.completed_flows = 0
 
     def transfer(self, links: Sequence[Link], nbytes: float, overhead: float = 0.0,
-                 max_rate: float = math.inf) -> simpy.Event:
+                 max_rate: float = math.inf, latency: float | None = None,
+                 weights: Sequence[float] | None = None) -> simpy.Event:
         """Move ``nbytes`` over ``links``; the returned event fires when the last byte has arrived.
 
-        The flow takes the path's latency plus ``overhead`` before its bytes start to move, then at most
-        ``max_rate`` bytes/s (a limit of the requester itself, e.g. outstanding cache-line loads).
+        The flow waits ``latency`` (default: the sum of its links' latencies) plus ``overhead`` before
+        its bytes start to move, then moves at most ``max_rate`` bytes/s (a limit of the requester
+        itself, e.g. its outstanding loads). ``weights[i]`` is how much of link i one byte consumes
+        (default 1).
         """
         if not nbytes >= 0:
             raise ValueError(f"transfer size must be >= 0 bytes, got {nbytes!r}")
@@ -90,8 +100,10 @@ class Network:
         if not max_rate > 0:
             raise ValueError(f"transfer max_rate must be > 0 bytes/s, got {max_rate!r}")
         done = self.env.event()
-        flow = Flow(tuple(links), float(nbytes), max_rate, next(self._seq), done)
-        delay = path_latency(flow.links) + overhead
+        links = tuple(links)
+        flow = Flow(links, tuple(weights) if weights is not None else (1.0,) * len(links), float(nbytes), max_rate,
+                    next(self._seq), done)
+        delay = (path_latency(links) if latency is None else latency) + overhead
         if nbytes == 0 or (not flow.links and max_rate == math.inf):
             self.env.timeout(delay).callbacks.append(lambda _: self._finish(flow))
         elif delay > 0:
@@ -116,8 +128,8 @@ class Network:
         self._request_recompute()
 
     def _finish(self, flow: Flow) -> None:
-        for link in flow.links:
-            link.bytes_carried += flow.size
+        for link, weight in zip(flow.links, flow.weights):
+            link.carried += flow.size * weight
         self.completed_flows += 1
         flow.done.succeed(flow.size)
 
@@ -198,18 +210,42 @@ def allocate_max_min(flows: list[Flow], links: list[Link]) -> None:
     ``flows`` and ``flows`` every flow of ``links`` (a connected component).
     """
     capacity = {link: link.capacity for link in links}
-    unfrozen_on = {link: len(link.flows) for link in links}
+    unfrozen_weight = dict.fromkeys(links, 0.0)
+    for flow in flows:
+        for link, weight in zip(flow.links, flow.weights):
+            unfrozen_weight[link] += weight
     unfrozen = dict.fromkeys(flows)
     while unfrozen:
         share, bottleneck = math.inf, None
-        for link, n in unfrozen_on.items():
-            if n and capacity[link] / n < share:
-                share, bottleneck = capacity[link] / n, link
+        for link, weight in unfrozen_weight.items():
+            if weight > 0 and capacity[link] / weight < share:
+                share, bottleneck = capacity[link] / weight, link
         capped = [flow for flow in unfrozen if flow.max_rate <= share]
         frozen = capped or [flow for flow in bottleneck.flows if flow in unfrozen]
         for flow in frozen:
             flow.rate = flow.max_rate if capped else share
             del unfrozen[flow]
-            for link in flow.links:
-                capacity[link] = max(0.0, capacity[link] - flow.rate)
-                unfrozen_on[link] -= 1
+            for link, weight in zip(flow.links, flow.weights):
+                capacity[link] = max(0.0, capacity[link] - flow.rate * weight)
+                unfrozen_weight[link] -= weight
+
+
+def fetch(network: Network, links: Sequence[Link], requests: int, request_bytes: float, round_trip: float,
+          outstanding: int, overhead: float = 0.0, weights: Sequence[float] | None = None) -> simpy.Event:
+    """Request-response reads: ``requests`` reads of ``request_bytes``, at most ``outstanding`` in flight.
+
+    The first wave of up to ``outstanding`` requests (at most a bandwidth-delay product of bytes)
+    returns after one ``round_trip``; after that the
+    requester completes ``outstanding`` requests per round trip unless the links' fair share is lower:
+    time ~ round_trip + max(0, requests - outstanding) x request_bytes / min(fair rate,
+    outstanding x request_bytes / round_trip). This is both a CXL cache-line load stream (requests are
+    lines, outstanding is memory-level parallelism) and an RDMA READ stream (requests are messages,
+    outstanding is the queue pairs' read credits).
+    """
+    weights = tuple(weights) if weights is not None else (1.0,) * len(links)
+    bandwidth_delay = round_trip * min((link.capacity / w for link, w in zip(links, weights)), default=math.inf)
+    first_wave = min(min(requests, outstanding) * request_bytes, bandwidth_delay)
+    for link, weight in zip(links, weights):
+        link.carried += first_wave * weight
+    return network.transfer(links, (requests * request_bytes) - first_wave, overhead=overhead,
+                            max_rate=outstanding * request_bytes / round_trip, latency=round_trip, weights=weights)

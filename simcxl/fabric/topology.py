@@ -1,61 +1,100 @@
-"""The rack built from the cluster profile: GPUs with PCIe links, RDMA NICs, and a top-of-rack switch.
+"""The rack built from the fabric profile: GPUs on PCIe, RDMA NICs on a ToR switch, host DRAM, and an
+optional CXL switch with memory devices shared by every node.
 
 Every physical link is full duplex, so it is two :class:`Link` objects, one per direction. The ToR
-switch is non-blocking (its ports are the NIC links), so it adds only its forwarding latency.
+switch is non-blocking (its ports are the NIC links) and adds only its forwarding latency. A NIC also
+has a message engine (a link whose capacity is messages/s) that every RDMA operation through it uses.
+A CXL memory device has its switch-port link each way and its media, which reads and writes share.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simcxl.config.schema import ClusterSpec, FabricSpec
+from simcxl.config.schema import FabricSpec
 from simcxl.fabric.network import Link
 
 
 @dataclass(frozen=True)
+class NIC:
+    tx: Link
+    rx: Link
+    messages: Link
+
+
+@dataclass(frozen=True)
 class GPUPort:
-    """A GPU's attachment to the fabric: its PCIe link each way and the NIC it sends and receives on."""
+    """A GPU's attachment to the fabric: its PCIe link each way, its NIC, its node's DRAM and CXL port."""
 
     name: str
+    node: int
     pcie_out: Link
     pcie_in: Link
-    nic_out: Link
-    nic_in: Link
+    nic: NIC
+    dram: Link | None
+    cxl_out: Link | None
+    cxl_in: Link | None
+
+
+@dataclass(frozen=True)
+class CXLDevice:
+    """A Type-3 memory device behind the CXL switch."""
+
+    name: str
+    link_in: Link
+    link_out: Link
+    media: Link
 
 
 class Topology:
-    """Nodes x GPUs, one PCIe link per GPU, ``nics_per_node`` NICs per node (GPU g uses NIC g mod n)."""
+    """``nodes`` x ``gpus_per_node`` GPUs; GPU g of a node uses NIC g mod n and CXL host port g mod m."""
 
-    def __init__(self, cluster: ClusterSpec, fabric: FabricSpec):
+    def __init__(self, fabric: FabricSpec, nodes: int, gpus_per_node: int, nics_per_node: int = 1):
+        for name, value in (("nodes", nodes), ("gpus_per_node", gpus_per_node), ("nics_per_node", nics_per_node)):
+            if value < 1:
+                raise ValueError(f"topology: {name} must be >= 1, got {value}")
         self.fabric = fabric
         self.links: list[Link] = []
         self.nodes: list[list[GPUPort]] = []
-        nic = fabric.nic
-        for node in range(cluster.prefill_nodes + cluster.decode_nodes):
-            nics = [(self._link(f"node{node}.nic{i}.tx", "nic", nic.line_rate * nic.efficiency, nic.latency),
-                     self._link(f"node{node}.nic{i}.rx", "nic", nic.line_rate * nic.efficiency, nic.latency))
-                    for i in range(cluster.nics_per_node)]
+        cxl = fabric.cxl
+        self.cxl_devices = [self._cxl_device(i) for i in range(cxl.devices)] if cxl else []
+        for node in range(nodes):
+            nics = [self._nic(f"node{node}.nic{i}") for i in range(nics_per_node)]
+            dram = self._link(f"node{node}.dram", "dram", fabric.host_dram.bandwidth) if fabric.host_dram else None
+            ports = [(self._link(f"node{node}.cxl{i}.out", "cxl_port", cxl.host_port_bandwidth * cxl.link_efficiency),
+                      self._link(f"node{node}.cxl{i}.in", "cxl_port", cxl.host_port_bandwidth * cxl.link_efficiency))
+                     for i in range(cxl.host_ports_per_node)] if cxl else [(None, None)]
             gpus = []
-            for g in range(cluster.gpus_per_node):
+            for g in range(gpus_per_node):
                 name = f"node{node}.gpu{g}"
-                nic_out, nic_in = nics[g % cluster.nics_per_node]
+                cxl_out, cxl_in = ports[g % len(ports)]
                 gpus.append(GPUPort(
-                    name,
+                    name, node,
                     self._link(f"{name}.pcie.d2h", "pcie", fabric.pcie.bandwidth, fabric.pcie.latency),
                     self._link(f"{name}.pcie.h2d", "pcie", fabric.pcie.bandwidth, fabric.pcie.latency),
-                    nic_out, nic_in))
+                    nics[g % nics_per_node], dram, cxl_out, cxl_in))
             self.nodes.append(gpus)
 
-    def _link(self, name: str, kind: str, capacity: float, latency: float) -> Link:
+    def _link(self, name: str, kind: str, capacity: float, latency: float = 0.0) -> Link:
         link = Link(name, kind, capacity, latency)
         self.links.append(link)
         return link
 
-    def rdma_path(self, src: GPUPort, dst: GPUPort) -> tuple[Link, ...]:
-        """GPUDirect RDMA: source GPU -> PCIe -> NIC -> ToR -> NIC -> PCIe -> destination GPU."""
-        return (src.pcie_out, src.nic_out, dst.nic_in, dst.pcie_in)
+    def _nic(self, name: str) -> NIC:
+        nic = self.fabric.nic
+        rate = nic.line_rate * nic.efficiency
+        return NIC(self._link(f"{name}.tx", "nic", rate, nic.latency),
+                   self._link(f"{name}.rx", "nic", rate, nic.latency),
+                   self._link(f"{name}.messages", "nic_messages", nic.message_rate))
+
+    def _cxl_device(self, index: int) -> CXLDevice:
+        cxl = self.fabric.cxl
+        name = f"cxl.dev{index}"
+        link = cxl.device_link_bandwidth * cxl.link_efficiency
+        return CXLDevice(name, self._link(f"{name}.in", "cxl_device", link),
+                         self._link(f"{name}.out", "cxl_device", link),
+                         self._link(f"{name}.media", "cxl_media", cxl.device_media_bandwidth))
 
     @property
-    def rdma_extra_latency(self) -> float:
-        """Latency on an RDMA path not carried by a link: the ToR hop and the software per transfer."""
-        return self.fabric.tor.latency + self.fabric.nic.per_transfer_overhead
+    def gpus(self) -> list[GPUPort]:
+        return [gpu for node in self.nodes for gpu in node]

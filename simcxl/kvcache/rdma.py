@@ -25,10 +25,7 @@ class RDMAPush(KVManager):
         request.kv_transfer_start = env.now
         request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
         shard = request.kv_bytes / len(prefill.gpus)
-        topology = cluster.topology
-        yield env.all_of([
-            cluster.network.transfer(topology.rdma_path(src, dst), shard, topology.rdma_extra_latency)
-            for src, dst in zip(prefill.gpus, decode.gpus)])
+        yield env.all_of([cluster.fabric.rdma.write(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)])
         self.bytes_moved["rdma"] += request.kv_bytes
         request.kv_transfer_end = env.now
         prefill.release(request)

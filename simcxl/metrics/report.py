@@ -113,7 +113,7 @@ class RunReport:
         gpu = {role: float(np.mean([w.busy_time for w in workers]) / t)
                for role, workers in (("prefill", c.prefill), ("decode", c.decode))}
         by_kind: dict[str, list[float]] = defaultdict(list)
-        for link in c.topology.links:
-            by_kind[link.kind].append(link.bytes_carried / (link.capacity * t))
+        for link in c.fabric.topology.links:
+            by_kind[link.kind].append(link.carried / (link.capacity * t))
         link = {kind: {"mean": float(np.mean(v)), "max": float(np.max(v))} for kind, v in sorted(by_kind.items())}
         return {"gpu": gpu, "link": link}

@@ -13,8 +13,7 @@ import simpy
 
 import simcxl.kvcache.rdma  # noqa: F401 - registers the 'rdma' manager
 from simcxl.config.loader import LoadedScenario
-from simcxl.fabric.network import Network
-from simcxl.fabric.topology import Topology
+from simcxl.fabric.fabric import Fabric
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.hardware.model import LLM
 from simcxl.kvcache.base import KV_MANAGERS
@@ -48,11 +47,12 @@ class Cluster:
         self.llm = LLM(scenario.model)
         self.compute = GPUCompute(scenario.gpu, self.llm, scenario.cluster.tensor_parallel)
         self._check_weights_fit(loaded)
-        self.topology = Topology(scenario.cluster, scenario.fabric)
-        self.network = Network(self.env)
+        cluster = scenario.cluster
+        self.fabric = Fabric(self.env, scenario.fabric, cluster.prefill_nodes + cluster.decode_nodes,
+                             cluster.gpus_per_node, cluster.nics_per_node)
         self.kv_manager = KV_MANAGERS[scenario.kv_manager.type](self)
-        cluster, tp = scenario.cluster, scenario.cluster.tensor_parallel
-        instances = [node[i:i + tp] for node in self.topology.nodes for i in range(0, cluster.gpus_per_node, tp)]
+        tp = cluster.tensor_parallel
+        instances = [node[i:i + tp] for node in self.fabric.topology.nodes for i in range(0, cluster.gpus_per_node, tp)]
         per_node = cluster.gpus_per_node // tp
         prefill_instances = instances[:cluster.prefill_nodes * per_node]
         decode_instances = instances[cluster.prefill_nodes * per_node:]

@@ -1,0 +1,65 @@
+"""RDMA between GPUs of different nodes: one-sided WRITE and READ through NICs and the ToR switch.
+
+GPUDirect RDMA moves bytes GPU -> PCIe -> NIC -> ToR -> NIC -> PCIe -> GPU. Every operation also
+consumes the message engines of both NICs (capacity ``messages_per_s``), which is what caps small
+messages; READs are further limited by the requester's outstanding read credits per round trip.
+Without GPUDirect, data is staged through host DRAM with a PCIe copy at each end.
+"""
+
+from __future__ import annotations
+
+from typing import Generator
+
+import simpy
+
+from simcxl.config.schema import NICSpec, PCIeSpec, SwitchSpec
+from simcxl.fabric.network import Link, Network, fetch, path_latency
+from simcxl.fabric.pcie import PCIe
+from simcxl.fabric.topology import GPUPort
+
+
+class RDMA:
+    def __init__(self, network: Network, nic: NICSpec, tor: SwitchSpec, pcie: PCIeSpec):
+        self.network = network
+        self.env = network.env
+        self.nic = nic
+        self.tor = tor
+        self.pcie = PCIe(network, pcie)
+
+    def _wire(self, src: GPUPort, dst: GPUPort, message_bytes: float, gpu_memory: bool
+              ) -> tuple[tuple[Link, ...], tuple[float, ...]]:
+        """Links (and per-byte weights) of data moving from ``src`` to ``dst``."""
+        links: tuple[Link, ...] = (src.nic.tx, dst.nic.rx)
+        if gpu_memory:
+            links = (src.pcie_out,) + links + (dst.pcie_in,)
+        engines = (src.nic.messages,) if src.nic is dst.nic else (src.nic.messages, dst.nic.messages)
+        return links + engines, (1.0,) * len(links) + (1.0 / message_bytes,) * len(engines)
+
+    def one_way_latency(self, gpu_memory: bool = True) -> float:
+        nic_hops = 2 * self.nic.latency + self.tor.latency
+        return nic_hops + (2 * self.pcie.spec.latency if gpu_memory else 0.0)
+
+    def write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None = None) -> simpy.Event:
+        """One-sided WRITE of ``nbytes`` as messages of ``message_bytes`` (default: one message)."""
+        if self.nic.gpudirect:
+            return self._write(src, dst, nbytes, message_bytes, gpu_memory=True)
+        return self.env.process(self._staged_write(src, dst, nbytes, message_bytes))
+
+    def _write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None, gpu_memory: bool
+               ) -> simpy.Event:
+        links, weights = self._wire(src, dst, message_bytes or max(nbytes, 1.0), gpu_memory)
+        return self.network.transfer(links, nbytes, overhead=self.nic.per_transfer_overhead + self.tor.latency,
+                                     latency=path_latency(links), weights=weights)
+
+    def _staged_write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None) -> Generator:
+        yield self.pcie.copy(src, nbytes, to_device=False)
+        yield self._write(src, dst, nbytes, message_bytes, gpu_memory=False)
+        yield self.pcie.copy(dst, nbytes, to_device=True)
+
+    def read(self, requester: GPUPort, target: GPUPort, items: int, item_bytes: float,
+             gpu_memory: bool = True) -> simpy.Event:
+        """``items`` one-sided READs of ``item_bytes`` each from ``target`` into ``requester``."""
+        links, weights = self._wire(target, requester, item_bytes, gpu_memory)
+        round_trip = 2 * self.one_way_latency(gpu_memory)
+        return fetch(self.network, links, items, item_bytes, round_trip, self.nic.outstanding_reads,
+                     overhead=self.nic.per_transfer_overhead, weights=weights)
