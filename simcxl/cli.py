@@ -61,6 +61,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_fabric(args: argparse.Namespace) -> int:
+    from simcxl.bench import fabric as bench
+    from simcxl.config.loader import load_profile
+    from simcxl.config.schema import FabricSpec
+    from simcxl.metrics.results import write_atomic
+
+    spec = load_profile(args.hardware, "fabric", FabricSpec)
+    rows = bench.item_sweep(spec) + bench.contention_sweep(spec)
+    args.output.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.output / "fabric.csv", bench.csv_text(rows))
+    bench.plot(rows, args.output / "fabric.png")
+    checks = bench.reference_checks(spec, rows)
+    for check in checks:
+        print(check.line())
+    crossover = bench.crossover_bytes(rows)
+    if crossover is not None:
+        print(f"rdma_read reaches 90% of its peak bandwidth from {crossover:,} B items")
+    print(f"wrote {args.output / 'fabric.csv'} and {args.output / 'fabric.png'}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simcxl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"simcxl {__version__}")
@@ -75,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a scenario without running it")
     _add_scenario_args(validate)
     validate.set_defaults(func=_cmd_validate)
+
+    bench = commands.add_parser("bench", help="microbenchmarks run through the simulator").add_subparsers(
+        dest="what", required=True)
+    fabric = bench.add_parser("fabric", help="bandwidth and latency of every data path, and contention")
+    fabric.add_argument("--hardware", type=Path, default=Path("configs/hardware/rack_cxl_pool.yaml"),
+                        help="a profile with a 'fabric:' section (default: configs/hardware/rack_cxl_pool.yaml)")
+    fabric.add_argument("-o", "--output", type=Path, required=True, help="folder for fabric.csv and fabric.png")
+    fabric.set_defaults(func=_cmd_bench_fabric)
     return parser
 
 
@@ -88,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("simcxl: interrupted; finished results were kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

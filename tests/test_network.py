@@ -106,3 +106,25 @@ def test_rejects_bad_links_and_transfers():
     net = Network(simpy.Environment())
     with pytest.raises(ValueError, match="transfer size"):
         net.transfer([], -1)
+
+
+def test_routes_share_links_fairly_and_flows_share_their_route():
+    """Two transfers on route A and one on route B over one link: A and B get half each (as switch
+    arbitration between ports and queue pairs gives), and A's two transfers split A's half."""
+    env = simpy.Environment()
+    net = Network(env)
+    shared, a_only, b_only = Link("s", "t", 10 * GB), Link("a", "t", 100 * GB), Link("b", "t", 100 * GB)
+    a1, a2 = net.transfer([a_only, shared], 1 * GB), net.transfer([a_only, shared], 1 * GB)
+    b = net.transfer([b_only, shared], 2 * GB)
+    # A: 5 GB/s split 2.5 + 2.5 -> both done at 0.4 s; B: 5 GB/s -> 2 GB at 0.4 s
+    assert finish_times(env, [a1, a2, b]) == pytest.approx([0.4, 0.4, 0.4])
+
+
+def test_weighted_link_caps_small_messages():
+    """A message engine of 1 M msg/s carries 64 B messages at 64 MB/s, whatever the byte links allow."""
+    env = simpy.Environment()
+    net = Network(env)
+    wire, engine = Link("wire", "t", 10 * GB), Link("engine", "msg", 1e6)
+    done = net.transfer([wire, engine], 64e6, weights=[1.0, 1 / 64])
+    assert finish_times(env, [done]) == pytest.approx([1.0])
+    assert engine.carried == pytest.approx(1e6)

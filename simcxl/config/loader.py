@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from simcxl.config.schema import Scenario
 from simcxl.errors import ConfigError
@@ -160,10 +160,23 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     return LoadedScenario(scenario, merged, path, provenance)
 
 
-def _describe(exc: ValidationError, merged: dict, provenance: dict[KeyPath, str], path: Path) -> str:
+def load_profile(path: str | Path, section: str, model: type[BaseModel]) -> BaseModel:
+    """Read one section (e.g. ``fabric``) of a hardware profile, with its includes, validated."""
+    path = Path(path)
+    merged, provenance = _load_with_includes(path, ())
+    if section not in merged:
+        raise ConfigError(f"{path}: {section}: missing (expected a '{section}:' section in this profile)")
+    try:
+        return model.model_validate(merged[section])
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, merged, provenance, path, prefix=(section,))) from None
+
+
+def _describe(exc: ValidationError, merged: dict, provenance: dict[KeyPath, str], path: Path,
+              prefix: KeyPath = ()) -> str:
     lines = []
     for error in exc.errors():
-        key_path = _key_path(error["loc"], merged)
+        key_path = _key_path(prefix + tuple(error["loc"]), merged)
         source = str(path)
         for end in range(len(key_path), 0, -1):
             if key_path[:end] in provenance:

@@ -1,11 +1,16 @@
-"""Flow-level network: links shared by flows under max-min fairness (progressive filling).
+"""Flow-level network: routes share links under max-min fairness; transfers on a route share it equally.
 
-A transfer is a *flow* of B bytes over a path of links. It first waits out the path's latency (and any
-per-operation overhead), then moves its bytes at the rate max-min fairness gives it; rates are
-recomputed whenever a flow starts or ends, but only for the flows whose links it shares (the
-connected component), and all flows that start or end at one instant are folded into one
-recomputation. Between changes nothing happens: the scheduler sleeps until the earliest completion.
-This is the SimGrid approach: orders of magnitude cheaper than packets, and exact for bulk transfers.
+A transfer is a *flow* of B bytes over a *route* (a path of links). It first waits out the route's
+latency (and any per-operation overhead), then moves its bytes. Bandwidth is shared in two levels,
+the way fabric hardware arbitrates:
+- between routes, max-min fairness by progressive filling (PCIe/CXL switches and NICs arbitrate
+  between ports and queue pairs, which a route stands for);
+- within a route, equally among its active flows (processor sharing).
+So a route's rate changes only when a route starts or stops carrying flows somewhere in its
+connected component; a flow joining or leaving a busy route costs a heap operation, no re-solve.
+Every change at one instant is folded into one recomputation, and the scheduler sleeps until the
+earliest completion. This is the SimGrid approach: orders of magnitude cheaper than packets, and
+exact for bulk transfers.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from typing import Iterable, Sequence
 
 import simpy
 
-# Two completion times closer than this are the same instant (float rounding of remaining / rate).
-_SAME_INSTANT = 1e-12
+# Bytes a flow may still be short of its target when it is declared done (float rounding of rate x time).
+_RELATIVE_TOLERANCE = 1e-9
 
 
 class Link:
@@ -26,44 +31,63 @@ class Link:
 
     Capacity is in bytes/s for data links. A link may also stand for another finite resource that flows
     consume in proportion to their bytes, such as a NIC's message rate (capacity in messages/s, each
-    flow weighing 1/message size per byte): ``carried`` counts in the link's own unit.
+    route weighing 1/message size per byte): ``carried`` counts in the link's own unit.
     """
 
-    __slots__ = ("name", "kind", "capacity", "latency", "flows", "carried")
+    __slots__ = ("name", "kind", "capacity", "latency", "routes", "carried")
 
     def __init__(self, name: str, kind: str, capacity: float, latency: float = 0.0):
         if not capacity > 0:
-            raise ValueError(f"link {name!r}: capacity must be > 0 bytes/s, got {capacity!r}")
+            raise ValueError(f"link {name!r}: capacity must be > 0, got {capacity!r}")
         if not latency >= 0:
             raise ValueError(f"link {name!r}: latency must be >= 0 s, got {latency!r}")
         self.name = name
         self.kind = kind
         self.capacity = float(capacity)
         self.latency = float(latency)
-        self.flows: dict[Flow, None] = {}  # insertion-ordered set: iteration order is deterministic
+        self.routes: dict[Route, None] = {}  # active routes; insertion-ordered, so iteration is deterministic
         self.carried = 0.0
 
     def __repr__(self) -> str:
-        return f"Link({self.name!r}, {self.capacity / 1e9:.3g} GB/s)"
+        return f"Link({self.name!r}, {self.capacity:.4g}/s)"
 
 
 class Flow:
-    """Bytes in flight over a path; ``rate`` is its current max-min fair share."""
+    """Bytes in flight on a route: done once the route has served ``target`` bytes in total."""
 
-    __slots__ = ("links", "weights", "size", "remaining", "rate", "max_rate", "updated", "version", "seq", "done")
+    __slots__ = ("size", "target", "done")
 
-    def __init__(self, links: tuple[Link, ...], weights: tuple[float, ...], size: float, max_rate: float, seq: int,
-                 done: simpy.Event):
+    def __init__(self, size: float, done: simpy.Event):
+        self.size = size
+        self.target = 0.0
+        self.done = done
+
+
+class Route:
+    """A path of links with per-byte weights and a rate cap; its active flows share its rate equally."""
+
+    __slots__ = ("links", "weights", "max_rate", "rate", "served", "updated", "flows", "version", "seq")
+
+    def __init__(self, links: tuple[Link, ...], weights: tuple[float, ...], max_rate: float, seq: int):
         self.links = links
         self.weights = weights
-        self.size = size
-        self.remaining = size
-        self.rate = 0.0
         self.max_rate = max_rate
+        self.rate = 0.0
+        self.served = 0.0  # bytes each flow active since the start has received (processor-sharing clock)
         self.updated = 0.0
+        self.flows: list[tuple[float, int, Flow]] = []  # heap by target
         self.version = 0
         self.seq = seq
-        self.done = done
+
+    def settle(self, now: float) -> None:
+        if self.flows:
+            self.served += self.rate / len(self.flows) * (now - self.updated)
+        self.updated = now
+
+    def next_finish(self) -> float:
+        if not self.flows or self.rate <= 0:
+            return math.inf
+        return self.updated + (self.flows[0][0] - self.served) * len(self.flows) / self.rate
 
 
 def path_latency(links: Iterable[Link]) -> float:
@@ -71,17 +95,19 @@ def path_latency(links: Iterable[Link]) -> float:
 
 
 class Network:
-    """Owns every active flow and shares link bandwidth among them by max-min fairness."""
+    """Owns every route and flow and shares link bandwidth among routes by max-min fairness."""
 
     def __init__(self, env: simpy.Environment):
         self.env = env
-        self._finish_heap: list[tuple[float, int, int, Flow]] = []
+        self._routes: dict[tuple, Route] = {}
+        self._finish_heap: list[tuple[float, int, int, Route]] = []
         self._dirty: dict[Link, None] = {}
         self._recompute_pending = False
         self._timer_at = math.inf
         self._seq = count()
         self.active_flows = 0
         self.completed_flows = 0
+        self.recomputations = 0
 
     def transfer(self, links: Sequence[Link], nbytes: float, overhead: float = 0.0,
                  max_rate: float = math.inf, latency: float | None = None,
@@ -89,9 +115,8 @@ class Network:
         """Move ``nbytes`` over ``links``; the returned event fires when the last byte has arrived.
 
         The flow waits ``latency`` (default: the sum of its links' latencies) plus ``overhead`` before
-        its bytes start to move, then moves at most ``max_rate`` bytes/s (a limit of the requester
-        itself, e.g. its outstanding loads). ``weights[i]`` is how much of link i one byte consumes
-        (default 1).
+        its bytes start to move. ``max_rate`` caps the route (a limit of the requester, e.g. its
+        outstanding loads); ``weights[i]`` is how much of link i one byte consumes (default 1).
         """
         if not nbytes >= 0:
             raise ValueError(f"transfer size must be >= 0 bytes, got {nbytes!r}")
@@ -99,36 +124,46 @@ class Network:
             raise ValueError(f"transfer overhead must be >= 0 s, got {overhead!r}")
         if not max_rate > 0:
             raise ValueError(f"transfer max_rate must be > 0 bytes/s, got {max_rate!r}")
-        done = self.env.event()
         links = tuple(links)
-        flow = Flow(links, tuple(weights) if weights is not None else (1.0,) * len(links), float(nbytes), max_rate,
-                    next(self._seq), done)
+        weights = tuple(weights) if weights is not None else (1.0,) * len(links)
+        done = self.env.event()
+        flow = Flow(float(nbytes), done)
         delay = (path_latency(links) if latency is None else latency) + overhead
-        if nbytes == 0 or (not flow.links and max_rate == math.inf):
-            self.env.timeout(delay).callbacks.append(lambda _: self._finish(flow))
-        elif delay > 0:
-            self.env.timeout(delay).callbacks.append(lambda _: self._start(flow))
+        if nbytes == 0 or (not links and max_rate == math.inf):
+            self.env.timeout(delay).callbacks.append(lambda _: self._finish(flow, links, weights))
+            return done
+        key = (links, weights, max_rate)
+        if delay > 0:
+            self.env.timeout(delay).callbacks.append(lambda _: self._join(flow, key))
         else:
-            self._start(flow)
+            self._join(flow, key)
         return done
 
     # ------------------------------------------------------------------ scheduler internals
 
-    def _start(self, flow: Flow) -> None:
-        flow.updated = self.env.now
+    def _join(self, flow: Flow, key: tuple) -> None:
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = Route(*key, next(self._seq))
+        now = self.env.now
+        route.settle(now)
+        flow.target = route.served + flow.size
+        heapq.heappush(route.flows, (flow.target, id(flow), flow))
         self.active_flows += 1
-        if not flow.links:
-            flow.rate = flow.max_rate
-            self._push(flow)
-            self._arm_timer()
-            return
-        for link in flow.links:
-            link.flows[flow] = None
-            self._dirty[link] = None
-        self._request_recompute()
+        if len(route.flows) == 1:  # the route becomes active: rates in its component change
+            if not route.links:
+                route.rate = route.max_rate
+                self._push(route)
+                return
+            for link in route.links:
+                link.routes[route] = None
+                self._dirty[link] = None
+            self._request_recompute()
+        else:
+            self._push(route)
 
-    def _finish(self, flow: Flow) -> None:
-        for link, weight in zip(flow.links, flow.weights):
+    def _finish(self, flow: Flow, links: tuple[Link, ...], weights: tuple[float, ...]) -> None:
+        for link, weight in zip(links, weights):
             link.carried += flow.size * weight
         self.completed_flows += 1
         flow.done.succeed(flow.size)
@@ -141,36 +176,40 @@ class Network:
 
     def _recompute(self, _event: simpy.Event) -> None:
         self._recompute_pending = False
-        flows, links = self._affected_component()
+        self.recomputations += 1
+        routes, links = self._affected_component()
         now = self.env.now
-        for flow in flows:
-            flow.remaining = max(0.0, flow.remaining - flow.rate * (now - flow.updated))
-            flow.updated = now
-        allocate_max_min(flows, links)
-        for flow in flows:
-            self._push(flow)
-        self._arm_timer()
+        old_rates = [route.rate for route in routes]
+        allocate_max_min(routes, links)
+        for route, old_rate in zip(routes, old_rates):
+            if route.rate != old_rate or route.updated == now:
+                new_rate, route.rate = route.rate, old_rate
+                route.settle(now)  # bytes served so far, at the rate they were served at
+                route.rate = new_rate
+                self._push(route)
 
-    def _affected_component(self) -> tuple[list[Flow], list[Link]]:
-        """Flows and links reachable from the links that changed: only their rates can move."""
+    def _affected_component(self) -> tuple[list[Route], list[Link]]:
+        """Routes and links reachable from the links that changed: only their rates can move."""
         seen_links = dict(self._dirty)
         self._dirty.clear()
         stack = list(seen_links)
-        seen_flows: dict[Flow, None] = {}
+        seen_routes: dict[Route, None] = {}
         while stack:
-            for flow in stack.pop().flows:
-                if flow not in seen_flows:
-                    seen_flows[flow] = None
-                    for link in flow.links:
+            for route in stack.pop().routes:
+                if route not in seen_routes:
+                    seen_routes[route] = None
+                    for link in route.links:
                         if link not in seen_links:
                             seen_links[link] = None
                             stack.append(link)
-        return list(seen_flows), list(seen_links)
+        return list(seen_routes), list(seen_links)
 
-    def _push(self, flow: Flow) -> None:
-        flow.version += 1
-        finish = flow.updated + flow.remaining / flow.rate if flow.rate > 0 else math.inf
-        heapq.heappush(self._finish_heap, (finish, flow.seq, flow.version, flow))
+    def _push(self, route: Route) -> None:
+        route.version += 1
+        finish = route.next_finish()
+        if finish < math.inf:
+            heapq.heappush(self._finish_heap, (finish, route.seq, route.version, route))
+            self._arm_timer()
 
     def _arm_timer(self) -> None:
         heap = self._finish_heap
@@ -186,66 +225,98 @@ class Network:
             return
         self._timer_at = math.inf
         heap = self._finish_heap
-        horizon = now + _SAME_INSTANT * max(1.0, now)
-        while heap and heap[0][0] <= horizon:
-            _, _, version, flow = heapq.heappop(heap)
-            if version != flow.version:
-                continue
-            flow.version += 1
-            flow.remaining = 0.0
-            self.active_flows -= 1
-            for link in flow.links:
-                del link.flows[flow]
-                self._dirty[link] = None
-            self._finish(flow)
-        if self._dirty:
-            self._request_recompute()
+        while heap and heap[0][0] <= now:
+            _, _, version, route = heapq.heappop(heap)
+            if version == route.version:
+                self._complete_due(route, now)
         self._arm_timer()
 
+    def _complete_due(self, route: Route, now: float) -> None:
+        route.settle(now)
+        flows = route.flows
+        while flows and flows[0][0] - route.served <= _RELATIVE_TOLERANCE * max(1.0, flows[0][0]):
+            flow = heapq.heappop(flows)[2]
+            self.active_flows -= 1
+            self._finish(flow, route.links, route.weights)
+        if flows:
+            self._push(route)
+            return
+        route.version += 1
+        route.served = 0.0
+        for link in route.links:
+            del link.routes[route]
+            self._dirty[link] = None
+        if self._dirty:
+            self._request_recompute()
 
-def allocate_max_min(flows: list[Flow], links: list[Link]) -> None:
-    """Progressive filling: raise every rate together; a link that fills freezes its flows at that share.
 
-    Flows with their own ``max_rate`` freeze when they reach it. ``links`` must hold every link of
-    ``flows`` and ``flows`` every flow of ``links`` (a connected component).
+def allocate_max_min(routes: list[Route], links: list[Link]) -> None:
+    """Progressive filling: raise every route's rate together; a link that fills freezes its routes.
+
+    A route with its own ``max_rate`` freezes when it reaches it. ``links`` must hold every link of
+    ``routes`` and ``routes`` every active route of ``links`` (a connected component). Shares only grow
+    as routes freeze, so the bottleneck is found with a lazy heap of link shares.
     """
     capacity = {link: link.capacity for link in links}
     unfrozen_weight = dict.fromkeys(links, 0.0)
-    for flow in flows:
-        for link, weight in zip(flow.links, flow.weights):
+    for route in routes:
+        for link, weight in zip(route.links, route.weights):
             unfrozen_weight[link] += weight
-    unfrozen = dict.fromkeys(flows)
-    while unfrozen:
-        share, bottleneck = math.inf, None
-        for link, weight in unfrozen_weight.items():
-            if weight > 0 and capacity[link] / weight < share:
-                share, bottleneck = capacity[link] / weight, link
-        capped = [flow for flow in unfrozen if flow.max_rate <= share]
-        frozen = capped or [flow for flow in bottleneck.flows if flow in unfrozen]
-        for flow in frozen:
-            flow.rate = flow.max_rate if capped else share
-            del unfrozen[flow]
-            for link, weight in zip(flow.links, flow.weights):
-                capacity[link] = max(0.0, capacity[link] - flow.rate * weight)
+    order = {link: i for i, link in enumerate(links)}
+    shares = [(capacity[link] / w, order[link], link) for link, w in unfrozen_weight.items() if w > 0]
+    heapq.heapify(shares)
+    caps = sorted((route.max_rate, i) for i, route in enumerate(routes) if route.max_rate < math.inf)
+    next_cap = 0
+    unfrozen = dict.fromkeys(routes)
+
+    def freeze(batch: list[Route], rate_of) -> None:
+        touched: dict[Link, None] = {}
+        for route in batch:
+            rate = route.rate = rate_of(route)
+            del unfrozen[route]
+            for link, weight in zip(route.links, route.weights):
+                capacity[link] -= rate * weight
                 unfrozen_weight[link] -= weight
+                touched[link] = None
+        for link in touched:
+            if unfrozen_weight[link] > 1e-12:
+                capacity[link] = max(0.0, capacity[link])
+                heapq.heappush(shares, (capacity[link] / unfrozen_weight[link], order[link], link))
+            else:
+                unfrozen_weight[link] = 0.0
+
+    while unfrozen:
+        while shares:  # drop stale entries: a link's share is current only if it matches its state
+            share, _, link = shares[0]
+            weight = unfrozen_weight[link]
+            if weight > 0 and share == capacity[link] / weight:
+                break
+            heapq.heappop(shares)
+        share = shares[0][0] if shares else math.inf
+        while next_cap < len(caps) and routes[caps[next_cap][1]] not in unfrozen:
+            next_cap += 1
+        if next_cap < len(caps) and caps[next_cap][0] <= share:
+            freeze([routes[caps[next_cap][1]]], lambda route: route.max_rate)
+            continue
+        freeze([route for route in shares[0][2].routes if route in unfrozen], lambda route: share)
 
 
-def fetch(network: Network, links: Sequence[Link], requests: int, request_bytes: float, round_trip: float,
+def fetch(network: Network, links: Sequence[Link], requests: float, request_bytes: float, round_trip: float,
           outstanding: int, overhead: float = 0.0, weights: Sequence[float] | None = None) -> simpy.Event:
     """Request-response reads: ``requests`` reads of ``request_bytes``, at most ``outstanding`` in flight.
 
     The first wave of up to ``outstanding`` requests (at most a bandwidth-delay product of bytes)
-    returns after one ``round_trip``; after that the
-    requester completes ``outstanding`` requests per round trip unless the links' fair share is lower:
-    time ~ round_trip + max(0, requests - outstanding) x request_bytes / min(fair rate,
-    outstanding x request_bytes / round_trip). This is both a CXL cache-line load stream (requests are
-    lines, outstanding is memory-level parallelism) and an RDMA READ stream (requests are messages,
-    outstanding is the queue pairs' read credits).
+    returns after one ``round_trip``; after that the requester completes ``outstanding`` requests per
+    round trip unless the links' fair share is lower: time ~ round_trip + max(0, requests -
+    outstanding) x request_bytes / min(fair rate, outstanding x request_bytes / round_trip). This is
+    both a CXL cache-line load stream (requests are lines, outstanding is memory-level parallelism) and
+    an RDMA READ stream (requests are messages, outstanding is the queue pairs' read credits). The cap
+    belongs to the route, so concurrent streams of one requester on one route share its credits.
     """
     weights = tuple(weights) if weights is not None else (1.0,) * len(links)
     bandwidth_delay = round_trip * min((link.capacity / w for link, w in zip(links, weights)), default=math.inf)
     first_wave = min(min(requests, outstanding) * request_bytes, bandwidth_delay)
     for link, weight in zip(links, weights):
         link.carried += first_wave * weight
-    return network.transfer(links, (requests * request_bytes) - first_wave, overhead=overhead,
+    return network.transfer(links, requests * request_bytes - first_wave, overhead=overhead,
                             max_rate=outstanding * request_bytes / round_trip, latency=round_trip, weights=weights)

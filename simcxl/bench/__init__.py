@@ -1,0 +1,1 @@
+"""Microbenchmarks run through the simulator itself (``simcxl bench``)."""
