@@ -125,28 +125,38 @@ def decode_attention(torch) -> list[dict]:
 
 
 def elementwise_layer(torch) -> list[dict]:
-    """The non-GEMM, non-attention work of one Llama layer: 2 RMSNorms, RoPE, SiLU x up, 2 residual adds."""
+    """The non-GEMM, non-attention work of one Llama layer, as the validation model does it: 2 RMSNorms,
+    RoPE on q and k, SiLU(gate) x up, 2 residual adds."""
+    from simcxl.profiling.validate import rope
+
     rows = []
     for tokens in GEMM_TOKENS:
-        x = torch.randn(tokens, HIDDEN, device="cuda", dtype=torch.bfloat16)
-        qk = torch.randn(tokens, (HEADS + KV_HEADS) * HEAD_DIM, device="cuda", dtype=torch.bfloat16)
-        gate_up = torch.randn(tokens, 2 * INTERMEDIATE, device="cuda", dtype=torch.bfloat16)
-        cos = torch.randn(tokens, (HEADS + KV_HEADS) * HEAD_DIM // 2, device="cuda", dtype=torch.bfloat16)
+        x = torch.randn(1, tokens, HIDDEN, device="cuda", dtype=torch.bfloat16)
+        q = torch.randn(1, HEADS, tokens, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(1, KV_HEADS, tokens, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
+        gate_up = torch.randn(1, tokens, 2 * INTERMEDIATE, device="cuda", dtype=torch.bfloat16)
+        cos = torch.randn(tokens, HEAD_DIM // 2, device="cuda", dtype=torch.bfloat16)
+        sin = torch.randn_like(cos)
         weight = torch.randn(HIDDEN, device="cuda", dtype=torch.bfloat16)
 
         def layer():
-            h = torch.nn.functional.rms_norm(x, (HIDDEN,), weight)
-            even, odd = qk[:, 0::2], qk[:, 1::2]
-            rotated = torch.cat([even * cos - odd * cos, even * cos + odd * cos], dim=-1)
+            F = torch.nn.functional
+            h = F.rms_norm(x, (HIDDEN,), weight)
+            rotated = rope(torch, q, cos, sin), rope(torch, k, cos, sin)
             gate, up = gate_up.chunk(2, dim=-1)
-            act = torch.nn.functional.silu(gate) * up
+            act = F.silu(gate) * up
             r = x + h
-            h2 = torch.nn.functional.rms_norm(r, (HIDDEN,), weight)
-            return r + h2, rotated, act
+            return r + F.rms_norm(r, (HIDDEN,), weight), rotated, act
 
         rows.append(_row("elementwise_layer", m=tokens, seconds=graph_time(layer),
-                         nbytes=2.0 * tokens * (10 * HIDDEN + 2 * qk.shape[1] + 3 * INTERMEDIATE)))
+                         nbytes=2.0 * tokens * activation_elements(HIDDEN, (HEADS + KV_HEADS) * HEAD_DIM, INTERMEDIATE)))
     return rows
+
+
+def activation_elements(hidden: int, qk_dim: int, intermediate: int) -> int:
+    """Elements one token's unfused elementwise ops read and write in a layer: 2 RMSNorms and 2 residual
+    adds (10 x hidden), RoPE on q and k (2 x (q + k)), SiLU(gate) x up (3 x intermediate)."""
+    return 10 * hidden + 2 * qk_dim + 3 * intermediate
 
 
 def copies(torch) -> list[dict]:

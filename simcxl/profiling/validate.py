@@ -1,7 +1,8 @@
 """End-to-end check of the compute model: a plain-PyTorch Llama-3.1-8B with random weights.
 
-Prefill runs eagerly (batch x prompt length); a decode step (one token per sequence over a KV cache
-of ``context`` tokens) is captured in a CUDA graph, as serving engines run decode. The measured times
+Prefill (batch x prompt length) and a decode step (one token per sequence over a KV cache of
+``context`` tokens) are both captured in CUDA graphs, as serving engines run them (vLLM captures
+decode whole and prefill piecewise), so the times are GPU time, not Python launch time. The measured times
 go to a CSV that ``simcxl.profiling.fit.validation_table`` compares with the simulator's prediction.
 """
 
@@ -17,6 +18,12 @@ KV_BUDGET = 40e9  # bytes of KV cache the check may allocate next to 16 GB of we
 COLUMNS = ("phase", "batch", "context", "seconds")
 
 
+def rope(torch, x, cos, sin):
+    """Rotary embedding of interleaved pairs, as unfused PyTorch ops."""
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.cat([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
+
+
 class Llama:
     """Llama-3.1-8B shapes: fused QKV and gate-up projections, RMSNorm, RoPE, GQA attention via SDPA."""
 
@@ -29,13 +36,12 @@ class Llama:
         self.final_norm = w(HIDDEN) + 1
         self.lm_head = w(VOCAB, HIDDEN)
 
-    def _rope(self, x, positions):
+    def rope_tables(self, positions):
+        """cos/sin of every position, computed once per forward (engines cache them)."""
         torch = self.torch
         freqs = 1.0 / (500000.0 ** (torch.arange(0, HEAD_DIM, 2, device="cuda", dtype=torch.float32) / HEAD_DIM))
         angles = positions.float()[:, None] * freqs[None, :]
-        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-        even, odd = x[..., 0::2], x[..., 1::2]
-        return torch.cat([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
+        return angles.cos().to(torch.bfloat16), angles.sin().to(torch.bfloat16)
 
     def _block(self, x, layer, attend):
         F = self.torch.nn.functional
@@ -50,25 +56,25 @@ class Llama:
         gate, up = F.linear(F.rms_norm(x, (HIDDEN,), layer["norm2"]), layer["gate_up"]).chunk(2, dim=-1)
         return x + F.linear(F.silu(gate) * up, layer["down"])
 
-    def prefill(self, tokens):
-        """Forward of ``tokens`` [batch, n]; logits only for each sequence's last position."""
+    def prefill(self, x):
+        """Forward of embedded prompts ``x`` [batch, n, hidden]; logits only for each last position."""
         torch, F = self.torch, self.torch.nn.functional
-        batch, n = tokens.shape
-        x = torch.randn(batch, n, HIDDEN, device="cuda", dtype=torch.bfloat16)
-        positions = torch.arange(n, device="cuda")
+        n = x.shape[1]
+        cos, sin = self.rope_tables(torch.arange(n, device="cuda"))
         for layer in self.layers:
             def attend(q, k, v):
-                q, k = self._rope(q, positions), self._rope(k, positions)
+                q, k = rope(torch, q, cos, sin), rope(torch, k, cos, sin)
                 return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
             x = self._block(x, layer, attend)
         return F.linear(F.rms_norm(x[:, -1], (HIDDEN,), self.final_norm), self.lm_head)
 
     def decode_step(self, x, caches, position):
         """One new token per sequence; writes its K/V at ``position`` and attends to the whole cache."""
-        F = self.torch.nn.functional
+        torch, F = self.torch, self.torch.nn.functional
+        cos, sin = self.rope_tables(position)
         for layer, (k_cache, v_cache) in zip(self.layers, caches):
             def attend(q, k, v, k_cache=k_cache, v_cache=v_cache):
-                q, k = self._rope(q, position), self._rope(k, position)
+                q, k = rope(torch, q, cos, sin), rope(torch, k, cos, sin)
                 k_cache[:, :, -1:].copy_(k)
                 v_cache[:, :, -1:].copy_(v)
                 return F.scaled_dot_product_attention(q, k_cache, v_cache, enable_gqa=True)
@@ -83,9 +89,9 @@ def measure_all() -> list[dict]:
     rows = []
     with torch.inference_mode():
         for batch, n in PREFILL:
-            tokens = torch.zeros(batch, n, dtype=torch.long, device="cuda")
+            x = torch.randn(batch, n, HIDDEN, device="cuda", dtype=torch.bfloat16)
             rows.append(dict(phase="prefill", batch=batch, context=n,
-                             seconds=cuda_time(lambda: model.prefill(tokens), reps=2, rounds=3, warmup=1)))
+                             seconds=graph_time(lambda: model.prefill(x), reps=3)))
             torch.cuda.empty_cache()
         for batch, context in DECODE:
             if 2 * LAYERS * batch * context * KV_HEADS * HEAD_DIM * 2 > KV_BUDGET:
