@@ -82,6 +82,77 @@ def _cmd_bench_fabric(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def _resolve_profile(value: Path, folder: str) -> Path:
+    """A profile path, or a name looked up in configs/<folder>/ (here, then beside the package)."""
+    if value.suffix in (".yaml", ".yml") or value.exists():
+        return value
+    for root in (Path("configs"), Path(__file__).resolve().parents[1] / "configs"):
+        candidate = root / folder / f"{value}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise SimcxlError(f"{value}: no such profile file, and no configs/{folder}/{value}.yaml")
+
+
+def _cmd_profile_gpu(args: argparse.Namespace) -> int:
+    from simcxl.config.loader import load_profile, read_yaml
+    from simcxl.config.schema import GPUSpec, ModelSpec
+    from simcxl.metrics.results import write_atomic
+    from simcxl.profiling import fit
+
+    base_path = args.base or args.output
+    if not base_path.is_file():
+        raise SimcxlError(f"{base_path}: file not found; give --base PROFILE with the GPU's datasheet numbers")
+    base = load_profile(base_path, "gpu", GPUSpec)
+    raw = args.from_csv or args.output.parent / "calibration" / args.output.stem
+    if args.from_csv is None:
+        from simcxl.profiling.measure import measure
+
+        try:
+            measure(raw)
+        except SystemExit as exc:
+            raise SimcxlError(str(exc)) from None
+    for name in ("kernels.csv", "validation.csv", "info.json"):
+        if not (raw / name).is_file():
+            raise SimcxlError(f"{raw / name}: file not found (run `python -m simcxl.profiling.measure -o {raw}` "
+                              f"on the GPU first)")
+    efficiencies = fit.fit_efficiencies(fit.read_rows(raw / "kernels.csv"), base.peak_flops, base.hbm_bandwidth)
+    write_atomic(args.output, fit.profile_yaml(base, efficiencies, fit.read_info(raw), (raw / "kernels.csv").as_posix()))
+    gpu = load_profile(args.output, "gpu", GPUSpec)
+    model = ModelSpec.model_validate(read_yaml(_resolve_profile(Path("llama-3.1-8b"), "models"))["model"])
+    rows = fit.validation_rows(gpu, model, fit.read_rows(raw / "validation.csv"))
+    table = fit.validation_markdown(rows, f"Llama-3.1-8B on {fit.read_info(raw)['gpu']}")
+    write_atomic(raw / "validation.md", table)
+    print(f"wrote {args.output}\n{table}")
+    return 0
+
+
+def _cmd_bench_gpu(args: argparse.Namespace) -> int:
+    from simcxl.config.loader import load_profile, read_yaml
+    from simcxl.config.schema import GPUSpec, ModelSpec
+    from simcxl.hardware.gpu import GPUCompute
+    from simcxl.hardware.model import LLM
+    from simcxl.metrics.results import write_atomic
+
+    gpu = load_profile(_resolve_profile(args.hardware, "hardware"), "gpu", GPUSpec)
+    model_path = _resolve_profile(args.model, "models")
+    try:
+        model = ModelSpec.model_validate(read_yaml(model_path)["model"])
+    except (KeyError, ValueError) as exc:
+        raise SimcxlError(f"{model_path}: model: not a valid model profile ({exc})") from None
+    compute = GPUCompute(gpu, LLM(model), args.tensor_parallel)
+    lines = ["phase,batch,context,seconds"]
+    for batch in (1, 8):
+        for context in (512 * 2**i for i in range(7)):
+            lines.append(f"prefill,{batch},{context},{compute.prefill_time([context] * batch)!r}")
+    for batch in (1, 8, 32, 128):
+        for context in (1024, 4096, 16384):
+            lines.append(f"decode,{batch},{context},{compute.decode_step_time(batch, batch * context)!r}")
+    write_atomic(args.output / "gpu.csv", "\n".join(lines) + "\n")
+    print(f"{gpu.name} ({'calibrated' if gpu.calibrated else 'uncalibrated'}), {model.name}, TP {args.tensor_parallel}: "
+          f"wrote {args.output / 'gpu.csv'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simcxl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"simcxl {__version__}")
@@ -104,6 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a profile with a 'fabric:' section (default: configs/hardware/rack_cxl_pool.yaml)")
     fabric.add_argument("-o", "--output", type=Path, required=True, help="folder for fabric.csv and fabric.png")
     fabric.set_defaults(func=_cmd_bench_fabric)
+    gpu = bench.add_parser("gpu", help="predicted prefill and decode-step latency of a model on a GPU")
+    gpu.add_argument("--hardware", type=Path, required=True, help="GPU profile path or name (e.g. h100_sxm)")
+    gpu.add_argument("--model", type=Path, required=True, help="model profile path or name (e.g. llama-3.1-8b)")
+    gpu.add_argument("--tensor-parallel", type=int, default=1)
+    gpu.add_argument("-o", "--output", type=Path, required=True, help="folder for gpu.csv")
+    gpu.set_defaults(func=_cmd_bench_gpu)
+
+    profile = commands.add_parser("profile-gpu", help="calibrate a GPU profile on a real CUDA GPU (needs PyTorch)")
+    profile.add_argument("-o", "--output", type=Path, required=True, help="GPU profile to write")
+    profile.add_argument("--base", type=Path, help="profile with the datasheet peaks (default: the output file)")
+    profile.add_argument("--from-csv", type=Path, help="fit from measurements already taken (no GPU needed)")
+    profile.set_defaults(func=_cmd_profile_gpu)
     return parser
 
 

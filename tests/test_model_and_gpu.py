@@ -67,6 +67,16 @@ def gpu(**overrides) -> GPUSpec:
     return GPUSpec.model_validate(values)
 
 
+def elementwise(model: LLM, tokens: int, bandwidth: float = 2e12) -> float:
+    """The unfused elementwise ops' traffic at the given achieved bandwidth, all layers."""
+    return model.layers * tokens * model.activation_bytes_per_token_per_layer / bandwidth
+
+
+def test_activation_traffic_by_hand():
+    model = llm("llama-3.1-8b")
+    assert model.activation_bytes_per_token_per_layer == 2 * (10 * 4096 + 2 * (32 + 8) * 128 + 3 * 14336)
+
+
 def test_decode_linear_roofline_corner():
     """At the ridge point B* = rate / (bandwidth x 2 FLOPs / weight byte), compute and memory times meet."""
     model = llm("llama-3.1-8b")
@@ -76,9 +86,10 @@ def test_decode_linear_roofline_corner():
     memory_time = weights / byte_rate
     ridge = memory_time * flop_rate / model.linear_flops_per_token    # batch where GEMM time == memory time
     below, above = int(ridge) - 5, int(ridge) + 5
-    assert compute.decode_step_time(below, 0) == pytest.approx(memory_time)          # memory-bound plateau
-    assert compute.decode_step_time(above, 0) == pytest.approx(above * model.linear_flops_per_token / flop_rate)
-    assert compute.decode_step_time(above, 0) > memory_time
+    linear = lambda b: compute.decode_step_time(b, 0) - elementwise(model, b)  # noqa: E731
+    assert linear(below) == pytest.approx(memory_time)          # memory-bound plateau
+    assert linear(above) == pytest.approx(above * model.linear_flops_per_token / flop_rate)
+    assert linear(above) > memory_time
 
 
 def test_decode_attention_reads_the_kv_of_every_context_token():
@@ -93,10 +104,10 @@ def test_prefill_is_compute_bound_and_quadratic_in_the_prompt():
     model = llm("llama-3.1-8b")
     compute = GPUCompute(gpu(layer_overhead="10 us"), model)
     n = 8192
-    linear = n * model.linear_flops_per_token / 500e12
+    linear = (n * (model.linear_flops_per_token - model.lm_head_flops_per_token) + model.lm_head_flops_per_token) / 500e12
     pairs = n * (n + 1) / 2
     attention = pairs * 4 * 32 * 128 * 32 / 250e12
-    assert compute.prefill_time([n]) == pytest.approx(linear + attention + 32 * 10e-6)
+    assert compute.prefill_time([n]) == pytest.approx(linear + attention + 32 * 10e-6 + elementwise(model, n))
     # a cached prefix is attended to but not recomputed
     assert compute.prefill_time([1024], [7168]) < compute.prefill_time([8192]) / 4
 
@@ -108,5 +119,7 @@ def test_tensor_parallel_splits_work_and_adds_two_ring_allreduces_per_layer():
     ring = 2 * 3 / 4 * tokens * 8192 * 2 / 400e9
     assert four.allreduce_time(tokens) == pytest.approx(80 * 2 * (ring + 2e-6))
     assert four.prefill_time([tokens]) == pytest.approx(one.prefill_time([tokens]) / 4 + four.allreduce_time(tokens))
+    assert four.decode_step_time(64, 10_000) == pytest.approx(one.decode_step_time(64, 10_000) / 4
+                                                             + four.allreduce_time(64))
     assert one.kv_capacity_bytes == pytest.approx(80e9 - model.weight_bytes)
     assert four.kv_capacity_bytes == pytest.approx(4 * 80e9 - model.weight_bytes)

@@ -42,6 +42,8 @@ class GPUSpec(Section):
     compute_efficiency: Fraction
     attention_efficiency: Fraction
     memory_efficiency: Fraction
+    attention_memory_efficiency: Fraction | None = None
+    elementwise_efficiency: Fraction = 1.0
     layer_overhead: Seconds
     nvlink_bandwidth: BytesPerSecond
     nvlink_latency: Seconds

@@ -2,7 +2,9 @@
 
 time(group) = max(FLOPs / (peak x efficiency), bytes / (HBM bandwidth x memory efficiency)).
 A forward pass sums two groups per layer, the linear layers (GEMMs over the weights) and attention
-(over the KV cache), plus a fixed per-layer overhead (kernel launches, norms, activations). With
+(over the KV cache), plus the unfused elementwise ops (norms, RoPE, SwiGLU, residuals: activation
+bytes at their own achieved bandwidth) and a fixed per-layer cost (kernel ramp-up of the layer's
+GEMMs, attention and small ops, as measured at one token). With
 tensor parallelism over T GPUs, FLOPs and bytes split T ways and every layer pays two ring
 all-reduces of the activations over NVLink. The efficiencies come from measurements on a real GPU
 (``simcxl profile-gpu``); the peaks come from datasheets.
@@ -21,15 +23,19 @@ ACTIVATION_BYTES = 2  # activations travel in bf16, also in FP8-weight models
 
 @dataclass(frozen=True)
 class Roofline:
-    """Achievable compute and memory rates of one GPU."""
+    """Achievable rates of one GPU: GEMM and attention FLOP/s; bytes/s for weights, KV and activations."""
 
     flops: float
     attention_flops: float
     bandwidth: float
+    kv_bandwidth: float
+    elementwise_bandwidth: float
 
-    def time(self, flops: float, nbytes: float, attention: bool = False) -> float:
-        rate = self.attention_flops if attention else self.flops
-        return max(flops / rate, nbytes / self.bandwidth)
+    def linear(self, flops: float, nbytes: float) -> float:
+        return max(flops / self.flops, nbytes / self.bandwidth)
+
+    def attention(self, flops: float, nbytes: float) -> float:
+        return max(flops / self.attention_flops, nbytes / self.kv_bandwidth)
 
 
 class GPUCompute:
@@ -45,6 +51,8 @@ class GPUCompute:
             flops=gpu.peak_flops * gpu.compute_efficiency,
             attention_flops=gpu.peak_flops * gpu.attention_efficiency,
             bandwidth=gpu.hbm_bandwidth * gpu.memory_efficiency,
+            kv_bandwidth=gpu.hbm_bandwidth * (gpu.attention_memory_efficiency or gpu.memory_efficiency),
+            elementwise_bandwidth=gpu.hbm_bandwidth * gpu.elementwise_efficiency,
         )
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
 
@@ -70,12 +78,19 @@ class GPUCompute:
         ring = 2.0 * (self.tp - 1) / self.tp * nbytes / self.gpu.nvlink_bandwidth
         return self.llm.layers * ALLREDUCES_PER_LAYER * (ring + self.gpu.nvlink_latency)
 
+    def _fixed_and_elementwise(self, tokens: int) -> float:
+        """Per-layer fixed costs (kernel ramp-up, small ops) and the unfused elementwise traffic."""
+        llm = self.llm
+        traffic = tokens * llm.activation_bytes_per_token_per_layer / self.tp / self.roofline.elementwise_bandwidth
+        return llm.layers * (self.gpu.layer_overhead + traffic)
+
     def prefill_time(self, new_tokens: list[int] | tuple[int, ...], cached_tokens: list[int] | tuple[int, ...] = ()
                      ) -> float:
         """One prefill forward over a batch of prompts.
 
         ``new_tokens[i]`` are computed; ``cached_tokens[i]`` precede them (a prefix-cache hit) and are only
         attended to. Causal attention of n new tokens after c cached ones covers n*c + n*(n+1)/2 pairs.
+        The LM head runs only for each prompt's last token (the one whose logits are sampled).
         """
         llm, tp = self.llm, self.tp
         cached = cached_tokens or (0,) * len(new_tokens)
@@ -83,12 +98,13 @@ class GPUCompute:
         if tokens == 0:
             return 0.0
         pairs = sum(n * c + n * (n + 1) / 2 for n, c in zip(new_tokens, cached))
-        linear = self.roofline.time(tokens * llm.linear_flops_per_token / tp,
-                                    llm.decode_weight_bytes(tokens) / tp)
+        flops = tokens * (llm.linear_flops_per_token - llm.lm_head_flops_per_token) \
+            + len(new_tokens) * llm.lm_head_flops_per_token
+        linear = self.roofline.linear(flops / tp, llm.decode_weight_bytes(tokens) / tp)
         kv_bytes = (tokens + sum(cached)) * llm.kv_bytes_per_token / tp
-        attention = self.roofline.time(pairs * llm.attention_flops_per_pair(decode=False) * llm.layers / tp,
-                                       kv_bytes, attention=True)
-        return linear + attention + llm.layers * self.gpu.layer_overhead + self.allreduce_time(tokens)
+        attention = self.roofline.attention(pairs * llm.attention_flops_per_pair(decode=False) * llm.layers / tp,
+                                            kv_bytes)
+        return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
 
     def decode_step_time(self, batch_size: int, total_context: int) -> float:
         """One decode iteration: one new token for each of ``batch_size`` sequences.
@@ -99,9 +115,8 @@ class GPUCompute:
         if batch_size == 0:
             return 0.0
         llm, tp = self.llm, self.tp
-        linear = self.roofline.time(batch_size * llm.linear_flops_per_token / tp,
-                                    llm.decode_weight_bytes(batch_size) / tp)
-        attention = self.roofline.time(
-            total_context * llm.attention_flops_per_pair(decode=True) * llm.layers / tp,
-            total_context * llm.kv_bytes_per_token / tp, attention=True)
-        return linear + attention + llm.layers * self.gpu.layer_overhead + self.allreduce_time(batch_size)
+        linear = self.roofline.linear(batch_size * llm.linear_flops_per_token / tp,
+                                      llm.decode_weight_bytes(batch_size) / tp)
+        attention = self.roofline.attention(total_context * llm.attention_flops_per_pair(decode=True) * llm.layers / tp,
+                                            total_context * llm.kv_bytes_per_token / tp)
+        return linear + attention + self._fixed_and_elementwise(batch_size) + self.allreduce_time(batch_size)

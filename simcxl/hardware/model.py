@@ -88,6 +88,28 @@ class LLM:
         """GEMM FLOPs of one token through every layer and the LM head."""
         return 2.0 * self.active_params
 
+    @property
+    def lm_head_flops_per_token(self) -> float:
+        return 2.0 * self.lm_head_params
+
+    @cached_property
+    def activation_bytes_per_token_per_layer(self) -> float:
+        """HBM traffic of one token's unfused elementwise ops in a layer (averaged over layers).
+
+        Two RMSNorms and two residual adds touch the hidden state 10 times; RoPE reads and writes q and
+        k; SwiGLU reads gate and up and writes their product. Activations are bf16.
+        """
+        s = self.spec
+        if s.attention == "mla":
+            qk = s.heads * (s.mla.qk_nope_head_dim + s.mla.qk_rope_head_dim) + s.mla.qk_rope_head_dim
+        else:
+            qk = (s.heads + s.kv_heads) * s.head_dim
+        mlp = s.intermediate
+        if s.moe:
+            routed = (s.moe.experts_per_token + s.moe.shared_experts) * s.moe.expert_intermediate
+            mlp = (self.moe_layers * routed + (self.layers - self.moe_layers) * s.intermediate) / self.layers
+        return 2.0 * (10 * s.hidden + 2 * qk + 3 * mlp)
+
     @cached_property
     def kv_bytes_per_token_per_layer(self) -> int:
         s = self.spec

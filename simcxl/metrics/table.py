@@ -36,7 +36,8 @@ def facts_table(summary: dict, wall_s: float | None = None) -> Table:
     for role, busy in util["gpu"].items():
         table.add_row(f"GPU busy: {role}", f"{busy:.1%}")
     for kind, stats in util["link"].items():
-        table.add_row(f"link utilization: {kind}", f"mean {stats['mean']:.1%}, max {stats['max']:.1%}")
+        if stats["max"] > 0:
+            table.add_row(f"link utilization: {kind}", f"mean {stats['mean']:.1%}, max {stats['max']:.1%}")
     wall = f" in {wall_s:.1f} s wall" if wall_s is not None else ""
     table.add_row("simulated", f"{sim['simulated_s']:,.1f} s, {sim['events']:,} events{wall}")
     return table

@@ -1,0 +1,112 @@
+"""From measured kernels to a calibrated GPU profile, and the end-to-end validation table.
+
+Torch-free: it reads the CSVs that ``simcxl.profiling.measure`` wrote. Each efficiency is the median
+achieved fraction of the datasheet peak over the shapes where that roofline term dominates:
+- compute_efficiency: GEMMs with >= 1024 tokens (compute-bound);
+- memory_efficiency: GEMMs with <= 16 tokens over >= 100 MB of weights (weight-streaming, as decode);
+- attention_efficiency: causal prefill attention of >= 4096 tokens;
+- attention_memory_efficiency: decode attention reading >= 256 MB of KV;
+- elementwise_efficiency: the unfused elementwise ops of a layer at >= 1024 tokens;
+- layer_overhead: what one token's layer costs beyond those rates: each GEMM's time at one token minus
+  its weight-streaming time, plus decode attention's and the elementwise ops' time at one token.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+from simcxl.config.schema import GPUSpec
+
+PER_LAYER_GEMMS = ((6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336))  # QKV, O, gate+up, down
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return [{k: (v if k in ("kind", "phase") else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(handle)]
+
+
+def fit_efficiencies(rows: list[dict], peak_flops: float, hbm_bandwidth: float) -> dict[str, float]:
+    def median(kind, value, keep):
+        picked = [value(r) for r in rows if r["kind"] == kind and keep(r)]
+        if not picked:
+            raise ValueError(f"no '{kind}' measurements to fit from")
+        return statistics.median(picked)
+
+    rate = lambda r: r["flops"] / r["seconds"]  # noqa: E731
+    bandwidth = lambda r: r["bytes"] / r["seconds"]  # noqa: E731
+    fit = {
+        "compute_efficiency": median("gemm", rate, lambda r: r["m"] >= 1024) / peak_flops,
+        "memory_efficiency": median("gemm", bandwidth, lambda r: r["m"] <= 16 and r["n"] * r["k"] * 2 >= 100e6)
+        / hbm_bandwidth,
+        "attention_efficiency": median("attention_prefill", rate, lambda r: r["context"] >= 4096) / peak_flops,
+        "attention_memory_efficiency": median("attention_decode", bandwidth, lambda r: r["bytes"] >= 256e6)
+        / hbm_bandwidth,
+        "elementwise_efficiency": median("elementwise_layer", bandwidth, lambda r: r["m"] >= 1024) / hbm_bandwidth,
+    }
+    weight_rate = fit["memory_efficiency"] * hbm_bandwidth
+    gemm_fixed = sum(
+        next(r["seconds"] for r in rows if r["kind"] == "gemm" and r["m"] == 1 and (r["n"], r["k"]) == shape)
+        - shape[0] * shape[1] * 2 / weight_rate for shape in PER_LAYER_GEMMS)
+    attention = min((r for r in rows if r["kind"] == "attention_decode"), key=lambda r: r["bytes"])
+    attention_fixed = attention["seconds"] - attention["bytes"] / (fit["attention_memory_efficiency"] * hbm_bandwidth)
+    elementwise = next(r["seconds"] for r in rows if r["kind"] == "elementwise_layer" and r["m"] == 1)
+    fit["layer_overhead"] = max(0.0, gemm_fixed) + max(0.0, attention_fixed) + elementwise
+    return fit
+
+
+def profile_yaml(base: GPUSpec, fit: dict[str, float], info: dict, csv_path: str) -> str:
+    """A GPU profile: the datasheet numbers of ``base`` and the efficiencies measured into ``csv_path``."""
+    source = f"measured: {csv_path} (simcxl profile-gpu on {info['gpu']}, torch {info['torch']}, CUDA " \
+             f"{info['cuda']}, {info['date']})"
+    return f"""# {base.name}: datasheet peaks, efficiencies calibrated on a real GPU by `simcxl profile-gpu`.
+gpu:
+  name: {base.name}
+  peak_flops: {base.peak_flops / 1e12:g} TFLOP/s        # bf16 dense tensor core peak; NVIDIA datasheet
+  hbm_bandwidth: {base.hbm_bandwidth / 1e12:g} TB/s       # NVIDIA datasheet
+  hbm_capacity: {base.hbm_capacity / 1e9:g} GB            # NVIDIA datasheet
+  memory_utilization: {base.memory_utilization}        # share of HBM the engine may use (vLLM's gpu_memory_utilization default)
+  compute_efficiency: {fit['compute_efficiency']:.3f}        # median of bf16 GEMMs with >= 1024 tokens; {source}
+  attention_efficiency: {fit['attention_efficiency']:.3f}      # median of causal SDPA prefill >= 4096 tokens; same measurement
+  memory_efficiency: {fit['memory_efficiency']:.3f}         # median of weight-streaming GEMMs (<= 16 tokens, >= 100 MB); same measurement
+  attention_memory_efficiency: {fit['attention_memory_efficiency']:.3f}  # median of decode SDPA reading >= 256 MB of KV; same measurement
+  elementwise_efficiency: {fit['elementwise_efficiency']:.3f}    # median of a layer's unfused norms/RoPE/SwiGLU/residuals at >= 1024 tokens; same measurement
+  layer_overhead: {fit['layer_overhead'] * 1e6:.1f} us          # one token's layer beyond those rates (GEMM ramp-up, attention, small ops); same measurement
+  nvlink_bandwidth: {base.nvlink_bandwidth / 1e9:g} GB/s     # NVIDIA datasheet (not measured: one GPU)
+  nvlink_latency: {base.nvlink_latency * 1e6:g} us           # estimate: NCCL all-reduce latency floor within one HGX board (not measured)
+  calibrated: true
+"""
+
+
+def validation_rows(gpu: GPUSpec, model_spec, measured: list[dict]) -> list[dict]:
+    """Predicted vs measured full-model latency for every measured point (error = predicted / measured - 1)."""
+    from simcxl.hardware.gpu import GPUCompute
+    from simcxl.hardware.model import LLM
+
+    compute = GPUCompute(gpu, LLM(model_spec))
+    rows = []
+    for m in measured:
+        batch, context = int(m["batch"]), int(m["context"])
+        predicted = (compute.prefill_time([context] * batch) if m["phase"] == "prefill"
+                     else compute.decode_step_time(batch, batch * context))
+        rows.append(dict(phase=m["phase"], batch=batch, context=context, measured_s=m["seconds"],
+                         predicted_s=predicted, error=predicted / m["seconds"] - 1))
+    return rows
+
+
+def validation_markdown(rows: list[dict], title: str) -> str:
+    errors = [abs(r["error"]) for r in rows]
+    lines = [f"### {title}", "", "| phase | batch | context | measured (ms) | predicted (ms) | error |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['phase']} | {r['batch']} | {r['context']} | {r['measured_s'] * 1e3:.2f} | "
+              f"{r['predicted_s'] * 1e3:.2f} | {r['error']:+.1%} |" for r in rows]
+    lines += ["", f"Median absolute error {statistics.median(errors):.1%}, max {max(errors):.1%} "
+                  f"over {len(rows)} points.", ""]
+    return "\n".join(lines)
+
+
+def read_info(directory: Path) -> dict:
+    return json.loads((directory / "info.json").read_text())
