@@ -34,12 +34,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     loaded = load_scenario(args.config, args.overrides)
     out_dir = args.output or Path("results") / loaded.scenario.name
     console = Console(stderr=True)
-    total = loaded.scenario.workload.num_requests
     with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed}/{task.total} requests"),
                   TimeElapsedColumn(), console=console, transient=True,
                   disable=args.quiet or not console.is_terminal) as progress:
-        task = progress.add_task("run", total=total)
-        outcome = simulate(loaded, lambda done: progress.update(task, completed=done) if done % 64 == 0 else None)
+        task = progress.add_task("run", total=None)
+
+        def advance(done: int, total: int) -> None:
+            if done % 64 == 0 or done == total:
+                progress.update(task, completed=done, total=total)
+
+        outcome = simulate(loaded, advance)
     outcome.write(out_dir, loaded)
     if not args.quiet:
         print_summary(outcome.summary, outcome.wall_s)
@@ -52,11 +56,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from simcxl.simulate import prepare
 
     loaded = load_scenario(args.config, args.overrides)
-    cluster, requests = prepare(loaded)
+    cluster, workload = prepare(loaded)
     s = loaded.scenario
+    skipped = f" ({len(workload.bad_rows)} bad trace rows skipped)" if workload.bad_rows else ""
     print(f"{args.config}: ok: {s.name}: {len(cluster.prefill)} prefill + {len(cluster.decode)} decode instances of "
           f"{s.model.name} on {s.gpu.name} (TP {s.cluster.tensor_parallel}), KV room "
-          f"{cluster.compute.kv_capacity_tokens:,} tokens per instance, {len(requests):,} requests, "
+          f"{cluster.compute.kv_capacity_tokens:,} tokens per instance, {len(workload.requests):,} requests{skipped}, "
           f"kv_manager {s.kv_manager.type}")
     return 0
 

@@ -1,7 +1,6 @@
-"""One run, start to finish: scenario -> cluster -> workload -> SimPy -> report.
+"""One run, start to finish: scenario -> workload -> cluster -> SimPy -> report.
 
-The CLI, the sweep runner, the benchmarks and the tests all call :func:`simulate`, so there is one way
-to run a scenario.
+The CLI, the benchmarks and the tests all call :func:`simulate`, so there is one way to run a scenario.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from simcxl.config.loader import LoadedScenario
 from simcxl.metrics.report import RunReport
 from simcxl.metrics.results import write_results
 from simcxl.serving.cluster import Cluster
-from simcxl.serving.request import Request
-from simcxl.workload.synthetic import build_workload
+from simcxl.workload import Workload, build_workload
 
 
 @dataclass
@@ -30,18 +28,21 @@ class RunOutcome:
         write_results(out_dir, self.summary, csv, loaded.resolved, self.wall_s)
 
 
-def prepare(loaded: LoadedScenario) -> tuple[Cluster, list[Request]]:
-    """Build the cluster and the workload and check they fit, without running (``simcxl validate``)."""
-    cluster = Cluster(loaded)
-    requests = build_workload(loaded.scenario.workload, loaded.scenario.seed)
-    cluster.check_requests_fit(loaded, requests)
-    return cluster, requests
+def prepare(loaded: LoadedScenario) -> tuple[Cluster, Workload]:
+    """Build the workload and the cluster and check they fit, without running (``simcxl validate``)."""
+    base_dir = Path(loaded.source_of(("workload", "path"))).parent if not loaded.source_of(
+        ("workload", "path")).startswith("--set") else Path(".")
+    workload = build_workload(loaded.scenario.workload, loaded.scenario.seed, base_dir)
+    cluster = Cluster(loaded, workload.block_tokens)
+    cluster.check_requests_fit(loaded, workload.requests)
+    return cluster, workload
 
 
-def simulate(loaded: LoadedScenario, progress: Callable[[int], None] | None = None) -> RunOutcome:
+def simulate(loaded: LoadedScenario, progress: Callable[[int, int], None] | None = None) -> RunOutcome:
+    """Run a scenario; ``progress(done, total)`` is called as requests finish."""
     start = time.perf_counter()
-    cluster, requests = prepare(loaded)
-    cluster.run(requests, progress)
-    report = RunReport(cluster)
-    summary = report.summary()
-    return RunOutcome(report, summary, time.perf_counter() - start)
+    cluster, workload = prepare(loaded)
+    total = len(workload.requests)
+    cluster.run(workload.requests, (lambda done: progress(done, total)) if progress else None)
+    report = RunReport(cluster, workload)
+    return RunOutcome(report, report.summary(), time.perf_counter() - start)

@@ -204,15 +204,22 @@ class DecodeSpec(Section):
 
 
 class ServingSpec(Section):
-    router: Literal["round_robin", "least_loaded"] = "round_robin"
+    router: Literal["round_robin", "least_loaded", "cache_aware"] = "round_robin"
     prefill: PrefillSpec = PrefillSpec()
     decode: DecodeSpec = DecodeSpec()
+
+
+class PrefixCacheSpec(Section):
+    """A rack-wide prefix-aware KV cache: blocks indexed by chained hash, LRU per node."""
+
+    capacity_per_node: Bytes | None = None  # None: unbounded
 
 
 class KVManagerSpec(Section):
     """How KV cache moves from prefill to decode (see ``simcxl.kvcache``)."""
 
     type: Literal["rdma"] = "rdma"
+    prefix_cache: PrefixCacheSpec | None = None
 
 
 # --------------------------------------------------------------------------- workload
@@ -260,17 +267,42 @@ class LognormalLength(Section):
 LengthSpec = Annotated[Union[FixedLength, UniformLength, LognormalLength], Field(discriminator="dist")]
 
 
+class SharedPrefixSpec(Section):
+    """Requests drawn into ``groups`` that each share a prefix of ``tokens`` (system prompts, few-shot)."""
+
+    groups: PositiveInt
+    tokens: PositiveInt
+
+
 class PoissonWorkload(Section):
-    """Open-loop Poisson arrivals at ``rate`` requests per second."""
+    """Open-loop arrivals at ``rate`` requests per second: Poisson, or gamma with ``burstiness`` = CV > 1."""
 
     type: Literal["poisson"]
     rate: Annotated[float, Field(gt=0)]
     num_requests: PositiveInt
     input_tokens: LengthSpec
     output_tokens: LengthSpec
+    burstiness: Annotated[float, Field(gt=0)] = 1.0
+    block_tokens: PositiveInt = 16
+    shared_prefix: SharedPrefixSpec | None = None
 
 
-WorkloadSpec = Annotated[Union[PoissonWorkload], Field(discriminator="type")]
+class TraceWorkload(Section):
+    """Replay of a real trace; ``path`` is relative to the file that sets it."""
+
+    type: Literal["trace"]
+    format: Literal["mooncake", "azure"]
+    path: str
+    first: PositiveInt | None = None
+    start: Seconds = 0.0
+    end: Seconds | None = None
+    time_scale: Annotated[float, Field(gt=0)] = 1.0
+    max_input_tokens: PositiveInt | None = None
+    max_output_tokens: PositiveInt | None = None
+    skip_bad_rows: bool = False
+
+
+WorkloadSpec = Annotated[Union[PoissonWorkload, TraceWorkload], Field(discriminator="type")]
 
 
 class RunSpec(Section):

@@ -26,12 +26,13 @@ class RDMA:
         self.tor = tor
         self.pcie = PCIe(network, pcie)
 
-    def _wire(self, src: GPUPort, dst: GPUPort, message_bytes: float, gpu_memory: bool
+    def _wire(self, src: GPUPort, dst: GPUPort, message_bytes: float, src_gpu: bool, dst_gpu: bool
               ) -> tuple[tuple[Link, ...], tuple[float, ...]]:
-        """Links (and per-byte weights) of data moving from ``src`` to ``dst``."""
+        """Links (and per-byte weights) of data moving from ``src`` to ``dst`` (GPU memory or host DRAM)."""
         links: tuple[Link, ...] = (src.nic.tx, dst.nic.rx)
-        if gpu_memory:
-            links = (src.pcie_out,) + links + (dst.pcie_in,)
+        head = (src.pcie_out,) if src_gpu else ((src.dram,) if src.dram else ())
+        tail = (dst.pcie_in,) if dst_gpu else ((dst.dram,) if dst.dram else ())
+        links = head + links + tail
         engines = (src.nic.messages,) if src.nic is dst.nic else (src.nic.messages, dst.nic.messages)
         return links + engines, (1.0,) * len(links) + (1.0 / message_bytes,) * len(engines)
 
@@ -39,27 +40,33 @@ class RDMA:
         nic_hops = 2 * self.nic.latency + self.tor.latency
         return nic_hops + (2 * self.pcie.spec.latency if gpu_memory else 0.0)
 
-    def write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None = None) -> simpy.Event:
-        """One-sided WRITE of ``nbytes`` as messages of ``message_bytes`` (default: one message)."""
-        if self.nic.gpudirect:
-            return self._write(src, dst, nbytes, message_bytes, gpu_memory=True)
-        return self.env.process(self._staged_write(src, dst, nbytes, message_bytes))
+    def write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None = None,
+              src_gpu: bool = True, dst_gpu: bool = True) -> simpy.Event:
+        """One-sided WRITE of ``nbytes`` as messages of ``message_bytes`` (default: one message) between
+        the GPU memory (or, with ``src_gpu``/``dst_gpu`` false, the host DRAM) of two nodes."""
+        if self.nic.gpudirect or not (src_gpu or dst_gpu):
+            return self._write(src, dst, nbytes, message_bytes, src_gpu, dst_gpu)
+        return self.env.process(self._staged_write(src, dst, nbytes, message_bytes, src_gpu, dst_gpu))
 
-    def _write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None, gpu_memory: bool
-               ) -> simpy.Event:
-        links, weights = self._wire(src, dst, message_bytes or max(nbytes, 1.0), gpu_memory)
+    def _write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None, src_gpu: bool,
+               dst_gpu: bool) -> simpy.Event:
+        links, weights = self._wire(src, dst, message_bytes or max(nbytes, 1.0), src_gpu, dst_gpu)
         return self.network.transfer(links, nbytes, overhead=self.nic.per_transfer_overhead + self.tor.latency,
                                      latency=path_latency(links), weights=weights)
 
-    def _staged_write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None) -> Generator:
-        yield self.pcie.copy(src, nbytes, to_device=False)
-        yield self._write(src, dst, nbytes, message_bytes, gpu_memory=False)
-        yield self.pcie.copy(dst, nbytes, to_device=True)
+    def _staged_write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None, src_gpu: bool,
+                      dst_gpu: bool) -> Generator:
+        """Without GPUDirect a GPU end is staged through its host DRAM by a PCIe copy."""
+        if src_gpu:
+            yield self.pcie.copy(src, nbytes, to_device=False)
+        yield self._write(src, dst, nbytes, message_bytes, src_gpu=False, dst_gpu=False)
+        if dst_gpu:
+            yield self.pcie.copy(dst, nbytes, to_device=True)
 
     def read(self, requester: GPUPort, target: GPUPort, items: int, item_bytes: float,
              gpu_memory: bool = True) -> simpy.Event:
         """``items`` one-sided READs of ``item_bytes`` each from ``target`` into ``requester``."""
-        links, weights = self._wire(target, requester, item_bytes, gpu_memory)
+        links, weights = self._wire(target, requester, item_bytes, gpu_memory, gpu_memory)
         round_trip = 2 * self.one_way_latency(gpu_memory)
         return fetch(self.network, links, items, item_bytes, round_trip, self.nic.outstanding_reads,
                      overhead=self.nic.per_transfer_overhead, weights=weights)

@@ -1,8 +1,14 @@
 """The KV-manager interface and its registry.
 
-A KV manager takes over a request when its prefill ends and delivers it to a decode worker once its
-KV has landed there. Managers differ only in where blocks live and which fabric flows move them, so
-every one of them runs over the same workers, router and network.
+A KV manager takes over a request at three points: when it arrives (the prefix cache learns its
+blocks), when its prefill starts (cached prefix blocks are looked up and loaded into the prefill GPU)
+and when its prefill ends (new blocks are published to the cache, and the prompt's KV is handed to a
+decode worker). Managers differ only in where blocks live and which fabric flows move them, so every
+one of them runs over the same workers, router and network.
+
+The base class keeps the prefix cache in host DRAM, the Mooncake-store / Dynamo style: blocks stay
+on the node whose prefill produced them; a prefill worker loads a hit from its own node's DRAM over
+PCIe, or from another node's DRAM over RDMA.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Callable, Generator
 
 import simpy
+
+from simcxl.kvcache.prefix import PrefixCache
 
 if TYPE_CHECKING:
     from simcxl.serving.cluster import Cluster
@@ -37,14 +45,68 @@ class KVManager(ABC):
 
     name = "abstract"
 
-    def __init__(self, cluster: "Cluster"):
+    def __init__(self, cluster: "Cluster", block_tokens: int):
         self.cluster = cluster
         self.env: simpy.Environment = cluster.env
         self.bytes_moved: dict[str, float] = defaultdict(float)
+        spec = cluster.scenario.kv_manager.prefix_cache
+        self.prefix_cache = None if spec is None else PrefixCache(
+            len(cluster.fabric.topology.nodes), block_tokens, block_tokens * cluster.llm.kv_bytes_per_token,
+            spec.capacity_per_node)
+
+    # ------------------------------------------------------------------ prefix cache
+
+    def on_arrival(self, request: "Request") -> None:
+        if self.prefix_cache is not None:
+            request.ideal_hit_blocks = self.prefix_cache.announce(request.block_hashes)
+
+    def load_prefix(self, request: "Request", prefill: "PrefillWorker") -> simpy.Event | None:
+        """Look up the request's cached prefix and start loading it into ``prefill``'s GPUs."""
+        cache = self.prefix_cache
+        if cache is None or not request.block_hashes:
+            return None
+        nodes = cache.lookup(request.block_hashes, request.input_tokens, request.ideal_hit_blocks)
+        request.cached_tokens = cache.cached_tokens(len(nodes), request.input_tokens)
+        if not nodes:
+            return None
+        return self.env.all_of([self._load_blocks(prefill, node, count) for node, count in _runs(nodes).items()])
+
+    def _load_blocks(self, prefill: "PrefillWorker", node: int, blocks: int) -> simpy.Event:
+        fabric = self.cluster.fabric
+        nbytes = blocks * self.prefix_cache.block_bytes
+        home = fabric.topology.nodes[node][0]
+        local = prefill.gpus[0].node == node
+        self.bytes_moved["dram_local" if local else "dram_remote"] += nbytes
+        shard = nbytes / len(prefill.gpus)
+        return self.env.all_of([fabric.pcie.copy(gpu, shard, to_device=True) if local
+                                else fabric.rdma.write(home, gpu, shard, src_gpu=False) for gpu in prefill.gpus])
+
+    def publish(self, request: "Request", prefill: "PrefillWorker") -> None:
+        """Store the prompt's new blocks in the prefill node's DRAM (off the critical path)."""
+        cache = self.prefix_cache
+        if cache is None or not request.block_hashes:
+            return
+        new = cache.insert(request.block_hashes, prefill.gpus[0].node)
+        if new:
+            nbytes = new * cache.block_bytes
+            self.bytes_moved["dram_write"] += nbytes
+            for gpu in prefill.gpus:
+                self.cluster.fabric.pcie.copy(gpu, nbytes / len(prefill.gpus), to_device=False)
+
+    # ------------------------------------------------------------------ hand-off
 
     def on_prefilled(self, request: "Request", prefill: "PrefillWorker") -> None:
+        self.publish(request, prefill)
         self.env.process(self.handoff(request, prefill))
 
     @abstractmethod
     def handoff(self, request: "Request", prefill: "PrefillWorker") -> Generator:
         """SimPy process from prefill end to ``decode.enqueue(request)``; fills the request's timestamps."""
+
+
+def _runs(nodes: list[int]) -> dict[int, int]:
+    """How many blocks each node serves, in first-seen order (deterministic)."""
+    counts: dict[int, int] = {}
+    for node in nodes:
+        counts[node] = counts.get(node, 0) + 1
+    return counts

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from simcxl.serving.cluster import Cluster
+from simcxl.workload import Workload
 
 REQUEST_COLUMNS = (
     "id", "arrival_s", "input_tokens", "output_tokens", "prefill_instance", "decode_instance",
-    "prefill_start_s", "prefill_end_s", "decode_admit_s", "kv_transfer_start_s", "kv_transfer_end_s",
+    "cached_tokens", "prefill_start_s", "prefix_load_end_s", "prefill_end_s", "decode_admit_s", "kv_transfer_start_s", "kv_transfer_end_s",
     "first_token_s", "finish_s", "ttft_s", "tbt_mean_s", "tbt_max_s", "e2e_s", "kv_bytes")
 
 
@@ -44,8 +45,9 @@ def _mean(values: np.ndarray) -> float | None:
 class RunReport:
     """Tables and summary of one finished :class:`Cluster` run."""
 
-    def __init__(self, cluster: Cluster):
+    def __init__(self, cluster: Cluster, workload: Workload):
         self.cluster = cluster
+        self.workload = workload
         self.simulated_s = cluster.env.now
         self.requests = pd.DataFrame(self._request_rows(), columns=list(REQUEST_COLUMNS))
         self._tbt_intervals = np.concatenate(self._token_intervals) if self._token_intervals else np.empty(0)
@@ -69,7 +71,7 @@ class RunReport:
                     tbt_max = float(intervals.max())
             r.first_token = first_token
             rows.append((r.id, r.arrival, r.input_tokens, r.output_tokens, r.prefill_instance, r.decode_instance,
-                         r.prefill_start, r.prefill_end, r.decode_admit, r.kv_transfer_start, r.kv_transfer_end,
+                         r.cached_tokens, r.prefill_start, r.prefix_load_end, r.prefill_end, r.decode_admit, r.kv_transfer_start, r.kv_transfer_end,
                          first_token, r.finish, first_token - r.arrival, tbt_mean, tbt_max, r.finish - r.arrival,
                          r.kv_bytes))
         return rows
@@ -91,7 +93,8 @@ class RunReport:
             },
             "ttft_breakdown_s": {
                 "queue": _mean((df.prefill_start_s - df.arrival_s).to_numpy()),
-                "prefill": _mean((df.prefill_end_s - df.prefill_start_s).to_numpy()),
+                "prefix_load": _mean((df.prefix_load_end_s - df.prefill_start_s).to_numpy()),
+                "prefill": _mean((df.prefill_end_s - df.prefix_load_end_s).to_numpy()),
                 "decode_wait": _mean((df.decode_admit_s - df.prefill_end_s).to_numpy()),
                 "kv_transfer": _mean((df.kv_transfer_end_s - df.kv_transfer_start_s).to_numpy()),
                 "first_decode": _mean((df.first_token_s - df.kv_transfer_end_s).to_numpy()),
@@ -101,7 +104,11 @@ class RunReport:
                 "manager": c.kv_manager.name,
                 "bytes_moved": {kind: float(v) for kind, v in sorted(c.kv_manager.bytes_moved.items())},
                 "bytes_per_token": c.llm.kv_bytes_per_token,
+                **(c.kv_manager.prefix_cache.summary() if c.kv_manager.prefix_cache else {}),
             },
+            "workload": {"requests": len(df), "skipped_rows": len(self.workload.bad_rows),
+                         "input_tokens_mean": float(df.input_tokens.mean()) if len(df) else 0.0,
+                         "output_tokens_mean": float(df.output_tokens.mean()) if len(df) else 0.0},
             "utilization": self._utilization(),
             "sim": {"simulated_s": float(t), "events": c.env.events_processed},
         }

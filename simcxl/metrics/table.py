@@ -33,6 +33,12 @@ def facts_table(summary: dict, wall_s: float | None = None) -> Table:
     table.add_row("throughput", f"{thr['output_tokens_per_s']:,.0f} output tok/s, {thr['requests_per_s']:,.2f} req/s")
     for kind, nbytes in summary["kv"]["bytes_moved"].items():
         table.add_row(f"KV moved: {kind}", f"{nbytes / 1e9:,.1f} GB")
+    if "prefix_hit_rate" in summary["kv"]:
+        kv = summary["kv"]
+        table.add_row("prefix hit rate (blocks, tokens)", f"{kv['prefix_hit_rate']:.1%}, "
+                      f"{kv['prefix_hit_rate_tokens']:.1%} (ideal {kv['ideal_prefix_hit_rate']:.1%})")
+        table.add_row("prefix blocks: evicted, missed in flight",
+                      f"{kv['evicted_blocks']:,}, {kv['inflight_miss_blocks']:,}")
     for role, busy in util["gpu"].items():
         table.add_row(f"GPU busy: {role}", f"{busy:.1%}")
     for kind, stats in util["link"].items():

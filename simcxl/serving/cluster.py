@@ -40,7 +40,7 @@ class CountingEnvironment(simpy.Environment):
 class Cluster:
     """Every entity of one run, wired together."""
 
-    def __init__(self, loaded: LoadedScenario):
+    def __init__(self, loaded: LoadedScenario, block_tokens: int = 16):
         scenario = loaded.scenario
         self.scenario = scenario
         self.env = CountingEnvironment()
@@ -50,18 +50,17 @@ class Cluster:
         cluster = scenario.cluster
         self.fabric = Fabric(self.env, scenario.fabric, cluster.prefill_nodes + cluster.decode_nodes,
                              cluster.gpus_per_node, cluster.nics_per_node)
-        self.kv_manager = KV_MANAGERS[scenario.kv_manager.type](self)
+        self.kv_manager = KV_MANAGERS[scenario.kv_manager.type](self, block_tokens)
         tp = cluster.tensor_parallel
         instances = [node[i:i + tp] for node in self.fabric.topology.nodes for i in range(0, cluster.gpus_per_node, tp)]
         per_node = cluster.gpus_per_node // tp
         prefill_instances = instances[:cluster.prefill_nodes * per_node]
         decode_instances = instances[cluster.prefill_nodes * per_node:]
-        self.prefill = [PrefillWorker(self.env, i, self.compute, scenario.serving.prefill, gpus,
-                                      self.kv_manager.on_prefilled)
+        self.prefill = [PrefillWorker(self.env, i, self.compute, scenario.serving.prefill, gpus, self.kv_manager)
                         for i, gpus in enumerate(prefill_instances)]
         self.decode = [DecodeWorker(self.env, i, self.compute, scenario.serving.decode, gpus, self._on_finished)
                        for i, gpus in enumerate(decode_instances)]
-        self.router = Router(scenario.serving.router, self.prefill, self.decode)
+        self.router = Router(scenario.serving.router, self.prefill, self.decode, self.kv_manager.prefix_cache)
         self.requests: list[Request] = []
         self.completed = 0
         self._all_done = self.env.event()
@@ -108,6 +107,7 @@ class Cluster:
         for request in self.requests:
             if request.arrival > env.now:
                 yield env.timeout(request.arrival - env.now)
+            self.kv_manager.on_arrival(request)
             self.router.pick_prefill(request).submit(request)
 
     def run(self, requests: list[Request], progress: Callable[[int], None] | None = None) -> None:

@@ -1,6 +1,7 @@
 """A prefill worker: batches queued prompts by a token budget and runs one forward pass per batch.
 
-The prompt's KV stays in this worker's HBM until the KV manager has handed it to a decode worker
+A batch first loads the cached part of each prompt (if the KV manager has a prefix cache), then
+computes the rest in one forward pass. The prompt's KV stays in this worker's HBM until the KV manager has handed it to a decode worker
 (push-based transfer), so a slow hand-off throttles prefill admission: that back-pressure is real in
 Mooncake- and Dynamo-style deployments and is what pull-based transfer (KVDirect) removes.
 """
@@ -8,7 +9,7 @@ Mooncake- and Dynamo-style deployments and is what pull-based transfer (KVDirect
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import simpy
 
@@ -17,18 +18,21 @@ from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.serving.request import Request
 
+if TYPE_CHECKING:
+    from simcxl.kvcache.base import KVManager
+
 
 class PrefillWorker:
     """One prefill instance (``tensor_parallel`` GPUs) with an FCFS queue."""
 
     def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: PrefillSpec,
-                 gpus: list[GPUPort], on_prefilled: Callable[[Request, "PrefillWorker"], None]):
+                 gpus: list[GPUPort], kv_manager: "KVManager"):
         self.env = env
         self.index = index
         self.compute = compute
         self.spec = spec
         self.gpus = gpus
-        self.on_prefilled = on_prefilled
+        self.kv_manager = kv_manager
         self.kv_capacity_tokens = compute.kv_capacity_tokens
         self.kv_held_tokens = 0
         self.queue: deque[Request] = deque()
@@ -88,13 +92,22 @@ class PrefillWorker:
             self.queued_tokens -= tokens
             self.running_tokens = tokens
             self.kv_held_tokens += tokens
+            loads = []
             for request in batch:
                 request.prefill_start = env.now
-            duration = self.compute.prefill_time([r.input_tokens for r in batch])
+                load = self.kv_manager.load_prefix(request, self)
+                if load is not None:
+                    loads.append(load)
+            if loads:
+                yield env.all_of(loads)
+            for request in batch:
+                request.prefix_load_end = env.now
+            duration = self.compute.prefill_time([r.input_tokens - r.cached_tokens for r in batch],
+                                                 [r.cached_tokens for r in batch])
             yield env.timeout(duration)
             self.busy_time += duration
             self.batches += 1
             self.running_tokens = 0
             for request in batch:
                 request.prefill_end = env.now
-                self.on_prefilled(request, self)
+                self.kv_manager.on_prefilled(request, self)

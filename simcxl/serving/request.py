@@ -1,7 +1,7 @@
 """A request and its lifecycle timestamps.
 
 Lifecycle in a disaggregated cluster:
-arrival -> (queue) -> prefill_start -> prefill_end -> (wait for decode KV space) -> decode_admit
+arrival -> (queue) -> prefill_start -> (load cached prefix KV) -> prefix_load_end -> prefill_end -> (wait for decode KV space) -> decode_admit
 -> kv_transfer_start -> kv_transfer_end -> first_token -> ... -> finish.
 TTFT is arrival -> first_token, where the first token is the one the decode worker streams after its
 first iteration (as in vLLM's and Dynamo's disaggregated serving), so it includes the KV transfer.
@@ -20,7 +20,8 @@ class Request:
     __slots__ = ("id", "arrival", "input_tokens", "output_tokens", "block_hashes",
                  "prefill_instance", "decode_instance", "prefill_start", "prefill_end",
                  "decode_admit", "kv_transfer_start", "kv_transfer_end", "first_token", "finish",
-                 "kv_bytes", "join_iteration", "finish_iteration")
+                 "kv_bytes", "join_iteration", "finish_iteration", "cached_tokens", "ideal_hit_blocks",
+                 "prefix_load_end")
 
     def __init__(self, request_id: int, arrival: float, input_tokens: int, output_tokens: int,
                  block_hashes: tuple[int, ...] = ()):
@@ -45,6 +46,9 @@ class Request:
         self.kv_bytes = 0.0
         self.join_iteration = -1
         self.finish_iteration = -1
+        self.cached_tokens = 0
+        self.ideal_hit_blocks = 0
+        self.prefix_load_end = NOT_YET
 
     @property
     def total_tokens(self) -> int:

@@ -5,6 +5,7 @@ Policies are registered by name so a scenario selects one with ``serving.router`
 
 from __future__ import annotations
 
+from simcxl.kvcache.prefix import PrefixCache
 from simcxl.serving.decode import DecodeWorker
 from simcxl.serving.prefill import PrefillWorker
 from simcxl.serving.request import Request
@@ -12,11 +13,15 @@ from simcxl.serving.request import Request
 class Router:
     """Chooses workers; ties always break towards the lowest index, so runs are deterministic."""
 
-    POLICIES = ("round_robin", "least_loaded")
+    POLICIES = ("round_robin", "least_loaded", "cache_aware")
 
-    def __init__(self, policy: str, prefill: list[PrefillWorker], decode: list[DecodeWorker]):
+    def __init__(self, policy: str, prefill: list[PrefillWorker], decode: list[DecodeWorker],
+                 prefix_cache: PrefixCache | None = None):
         if policy not in self.POLICIES:
             raise ValueError(f"unknown router policy {policy!r}; expected one of {', '.join(self.POLICIES)}")
+        if policy == "cache_aware" and prefix_cache is None:
+            raise ValueError("router policy 'cache_aware' needs kv_manager.prefix_cache")
+        self.prefix_cache = prefix_cache
         self.policy = policy
         self.prefill = prefill
         self.decode = decode
@@ -28,7 +33,16 @@ class Router:
             worker = self.prefill[self._next_prefill]
             self._next_prefill = (self._next_prefill + 1) % len(self.prefill)
             return worker
+        if self.policy == "cache_aware":
+            return self._cache_aware(request)
         return min(self.prefill, key=lambda w: (w.load_tokens, w.index))
+
+    def _cache_aware(self, request: Request) -> PrefillWorker:
+        """Mooncake's conductor in short: the instance whose node already holds most of the request's cached
+        prefix, less the prompt tokens queued there (a hit on another node still costs an RDMA load)."""
+        nodes = self.prefix_cache.matched_nodes(request.block_hashes)
+        block = self.prefix_cache.block_tokens
+        return min(self.prefill, key=lambda w: (w.load_tokens - block * nodes.count(w.gpus[0].node), w.index))
 
     def pick_decode(self, request: Request) -> DecodeWorker:
         if self.policy == "round_robin":
