@@ -30,9 +30,7 @@ class RunOutcome:
 
 def prepare(loaded: LoadedScenario) -> tuple[Cluster, Workload]:
     """Build the workload and the cluster and check they fit, without running (``simcxl validate``)."""
-    base_dir = Path(loaded.source_of(("workload", "path"))).parent if not loaded.source_of(
-        ("workload", "path")).startswith("--set") else Path(".")
-    workload = build_workload(loaded.scenario.workload, loaded.scenario.seed, base_dir)
+    workload = build_workload(loaded.scenario.workload, loaded.scenario.seed, loaded.resolve_path)
     cluster = Cluster(loaded, workload.block_tokens)
     cluster.check_requests_fit(loaded, workload.requests)
     return cluster, workload

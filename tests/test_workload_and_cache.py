@@ -177,3 +177,36 @@ def test_synthetic_shared_prefix_run_hits_the_cache():
     assert summary["kv"]["ideal_hit_blocks"] == (200 - 4) * 64
     assert summary["kv"]["hit_blocks"] + summary["kv"]["inflight_miss_blocks"] - summary["kv"]["late_hit_blocks"] \
         == summary["kv"]["ideal_hit_blocks"]
+
+
+def test_conversations_resend_history_and_reuse_its_full_blocks():
+    spec = PoissonWorkload.model_validate(dict(
+        type="poisson", rate=2, num_requests=9, input_tokens={"dist": "fixed", "value": 40},
+        output_tokens={"dist": "fixed", "value": 30}, block_tokens=16,
+        conversation={"turns": 3, "think_time": "20 s"}))
+    requests = poisson_requests(spec, seed=1)
+    by_conversation: dict[int, list] = {}
+    for r in requests:
+        by_conversation.setdefault(r.block_hashes[0], []).append(r)
+    assert len(by_conversation) == 3
+    for turns in by_conversation.values():
+        assert [r.input_tokens for r in turns] == [40, 110, 180]  # history (prompt + answer) + 40 new
+        assert turns[1].arrival - turns[0].arrival == pytest.approx(20.0)
+        # turn 2 reuses the 2 full blocks of turn 1's prompt; turn 3 the 6 full blocks of turn 2's stream
+        assert turns[1].block_hashes[:2] == turns[0].block_hashes[:2]
+        assert turns[1].block_hashes[2] != turns[0].block_hashes[2]  # the partial block was re-filled
+        assert turns[2].block_hashes[:6] == turns[1].block_hashes[:6]
+    assert [r.id for r in requests] == list(range(9))
+    assert [r.arrival for r in requests] == sorted(r.arrival for r in requests)
+
+
+@needs_traces
+def test_empirical_lengths_come_from_the_trace():
+    spec = PoissonWorkload.model_validate(dict(
+        type="poisson", rate=2, num_requests=2000,
+        input_tokens={"dist": "empirical", "trace": str(AZURE), "format": "azure", "column": "input"},
+        output_tokens={"dist": "empirical", "trace": str(AZURE), "format": "azure", "column": "output", "max": 500}))
+    requests = poisson_requests(spec, seed=0)
+    inputs = np.array([r.input_tokens for r in requests])
+    assert inputs.mean() == pytest.approx(1155, rel=0.08)          # the trace's mean context (README)
+    assert max(r.output_tokens for r in requests) == 500

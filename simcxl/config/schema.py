@@ -264,7 +264,18 @@ class LognormalLength(Section):
         return self.max
 
 
-LengthSpec = Annotated[Union[FixedLength, UniformLength, LognormalLength], Field(discriminator="dist")]
+class EmpiricalLength(Section):
+    """Lengths drawn from a real trace's column (``input`` or ``output``); ``trace`` is relative to its file."""
+
+    dist: Literal["empirical"]
+    trace: str
+    format: Literal["mooncake", "azure"]
+    column: Literal["input", "output"]
+    max: PositiveInt | None = None
+
+
+LengthSpec = Annotated[Union[FixedLength, UniformLength, LognormalLength, EmpiricalLength],
+                       Field(discriminator="dist")]
 
 
 class SharedPrefixSpec(Section):
@@ -272,6 +283,14 @@ class SharedPrefixSpec(Section):
 
     groups: PositiveInt
     tokens: PositiveInt
+
+
+class ConversationSpec(Section):
+    """Multi-turn chats: each conversation sends ``turns`` requests ``think_time`` apart, every prompt
+    re-sending the whole history (previous prompts and answers) plus a new user message."""
+
+    turns: PositiveInt
+    think_time: Seconds
 
 
 class PoissonWorkload(Section):
@@ -285,6 +304,7 @@ class PoissonWorkload(Section):
     burstiness: Annotated[float, Field(gt=0)] = 1.0
     block_tokens: PositiveInt = 16
     shared_prefix: SharedPrefixSpec | None = None
+    conversation: ConversationSpec | None = None
 
 
 class TraceWorkload(Section):

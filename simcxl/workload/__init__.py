@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from simcxl.config.schema import PoissonWorkload, TraceWorkload
 from simcxl.serving.request import Request
@@ -18,15 +19,15 @@ class Workload:
     bad_rows: list[str] = field(default_factory=list)
 
 
-def build_workload(spec: PoissonWorkload | TraceWorkload, seed: int, base_dir: Path = Path(".")) -> Workload:
-    """The workload a spec describes; a relative trace path is resolved against ``base_dir``."""
+def build_workload(spec: PoissonWorkload | TraceWorkload, seed: int,
+                   resolve: Callable[[str], Path] = Path) -> Workload:
+    """The workload a spec describes; ``resolve`` turns a trace path as written into a file path."""
     from simcxl.workload.synthetic import poisson_requests
     from simcxl.workload.traces import MOONCAKE_BLOCK_TOKENS, load_trace
 
     if isinstance(spec, PoissonWorkload):
-        return Workload(poisson_requests(spec, seed), spec.block_tokens)
-    path = Path(spec.path)
-    requests, bad = load_trace(path if path.is_absolute() else base_dir / path, spec.format,
+        return Workload(poisson_requests(spec, seed, resolve), spec.block_tokens)
+    requests, bad = load_trace(resolve(spec.path), spec.format,
                                skip_bad_rows=spec.skip_bad_rows, first=spec.first, start=spec.start, end=spec.end,
                                time_scale=spec.time_scale, max_input_tokens=spec.max_input_tokens,
                                max_output_tokens=spec.max_output_tokens)

@@ -1,8 +1,11 @@
-"""Synthetic workloads: Poisson or bursty (gamma) arrivals with lengths from simple distributions.
+"""Synthetic workloads: Poisson or bursty (gamma) arrivals with lengths from simple or empirical distributions.
 
-Each request carries chained block hashes (one per ``block_tokens`` of prompt) so prefix caching works
-on synthetic traffic too: with ``shared_prefix``, every request belongs to one of ``groups`` that share
-their first ``tokens`` of prompt (a system prompt, few-shot examples) in front of its own tokens.
+Each request carries chained block hashes (one per ``block_tokens`` of prompt; a block's hash stands
+for every token up to its end) so prefix caching works on synthetic traffic too:
+- ``shared_prefix``: every request belongs to one of ``groups`` that share their first ``tokens`` of
+  prompt (a system prompt, few-shot examples) in front of its own tokens;
+- ``conversation``: requests come in multi-turn chats whose every prompt re-sends the history, so a
+  turn reuses the full blocks of the previous turns' prompts and answers.
 All randomness comes from one numpy Generator seeded by the scenario's seed.
 """
 
@@ -10,20 +13,31 @@ from __future__ import annotations
 
 import math
 from itertools import count
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from simcxl.config.schema import FixedLength, LognormalLength, PoissonWorkload, UniformLength
+from simcxl.config.schema import EmpiricalLength, FixedLength, LognormalLength, PoissonWorkload, UniformLength
 from simcxl.serving.request import Request
 
+Length = FixedLength | UniformLength | LognormalLength | EmpiricalLength
 
-def sample_lengths(spec: FixedLength | UniformLength | LognormalLength, n: int, rng: np.random.Generator
+
+def sample_lengths(spec: Length, n: int, rng: np.random.Generator, resolve: Callable[[str], Path] = Path
                    ) -> np.ndarray:
     """``n`` token counts from a length distribution, as int64 within [1, its upper bound]."""
     if isinstance(spec, FixedLength):
         return np.full(n, spec.value, dtype=np.int64)
     if isinstance(spec, UniformLength):
         return rng.integers(spec.min, spec.max + 1, size=n, dtype=np.int64)
+    if isinstance(spec, EmpiricalLength):
+        from simcxl.workload.traces import load_trace
+
+        requests, _ = load_trace(resolve(spec.trace), spec.format)
+        values = np.array([r.input_tokens if spec.column == "input" else r.output_tokens for r in requests])
+        picked = rng.choice(values, size=n)
+        return np.minimum(picked, spec.max).astype(np.int64) if spec.max else picked.astype(np.int64)
     mu = math.log(spec.mean) - spec.sigma**2 / 2  # so that the untruncated mean is spec.mean
     return np.clip(np.rint(rng.lognormal(mu, spec.sigma, size=n)), 1, spec.max).astype(np.int64)
 
@@ -36,27 +50,49 @@ def interarrival_times(rate: float, burstiness: float, n: int, rng: np.random.Ge
     return rng.gamma(shape, 1.0 / (rate * shape), size=n)
 
 
-def poisson_requests(spec: PoissonWorkload, seed: int) -> list[Request]:
+class _TokenStream:
+    """The growing token sequence of one conversation (or one request), as chained block hashes."""
+
+    def __init__(self, fresh: count, block_tokens: int, shared: tuple[int, ...] = ()):
+        self.fresh = fresh
+        self.block_tokens = block_tokens
+        self.full_blocks = list(shared)
+
+    def prompt_hashes(self, tokens: int) -> tuple[int, ...]:
+        """Hashes of a prompt of ``tokens`` that starts with this stream (its last block may be partial)."""
+        full, partial = divmod(tokens, self.block_tokens)
+        while len(self.full_blocks) < full:
+            self.full_blocks.append(next(self.fresh))
+        return tuple(self.full_blocks[:full]) + ((next(self.fresh),) if partial else ())
+
+
+def poisson_requests(spec: PoissonWorkload, seed: int, resolve: Callable[[str], Path] = Path) -> list[Request]:
     rng = np.random.default_rng(seed)
     n = spec.num_requests
-    arrivals = np.cumsum(interarrival_times(spec.rate, spec.burstiness, n, rng))
-    inputs = sample_lengths(spec.input_tokens, n, rng)
-    outputs = sample_lengths(spec.output_tokens, n, rng)
-    groups = rng.integers(spec.shared_prefix.groups, size=n) if spec.shared_prefix else None
+    turns = spec.conversation.turns if spec.conversation else 1
+    starts = np.cumsum(interarrival_times(spec.rate / turns, spec.burstiness, math.ceil(n / turns), rng))
+    inputs = sample_lengths(spec.input_tokens, n, rng, resolve)
+    outputs = sample_lengths(spec.output_tokens, n, rng, resolve)
+    groups = rng.integers(spec.shared_prefix.groups, size=len(starts)) if spec.shared_prefix else None
     fresh = count()
     group_blocks: dict[int, tuple[int, ...]] = {}
-    requests = []
-    for i in range(n):
-        prefix: tuple[int, ...] = ()
-        prefix_tokens = 0
+    drafts = []  # (arrival, conversation, turn, input tokens, output tokens, hashes)
+    for c, start in enumerate(starts):
+        shared: tuple[int, ...] = ()
+        history = 0
         if groups is not None:
-            prefix_tokens = spec.shared_prefix.tokens
-            g = int(groups[i])
+            g = int(groups[c])
             if g not in group_blocks:
-                group_blocks[g] = tuple(next(fresh) for _ in range(prefix_tokens // spec.block_tokens))
-            prefix = group_blocks[g]
-        n_in = prefix_tokens + int(inputs[i])
-        own = math.ceil(n_in / spec.block_tokens) - len(prefix)
-        requests.append(Request(i, float(arrivals[i]), n_in, int(outputs[i]),
-                                prefix + tuple(next(fresh) for _ in range(own))))
-    return requests
+                group_blocks[g] = tuple(next(fresh) for _ in range(spec.shared_prefix.tokens // spec.block_tokens))
+            shared, history = group_blocks[g], spec.shared_prefix.tokens
+        stream = _TokenStream(fresh, spec.block_tokens, shared)
+        for t in range(turns):
+            i = c * turns + t
+            if i >= n:
+                break
+            prompt = history + int(inputs[i])
+            arrival = float(start) + (t * spec.conversation.think_time if spec.conversation else 0.0)
+            drafts.append((arrival, c, t, prompt, int(outputs[i]), stream.prompt_hashes(prompt)))
+            history = prompt + int(outputs[i])
+    drafts.sort(key=lambda d: (d[0], d[1], d[2]))
+    return [Request(i, arrival, n_in, n_out, hashes) for i, (arrival, _, _, n_in, n_out, hashes) in enumerate(drafts)]
