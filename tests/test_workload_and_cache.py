@@ -40,7 +40,7 @@ def ideal_block_hit_ratio(path, first=None) -> float:
 @needs_traces
 def test_full_mooncake_trace_with_unbounded_cache_reaches_the_ideal_hit_rate():
     outcome = simulate(scenario("rdma_mooncake.yaml", "workload.first=null",
-                                "kv_manager.prefix_cache.capacity_per_node=null"))
+                                "kv_manager.prefix_cache.capacity=null"))
     kv, requests = outcome.summary["kv"], outcome.summary["requests"]
     assert requests == {"arrived": 12031, "completed": 12031, "unfinished": 0}
     assert kv["looked_up_blocks"] == 288_500
@@ -57,7 +57,7 @@ def test_hit_rate_falls_monotonically_as_capacity_shrinks():
     rates = []
     for capacity in ("null", "256 GiB", "64 GiB", "16 GiB", "4 GiB"):
         kv = simulate(scenario("rdma_mooncake.yaml", "workload.first=1500",
-                               f"kv_manager.prefix_cache.capacity_per_node={capacity}")).summary["kv"]
+                               f"kv_manager.prefix_cache.capacity={capacity}")).summary["kv"]
         rates.append((kv["prefix_hit_rate"], kv["evicted_blocks"]))
     hit_rates = [r for r, _ in rates]
     assert hit_rates == sorted(hit_rates, reverse=True)

@@ -210,16 +210,24 @@ class ServingSpec(Section):
 
 
 class PrefixCacheSpec(Section):
-    """A rack-wide prefix-aware KV cache: blocks indexed by chained hash, LRU per node."""
+    """A prefix-aware KV cache: blocks indexed by chained hash, LRU per store.
 
-    capacity_per_node: Bytes | None = None  # None: unbounded
+    ``capacity`` is per store: per node for the host-DRAM tier of ``rdma``, the whole pool for
+    ``cxl_block`` (default: the pool's capacity); None is unbounded. ``scope: rack`` lets every prefill
+    worker reuse any node's blocks (a Mooncake store, remote hits over RDMA); ``node`` only its own
+    node's (Dynamo's host-memory tier).
+    """
+
+    capacity: Bytes | None = None
+    scope: Literal["rack", "node"] = "rack"
 
 
 class KVManagerSpec(Section):
     """How KV cache moves from prefill to decode (see ``simcxl.kvcache``)."""
 
-    type: Literal["rdma"] = "rdma"
+    type: Literal["rdma", "cxl_block"] = "rdma"
     prefix_cache: PrefixCacheSpec | None = None
+    intra_node_lock: Seconds = 0.2e-6
 
 
 # --------------------------------------------------------------------------- workload

@@ -22,6 +22,7 @@ import simpy
 from simcxl.kvcache.prefix import PrefixCache
 
 if TYPE_CHECKING:
+    from simcxl.config.schema import PrefixCacheSpec
     from simcxl.serving.cluster import Cluster
     from simcxl.serving.prefill import PrefillWorker
     from simcxl.serving.request import Request
@@ -50,9 +51,17 @@ class KVManager(ABC):
         self.env: simpy.Environment = cluster.env
         self.bytes_moved: dict[str, float] = defaultdict(float)
         spec = cluster.scenario.kv_manager.prefix_cache
-        self.prefix_cache = None if spec is None else PrefixCache(
-            len(cluster.fabric.topology.nodes), block_tokens, block_tokens * cluster.llm.kv_bytes_per_token,
-            spec.capacity_per_node)
+        self.prefix_cache = None if spec is None else self.make_prefix_cache(
+            spec, block_tokens, block_tokens * cluster.llm.kv_bytes_per_token)
+
+    def make_prefix_cache(self, spec: "PrefixCacheSpec", block_tokens: int, block_bytes: float) -> PrefixCache:
+        """Host DRAM: one store per node."""
+        return PrefixCache(len(self.cluster.fabric.topology.nodes), block_tokens, block_bytes, spec.capacity,
+                           rack_wide=spec.scope == "rack")
+
+    def store_of(self, prefill: "PrefillWorker") -> int:
+        """The store a prefill worker writes to (and, without a rack-wide index, the only one it reads)."""
+        return prefill.gpus[0].node
 
     # ------------------------------------------------------------------ prefix cache
 
@@ -65,13 +74,14 @@ class KVManager(ABC):
         cache = self.prefix_cache
         if cache is None or not request.block_hashes:
             return None
-        nodes = cache.lookup(request.block_hashes, request.input_tokens, request.ideal_hit_blocks)
+        nodes = cache.lookup(request.block_hashes, request.input_tokens, request.ideal_hit_blocks, self.store_of(prefill))
         request.cached_tokens = cache.cached_tokens(len(nodes), request.input_tokens)
         if not nodes:
             return None
         return self.env.all_of([self._load_blocks(prefill, node, count) for node, count in _runs(nodes).items()])
 
     def _load_blocks(self, prefill: "PrefillWorker", node: int, blocks: int) -> simpy.Event:
+        """Cached blocks from a node's DRAM into the prefill GPUs: PCIe if local, else RDMA."""
         fabric = self.cluster.fabric
         nbytes = blocks * self.prefix_cache.block_bytes
         home = fabric.topology.nodes[node][0]
@@ -86,7 +96,7 @@ class KVManager(ABC):
         cache = self.prefix_cache
         if cache is None or not request.block_hashes:
             return
-        new = cache.insert(request.block_hashes, prefill.gpus[0].node)
+        new = cache.insert(request.block_hashes, self.store_of(prefill))
         if new:
             nbytes = new * cache.block_bytes
             self.bytes_moved["dram_write"] += nbytes

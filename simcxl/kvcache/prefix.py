@@ -29,15 +29,21 @@ class PrefixStats:
 
 
 class PrefixCache:
-    """Per-node LRU stores of ``block_bytes`` blocks under one global hash index."""
+    """LRU stores of ``block_bytes`` blocks (one per node, or one for a shared pool).
 
-    def __init__(self, nodes: int, block_tokens: int, block_bytes: float, capacity_per_node: float | None):
+    With ``rack_wide`` a global index lets any requester reuse any store's block (one copy per block);
+    otherwise a requester sees only its own store, and blocks are duplicated across stores.
+    """
+
+    def __init__(self, stores: int, block_tokens: int, block_bytes: float, capacity: float | None,
+                 rack_wide: bool = True):
         if block_tokens < 1:
             raise ValueError(f"prefix cache: block_tokens must be >= 1, got {block_tokens}")
         self.block_tokens = block_tokens
         self.block_bytes = block_bytes
-        self.capacity_blocks = math.inf if capacity_per_node is None else int(capacity_per_node // block_bytes)
-        self.stores: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(nodes)]
+        self.rack_wide = rack_wide
+        self.capacity_blocks = math.inf if capacity is None else int(capacity // block_bytes)
+        self.stores: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(stores)]
         self.location: dict[int, int] = {}
         self.announced: set[int] = set()
         self.stats = PrefixStats()
@@ -52,8 +58,11 @@ class PrefixCache:
         self.announced.update(hashes)
         return ideal
 
-    def matched_nodes(self, hashes: tuple[int, ...]) -> list[int]:
-        """The node of each leading cached block (stops at the first miss)."""
+    def matched_nodes(self, hashes: tuple[int, ...], store: int = 0) -> list[int]:
+        """The store of each leading cached block visible from ``store`` (stops at the first miss)."""
+        if not self.rack_wide:
+            own = self.stores[store]
+            return [store] * next((i for i, h in enumerate(hashes) if h not in own), len(hashes))
         nodes = []
         for h in hashes:
             node = self.location.get(h)
@@ -66,9 +75,9 @@ class PrefixCache:
         """Prompt tokens a hit saves; at least one token is always computed (its logits give token 1)."""
         return min(hit_blocks * self.block_tokens, input_tokens - 1)
 
-    def lookup(self, hashes: tuple[int, ...], input_tokens: int, ideal: int) -> list[int]:
-        """Record a lookup at prefill time; refresh the hits' LRU position; return their nodes."""
-        nodes = self.matched_nodes(hashes)
+    def lookup(self, hashes: tuple[int, ...], input_tokens: int, ideal: int, store: int = 0) -> list[int]:
+        """Record a lookup at prefill time; refresh the hits' LRU position; return their stores."""
+        nodes = self.matched_nodes(hashes, store)
         for h, node in zip(hashes, nodes):
             self.stores[node].move_to_end(h)
         stats = self.stats
@@ -85,8 +94,8 @@ class PrefixCache:
         """Store the blocks a prefill produced on ``node``; returns how many were new there."""
         store, new = self.stores[node], 0
         for h in hashes:
-            if h in self.location:
-                owner = self.location[h]
+            owner = self.location.get(h) if self.rack_wide else (node if h in store else None)
+            if owner is not None:
                 self.stores[owner].move_to_end(h)
                 continue
             store[h] = None
@@ -94,7 +103,8 @@ class PrefixCache:
             new += 1
             while len(store) > self.capacity_blocks:
                 evicted, _ = store.popitem(last=False)
-                del self.location[evicted]
+                if self.location.get(evicted) == node:
+                    del self.location[evicted]
                 self.stats.evicted_blocks += 1
         self.stats.inserted_blocks += new
         return new

@@ -22,6 +22,7 @@ class RDMAPush(KVManager):
         request.decode_instance = decode.index
         yield decode.reserve(request)
         request.decode_admit = env.now
+        request.decode_wait = env.now - request.prefill_end
         request.kv_transfer_start = env.now
         request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
         shard = request.kv_bytes / len(prefill.gpus)

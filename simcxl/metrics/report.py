@@ -18,7 +18,8 @@ from simcxl.workload import Workload
 
 REQUEST_COLUMNS = (
     "id", "arrival_s", "input_tokens", "output_tokens", "prefill_instance", "decode_instance",
-    "cached_tokens", "prefill_start_s", "prefix_load_end_s", "prefill_end_s", "decode_admit_s", "kv_transfer_start_s", "kv_transfer_end_s",
+    "cached_tokens", "prefill_start_s", "prefix_load_end_s", "prefill_end_s", "decode_admit_s",
+    "kv_transfer_start_s", "kv_transfer_end_s", "decode_wait_s", "kv_sync_s",
     "first_token_s", "finish_s", "ttft_s", "tbt_mean_s", "tbt_max_s", "e2e_s", "kv_bytes")
 
 
@@ -71,7 +72,8 @@ class RunReport:
                     tbt_max = float(intervals.max())
             r.first_token = first_token
             rows.append((r.id, r.arrival, r.input_tokens, r.output_tokens, r.prefill_instance, r.decode_instance,
-                         r.cached_tokens, r.prefill_start, r.prefix_load_end, r.prefill_end, r.decode_admit, r.kv_transfer_start, r.kv_transfer_end,
+                         r.cached_tokens, r.prefill_start, r.prefix_load_end, r.prefill_end, r.decode_admit,
+                         r.kv_transfer_start, r.kv_transfer_end, r.decode_wait, r.kv_sync,
                          first_token, r.finish, first_token - r.arrival, tbt_mean, tbt_max, r.finish - r.arrival,
                          r.kv_bytes))
         return rows
@@ -79,6 +81,7 @@ class RunReport:
     def summary(self) -> dict:
         c, df, t = self.cluster, self.requests, self.simulated_s
         done = df[~df.finish_s.isna()]
+        reached_decode = df[~df.kv_transfer_end_s.isna()]
         arrival = df.arrival_s.to_numpy()
         return {
             "scenario": c.scenario.name,
@@ -95,11 +98,13 @@ class RunReport:
                 "queue": _mean((df.prefill_start_s - df.arrival_s).to_numpy()),
                 "prefix_load": _mean((df.prefix_load_end_s - df.prefill_start_s).to_numpy()),
                 "prefill": _mean((df.prefill_end_s - df.prefix_load_end_s).to_numpy()),
-                "decode_wait": _mean((df.decode_admit_s - df.prefill_end_s).to_numpy()),
-                "kv_transfer": _mean((df.kv_transfer_end_s - df.kv_transfer_start_s).to_numpy()),
+                "decode_wait": _mean(reached_decode.decode_wait_s.to_numpy()),
+                "kv_sync": _mean(reached_decode.kv_sync_s.to_numpy()),
+                "kv_transfer": _mean((reached_decode.kv_transfer_end_s - reached_decode.prefill_end_s
+                                      - reached_decode.decode_wait_s - reached_decode.kv_sync_s).to_numpy()),
                 "first_decode": _mean((df.first_token_s - df.kv_transfer_end_s).to_numpy()),
             },
-            "decode_wait_s": _stats((df.decode_admit_s - df.prefill_end_s).to_numpy(), ("mean", "p99", "max")),
+            "decode_wait_s": _stats(reached_decode.decode_wait_s.to_numpy(), ("mean", "p99", "max")),
             "kv": {
                 "manager": c.kv_manager.name,
                 "bytes_moved": {kind: float(v) for kind, v in sorted(c.kv_manager.bytes_moved.items())},

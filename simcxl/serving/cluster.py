@@ -11,6 +11,7 @@ from typing import Callable
 
 import simpy
 
+import simcxl.kvcache.cxl_block  # noqa: F401 - registers the 'cxl_block' manager
 import simcxl.kvcache.rdma  # noqa: F401 - registers the 'rdma' manager
 from simcxl.config.loader import LoadedScenario
 from simcxl.fabric.fabric import Fabric
@@ -50,6 +51,9 @@ class Cluster:
         cluster = scenario.cluster
         self.fabric = Fabric(self.env, scenario.fabric, cluster.prefill_nodes + cluster.decode_nodes,
                              cluster.gpus_per_node, cluster.nics_per_node)
+        if scenario.kv_manager.type == "cxl_block" and self.fabric.cxl is None:
+            raise loaded.error("kv_manager.type", "'cxl_block' needs a CXL pool: add a fabric.cxl section "
+                                                  "(e.g. include hardware/cxl_xc50256_pool.yaml)")
         self.kv_manager = KV_MANAGERS[scenario.kv_manager.type](self, block_tokens)
         tp = cluster.tensor_parallel
         instances = [node[i:i + tp] for node in self.fabric.topology.nodes for i in range(0, cluster.gpus_per_node, tp)]

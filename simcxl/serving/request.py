@@ -21,7 +21,7 @@ class Request:
                  "prefill_instance", "decode_instance", "prefill_start", "prefill_end",
                  "decode_admit", "kv_transfer_start", "kv_transfer_end", "first_token", "finish",
                  "kv_bytes", "join_iteration", "finish_iteration", "cached_tokens", "ideal_hit_blocks",
-                 "prefix_load_end")
+                 "prefix_load_end", "decode_wait", "kv_sync")
 
     def __init__(self, request_id: int, arrival: float, input_tokens: int, output_tokens: int,
                  block_hashes: tuple[int, ...] = ()):
@@ -49,6 +49,8 @@ class Request:
         self.cached_tokens = 0
         self.ideal_hit_blocks = 0
         self.prefix_load_end = NOT_YET
+        self.decode_wait = 0.0  # seconds waiting for KV space on the decode worker
+        self.kv_sync = 0.0  # seconds of synchronization before the KV may be read (locks, flushes)
 
     @property
     def total_tokens(self) -> int:

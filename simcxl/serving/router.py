@@ -40,9 +40,14 @@ class Router:
     def _cache_aware(self, request: Request) -> PrefillWorker:
         """Mooncake's conductor in short: the instance whose node already holds most of the request's cached
         prefix, less the prompt tokens queued there (a hit on another node still costs an RDMA load)."""
-        nodes = self.prefix_cache.matched_nodes(request.block_hashes)
-        block = self.prefix_cache.block_tokens
-        return min(self.prefill, key=lambda w: (w.load_tokens - block * nodes.count(w.gpus[0].node), w.index))
+        cache, hashes = self.prefix_cache, request.block_hashes
+        nodes = cache.matched_nodes(hashes) if cache.rack_wide else []
+
+        def local_hits(worker: PrefillWorker) -> int:
+            node = worker.gpus[0].node
+            return nodes.count(node) if cache.rack_wide else len(cache.matched_nodes(hashes, node))
+
+        return min(self.prefill, key=lambda w: (w.load_tokens - cache.block_tokens * local_hits(w), w.index))
 
     def pick_decode(self, request: Request) -> DecodeWorker:
         if self.policy == "round_robin":

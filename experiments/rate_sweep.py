@@ -1,0 +1,91 @@
+"""Shared by the paper reproductions: run scenarios over a range of request rates, tabulate, plot.
+
+Each reproduction (experiments/<paper>/run.py) names its scenarios, the rates, and the paper's headline
+ratios; this module runs every (scenario, rate) point through simcxl, writes one CSV row per point,
+a PNG of TTFT (mean, P99) and throughput against the offered rate, and prints the ratios of the
+baseline(s) to the system at every rate next to the paper's.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from simcxl.config.loader import load_scenario  # noqa: E402
+from simcxl.metrics.results import write_atomic  # noqa: E402
+from simcxl.simulate import simulate  # noqa: E402
+
+COLUMNS = ("scenario", "rate", "ttft_mean_s", "ttft_p99_s", "tbt_mean_s", "throughput_rps", "output_tokens_per_s",
+           "prefix_hit_rate", "queue_s", "prefix_load_s", "prefill_s", "kv_sync_s", "kv_transfer_s", "completed",
+           "arrived")
+
+
+def run_point(config: Path, rate: float, overrides: list[str]) -> dict:
+    rate_key = "workload.time_scale" if "trace" in config.read_text() else "workload.rate"
+    summary = simulate(load_scenario(config, [f"{rate_key}={rate}", *overrides])).summary
+    b = summary["ttft_breakdown_s"]
+    return dict(scenario=summary["scenario"], rate=rate, ttft_mean_s=summary["ttft_s"]["mean"],
+                ttft_p99_s=summary["ttft_s"]["p99"], tbt_mean_s=summary["tbt_s"]["mean"],
+                throughput_rps=summary["throughput"]["requests_per_s"],
+                output_tokens_per_s=summary["throughput"]["output_tokens_per_s"],
+                prefix_hit_rate=summary["kv"].get("prefix_hit_rate", 0.0), queue_s=b["queue"],
+                prefix_load_s=b["prefix_load"], prefill_s=b["prefill"], kv_sync_s=b["kv_sync"],
+                kv_transfer_s=b["kv_transfer"], completed=summary["requests"]["completed"],
+                arrived=summary["requests"]["arrived"])
+
+
+def sweep(configs: list[Path], rates: list[float], out_dir: Path, overrides: list[str] = ()) -> list[dict]:
+    rows = []
+    for config in configs:
+        for rate in rates:
+            rows.append(run_point(config, rate, list(overrides)))
+            print(f"  {rows[-1]['scenario']:>16s} at {rate:g}: TTFT mean {rows[-1]['ttft_mean_s'] * 1e3:8.1f} ms, "
+                  f"P99 {rows[-1]['ttft_p99_s'] * 1e3:8.1f} ms, {rows[-1]['throughput_rps']:.2f} req/s", flush=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(COLUMNS)] + [",".join(str(r[c]) for c in COLUMNS) for r in rows]
+    write_atomic(out_dir / "sweep.csv", "\n".join(lines) + "\n")
+    return rows
+
+
+def ratios(rows: list[dict], system: str, baseline: str) -> list[dict]:
+    """Baseline over system at every rate: TTFT mean, TTFT P99, throughput (system over baseline)."""
+    by = {(r["scenario"], r["rate"]): r for r in rows}
+    out = []
+    for rate in sorted({r["rate"] for r in rows}):
+        s, b = by[(system, rate)], by[(baseline, rate)]
+        out.append(dict(rate=rate, ttft_mean=b["ttft_mean_s"] / s["ttft_mean_s"],
+                        ttft_p99=b["ttft_p99_s"] / s["ttft_p99_s"],
+                        throughput=s["throughput_rps"] / b["throughput_rps"]))
+    return out
+
+
+def plot(rows: list[dict], out: Path, rate_label: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for scenario in dict.fromkeys(r["scenario"] for r in rows):
+        series = [r for r in rows if r["scenario"] == scenario]
+        x = [r["rate"] for r in series]
+        axes[0].semilogy(x, [r["ttft_mean_s"] for r in series], marker="o", label=scenario)
+        axes[1].semilogy(x, [r["ttft_p99_s"] for r in series], marker="o", label=scenario)
+        axes[2].plot(x, [r["throughput_rps"] for r in series], marker="o", label=scenario)
+    for ax, title in zip(axes, ("mean TTFT (s)", "P99 TTFT (s)", "throughput (req/s)")):
+        ax.set_xlabel(rate_label)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return [{k: (v if k == "scenario" else float(v)) for k, v in row.items()} for row in csv.DictReader(handle)]

@@ -1,0 +1,37 @@
+"""Reproduce TraCT's headline (arXiv 2512.18194): CXL shared-memory KV transfer and rack-wide prefix cache
+vs RDMA transfer, and vs a per-node DRAM cache, over a sweep of request rates.
+
+Usage: python experiments/tract/run.py   (writes experiments/tract/results/{sweep.csv,ttft_throughput.png})
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rate_sweep import ROOT, plot, ratios, sweep  # noqa: E402
+
+PAPER = {"ttft_mean": 9.8, "ttft_p99": 6.2, "throughput": 1.6}
+RATES = [4, 8, 12, 14, 16, 18]
+
+
+def main() -> None:
+    start = time.perf_counter()
+    out = Path(__file__).resolve().parent / "results"
+    configs = [ROOT / "configs" / f"{name}.yaml" for name in ("tract", "tract_rdma", "tract_dram")]
+    rows = sweep(configs, RATES, out, ["workload.num_requests=1500"])
+    plot(rows, out / "ttft_throughput.png", "offered load (requests/s)")
+    for baseline in ("tract_rdma", "tract_dram"):
+        print(f"\n{baseline} / tract (paper, 'up to': TTFT mean {PAPER['ttft_mean']}x, P99 {PAPER['ttft_p99']}x, "
+              f"peak throughput {PAPER['throughput']}x)")
+        for r in ratios(rows, "tract", baseline):
+            print(f"  rate {r['rate']:>5g}: TTFT mean {r['ttft_mean']:6.2f}x  P99 {r['ttft_p99']:6.2f}x  "
+                  f"throughput {r['throughput']:5.2f}x")
+    print(f"\n{time.perf_counter() - start:.0f} s; wrote {out}/sweep.csv and ttft_throughput.png")
+
+
+if __name__ == "__main__":
+    main()
