@@ -19,7 +19,8 @@ from simcxl.config.loader import load_scenario  # noqa: E402
 from simcxl.metrics.results import write_atomic  # noqa: E402
 from simcxl.simulate import simulate  # noqa: E402
 
-COLUMNS = ("scenario", "rate", "ttft_mean_s", "ttft_p99_s", "tbt_mean_s", "throughput_rps", "output_tokens_per_s",
+COLUMNS = ("scenario", "rate", "ttft_mean_s", "ttft_p99_s", "tbt_mean_s", "e2e_mean_s", "throughput_rps",
+           "output_tokens_per_s", "prefill_blocked",
            "prefix_hit_rate", "queue_s", "prefix_load_s", "prefill_s", "kv_sync_s", "kv_transfer_s", "completed",
            "arrived")
 
@@ -30,6 +31,7 @@ def run_point(config: Path, rate: float, overrides: list[str]) -> dict:
     b = summary["ttft_breakdown_s"]
     return dict(scenario=summary["scenario"], rate=rate, ttft_mean_s=summary["ttft_s"]["mean"],
                 ttft_p99_s=summary["ttft_s"]["p99"], tbt_mean_s=summary["tbt_s"]["mean"],
+                e2e_mean_s=summary["e2e_s"]["mean"], prefill_blocked=summary["utilization"]["gpu"]["prefill_blocked"],
                 throughput_rps=summary["throughput"]["requests_per_s"],
                 output_tokens_per_s=summary["throughput"]["output_tokens_per_s"],
                 prefix_hit_rate=summary["kv"].get("prefix_hit_rate", 0.0), queue_s=b["queue"],

@@ -225,9 +225,11 @@ class PrefixCacheSpec(Section):
 class KVManagerSpec(Section):
     """How KV cache moves from prefill to decode (see ``simcxl.kvcache``)."""
 
-    type: Literal["rdma", "cxl_block"] = "rdma"
+    type: Literal["rdma", "rdma_pull", "cxl_block"] = "rdma"
     prefix_cache: PrefixCacheSpec | None = None
     intra_node_lock: Seconds = 0.2e-6
+    blocking_send: bool = False
+    messages: Literal["tensor", "layer"] = "tensor"
 
 
 # --------------------------------------------------------------------------- workload

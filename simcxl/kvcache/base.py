@@ -105,9 +105,15 @@ class KVManager(ABC):
 
     # ------------------------------------------------------------------ hand-off
 
-    def on_prefilled(self, request: "Request", prefill: "PrefillWorker") -> None:
+    def on_prefilled(self, request: "Request", prefill: "PrefillWorker") -> simpy.Event:
+        """Start the hand-off; the returned event fires when the request's KV has left the prefill worker."""
         self.publish(request, prefill)
-        self.env.process(self.handoff(request, prefill))
+        return self.env.process(self.handoff(request, prefill))
+
+    @property
+    def blocks_prefill(self) -> bool:
+        """Whether a prefill worker waits for its batch's hand-offs before its next batch (a synchronous send)."""
+        return False
 
     @abstractmethod
     def handoff(self, request: "Request", prefill: "PrefillWorker") -> Generator:

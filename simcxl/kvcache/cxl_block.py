@@ -46,8 +46,8 @@ class CXLBlock(KVManager):
         self.bytes_moved["cxl_prefix_read"] += nbytes
         return self.env.all_of([self.pool.dma(gpu, nbytes / len(prefill.gpus), write=False) for gpu in prefill.gpus])
 
-    def on_prefilled(self, request, prefill) -> None:
-        self.env.process(self.handoff(request, prefill))
+    def on_prefilled(self, request, prefill) -> simpy.Event:
+        return self.env.process(self.handoff(request, prefill))
 
     def _publish(self, request, prefill) -> Generator:
         """Two-tier synchronization: node lock, then rack lock; write and flush the new index entries."""

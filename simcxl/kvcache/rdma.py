@@ -4,6 +4,12 @@ The Mooncake / Dynamo-NIXL baseline: after prefill, the decode worker reserves H
 then each prefill GPU writes its tensor-parallel shard of the KV with GPUDirect RDMA
 (GPU -> PCIe -> NIC -> ToR -> NIC -> PCIe -> GPU); decoding starts once every shard has landed. The
 prefill GPU holds the KV until then.
+
+Two options describe older, message-based connectors (vLLM's first disaggregated prefill, the
+baseline KVDirect compares against): ``messages: layer`` sends each layer's K and V as its own
+message, one after another, each paying a rendezvous round trip and the per-transfer overhead; and
+``blocking_send`` makes the prefill worker wait until its batch's KV has been received before it
+starts the next batch.
 """
 
 from __future__ import annotations
@@ -16,6 +22,21 @@ from simcxl.kvcache.base import KVManager, register
 @register("rdma")
 class RDMAPush(KVManager):
 
+    @property
+    def blocks_prefill(self) -> bool:
+        return self.cluster.scenario.kv_manager.blocking_send
+
+    def _send(self, src, dst, nbytes: float) -> Generator:
+        """One shard: a single tensor-centric write, or 2 x layers messages, each after a rendezvous."""
+        rdma = self.cluster.fabric.rdma
+        if self.cluster.scenario.kv_manager.messages == "tensor":
+            yield rdma.write(src, dst, nbytes)
+            return
+        messages = 2 * self.cluster.llm.layers
+        for _ in range(messages):
+            yield self.env.timeout(2 * rdma.one_way_latency())  # receiver posts, sender learns it may send
+            yield rdma.write(src, dst, nbytes / messages)
+
     def handoff(self, request, prefill) -> Generator:
         env, cluster = self.env, self.cluster
         decode = cluster.router.pick_decode(request)
@@ -26,7 +47,7 @@ class RDMAPush(KVManager):
         request.kv_transfer_start = env.now
         request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
         shard = request.kv_bytes / len(prefill.gpus)
-        yield env.all_of([cluster.fabric.rdma.write(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)])
+        yield env.all_of([env.process(self._send(src, dst, shard)) for src, dst in zip(prefill.gpus, decode.gpus)])
         self.bytes_moved["rdma"] += request.kv_bytes
         request.kv_transfer_end = env.now
         prefill.release(request)

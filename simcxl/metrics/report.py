@@ -124,6 +124,7 @@ class RunReport:
             return {"gpu": {}, "link": {}}
         gpu = {role: float(np.mean([w.busy_time for w in workers]) / t)
                for role, workers in (("prefill", c.prefill), ("decode", c.decode))}
+        gpu["prefill_blocked"] = float(np.mean([w.blocked_time for w in c.prefill]) / t)
         by_kind: dict[str, list[float]] = defaultdict(list)
         for link in c.fabric.topology.links:
             by_kind[link.kind].append(link.carried / (link.capacity * t))

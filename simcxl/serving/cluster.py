@@ -13,6 +13,7 @@ import simpy
 
 import simcxl.kvcache.cxl_block  # noqa: F401 - registers the 'cxl_block' manager
 import simcxl.kvcache.rdma  # noqa: F401 - registers the 'rdma' manager
+import simcxl.kvcache.rdma_pull  # noqa: F401 - registers the 'rdma_pull' manager
 from simcxl.config.loader import LoadedScenario
 from simcxl.fabric.fabric import Fabric
 from simcxl.hardware.gpu import GPUCompute

@@ -39,6 +39,7 @@ class PrefillWorker:
         self.queued_tokens = 0
         self.running_tokens = 0
         self.busy_time = 0.0
+        self.blocked_time = 0.0  # GPU idle, waiting for a synchronous KV send to finish
         self.batches = 0
         self._wakeup: simpy.Event | None = None
         env.process(self.run())
@@ -108,6 +109,11 @@ class PrefillWorker:
             self.busy_time += duration
             self.batches += 1
             self.running_tokens = 0
+            handoffs = []
             for request in batch:
                 request.prefill_end = env.now
-                self.kv_manager.on_prefilled(request, self)
+                handoffs.append(self.kv_manager.on_prefilled(request, self))
+            if self.kv_manager.blocks_prefill:
+                blocked = env.now
+                yield env.all_of(handoffs)
+                self.blocked_time += env.now - blocked

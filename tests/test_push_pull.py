@@ -1,0 +1,48 @@
+"""Push vs pull KV transfer (KVDirect): the mechanism, not just the outcome."""
+
+from __future__ import annotations
+
+import pytest
+
+from simcxl.simulate import simulate
+
+from .conftest import scenario
+
+SMALL = ("workload.num_requests=600",)
+
+
+def test_scarce_decode_memory_blocks_push_prefill_but_not_pull():
+    scarce = ("gpu.hbm_capacity=24 GB", "workload.rate=40", *SMALL)  # ~5 GB of KV room per decode instance
+    push = simulate(scenario("kvdirect_push.yaml", *scarce)).summary
+    pull = simulate(scenario("kvdirect.yaml", *scarce)).summary
+    assert push["utilization"]["gpu"]["prefill_blocked"] > 0.3
+    assert pull["utilization"]["gpu"]["prefill_blocked"] == 0.0
+    # pull parks the wait at the decode side, where it does not stop other prompts from being prefilled
+    assert pull["decode_wait_s"]["mean"] > push["decode_wait_s"]["mean"]
+    assert pull["ttft_breakdown_s"]["queue"] < push["ttft_breakdown_s"]["queue"]
+
+
+def test_with_ample_memory_and_light_load_the_two_converge():
+    light = ("workload.rate=4", *SMALL)
+    push = simulate(scenario("kvdirect_push.yaml", *light)).summary
+    pull = simulate(scenario("kvdirect.yaml", *light)).summary
+    assert pull["e2e_s"]["mean"] == pytest.approx(push["e2e_s"]["mean"], rel=0.01)
+    assert pull["ttft_s"]["mean"] == pytest.approx(push["ttft_s"]["mean"], rel=0.1)
+
+
+def test_layer_messages_pay_one_rendezvous_per_tensor():
+    one = ("workload.num_requests=1", "workload.input_tokens={dist: fixed, value: 4096}",
+           "workload.output_tokens={dist: fixed, value: 8}")
+    tensor = simulate(scenario("kvdirect_push.yaml", *one, "kv_manager.messages=tensor")).report
+    layer = simulate(scenario("kvdirect_push.yaml", *one)).report
+    rdma = tensor.cluster.fabric.rdma
+    per_message = 2 * rdma.one_way_latency() + rdma.one_way_latency() + rdma.nic.per_transfer_overhead
+    extra = layer.requests.kv_transfer_end_s[0] - tensor.requests.kv_transfer_end_s[0]
+    assert extra == pytest.approx(63 * per_message + 2 * rdma.one_way_latency(), rel=0.01)
+
+
+def test_pull_reads_the_kv_with_one_sided_reads():
+    outcome = simulate(scenario("kvdirect.yaml", "workload.num_requests=50"))
+    moved = outcome.summary["kv"]["bytes_moved"]
+    assert set(moved) == {"rdma_pull"}
+    assert moved["rdma_pull"] == pytest.approx(outcome.report.requests.input_tokens.sum() * 131_072)
