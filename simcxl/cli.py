@@ -87,6 +87,34 @@ def _cmd_bench_fabric(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from simcxl.sweep.executors import make_executor
+    from simcxl.sweep.runner import pending_points, run_sweep
+    from simcxl.sweep.spec import load_sweep
+
+    sweep = load_sweep(args.spec)
+    todo = len(pending_points(sweep, args.output))
+    console = Console(stderr=True)
+    console.print(f"sweep {args.spec}: {len(sweep.points)} points, {len(sweep.points) - todo} already finished, "
+                  f"{todo} to run ({args.executor}, -j {args.jobs})")
+    try:
+        executor = make_executor(args.executor, args.jobs, args.address)
+    except (RuntimeError, ValueError) as exc:
+        raise SimcxlError(str(exc)) from None
+    with Progress(TextColumn("points"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                  disable=not console.is_terminal) as progress:
+        task = progress.add_task("sweep", total=len(sweep.points), completed=len(sweep.points) - todo)
+        failures = run_sweep(sweep, args.output, executor, lambda done, total: progress.update(task, completed=done))
+    for point, error in failures.items():
+        print(f"point {point} failed: {error.strip().splitlines()[-1]}", file=sys.stderr)
+    print(f"wrote {args.output / 'sweep.csv'} ({len(sweep.points) - len(failures)} of {len(sweep.points)} points)")
+    return 1 if failures else 0
+
+
 def _resolve_profile(value: Path, folder: str) -> Path:
     """A profile path, or a name looked up in configs/<folder>/ (here, then beside the package)."""
     if value.suffix in (".yaml", ".yml") or value.exists():
@@ -186,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--tensor-parallel", type=int, default=1)
     gpu.add_argument("-o", "--output", type=Path, required=True, help="folder for gpu.csv")
     gpu.set_defaults(func=_cmd_bench_gpu)
+
+    sweep = commands.add_parser("sweep", help="run a base scenario over a grid of overrides (resumable)")
+    sweep.add_argument("spec", type=Path, help="sweep spec YAML (base, grid, points)")
+    sweep.add_argument("-o", "--output", type=Path, required=True, help="sweep folder (points/, sweep.csv)")
+    sweep.add_argument("-j", "--jobs", type=int, default=1, help="local worker processes (default 1)")
+    sweep.add_argument("--executor", choices=("local", "ray"), default="local")
+    sweep.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    sweep.set_defaults(func=_cmd_sweep)
 
     profile = commands.add_parser("profile-gpu", help="calibrate a GPU profile on a real CUDA GPU (needs PyTorch)")
     profile.add_argument("-o", "--output", type=Path, required=True, help="GPU profile to write")

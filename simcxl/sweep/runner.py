@@ -1,0 +1,99 @@
+"""Running a sweep: skip finished points, run the rest on an executor, then collect ``sweep.csv``.
+
+Each point writes its own results folder atomically (``points/<id>/``); a point counts as finished
+once its ``summary.json`` exists. So Ctrl-C or a crashed point loses nothing that finished, and a
+rerun of the same command picks up where it stopped. Failed points leave ``error.txt`` and are listed.
+``sweep.csv`` is rebuilt from the finished points, one row per point in spec order: the override
+columns, then every summary metric flattened (``ttft_s.mean``, ...), never wall-clock data, so it is
+identical whether the sweep ran at once, resumed, locally or on Ray.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from simcxl.metrics.results import write_atomic
+from simcxl.sweep.executors import Executor
+from simcxl.sweep.spec import Point, Sweep
+
+
+def run_point(base: str, overrides: list[str], out_dir: str) -> tuple[str, str | None]:
+    """Run one point into ``out_dir``; returns (out_dir, error message or None). Runs in a worker."""
+    from simcxl.config.loader import load_scenario
+    from simcxl.errors import SimcxlError
+    from simcxl.simulate import simulate
+
+    try:
+        loaded = load_scenario(base, overrides)
+        simulate(loaded).write(Path(out_dir), loaded)
+        return out_dir, None
+    except SimcxlError as exc:
+        message = str(exc)
+    except Exception:  # a crash in one point must not take the sweep down: report it
+        message = traceback.format_exc()
+    write_atomic(Path(out_dir) / "error.txt", message + "\n")
+    return out_dir, message
+
+
+def point_dir(out: Path, point: Point) -> Path:
+    return out / "points" / point.id
+
+
+def pending_points(sweep: Sweep, out: Path) -> list[Point]:
+    return [p for p in sweep.points if not (point_dir(out, p) / "summary.json").is_file()]
+
+
+def run_sweep(sweep: Sweep, out: Path, executor: Executor,
+              on_done: Callable[[int, int], None] | None = None) -> dict[str, str]:
+    """Run every unfinished point; return {point id: error} of the points that failed."""
+    todo = pending_points(sweep, out)
+    for point in todo:
+        (point_dir(out, point) / "error.txt").unlink(missing_ok=True)
+    failures: dict[str, str] = {}
+    finished = len(sweep.points) - len(todo)
+    tasks = [(str(sweep.base), point.set_args(), str(point_dir(out, point))) for point in todo]
+    try:
+        for directory, error in executor.run(run_point, tasks):
+            finished += 1
+            if error is not None:
+                failures[Path(directory).name] = error
+            if on_done:
+                on_done(finished, len(sweep.points))
+    finally:
+        write_atomic(out / "sweep.csv", sweep_csv(sweep, out))
+    return failures
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def sweep_csv(sweep: Sweep, out: Path) -> str:
+    """One row per finished point, in spec order: point id, overrides, flattened summary metrics."""
+    rows = []
+    for point in sweep.points:
+        summary = point_dir(out, point) / "summary.json"
+        if summary.is_file():
+            rows.append({"point": point.id, **{k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                                               for k, v in point.overrides.items()},
+                         **_flatten(json.loads(summary.read_text()))})
+    columns = ["point", *sweep.keys]
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()

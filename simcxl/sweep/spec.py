@@ -1,0 +1,84 @@
+"""A sweep spec: a base scenario and the overrides to run it with.
+
+```yaml
+base: ../configs/rdma.yaml          # relative to this file, or absolute
+grid:                               # cartesian product
+  workload.rate: [1, 2, 4, 8]
+  kv_manager.type: [rdma, rdma_pull]
+points:                             # and/or an explicit list of override sets (each crossed with the grid)
+  - {serving.router: round_robin}
+  - {serving.router: least_loaded}
+```
+Every point has a stable id (its position and a hash of its overrides), so a rerun finds what finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic import BaseModel
+
+from simcxl.config.loader import read_yaml
+from simcxl.errors import ConfigError
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: str
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    points: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Point:
+    id: str
+    overrides: dict[str, Any]
+
+    def set_args(self) -> list[str]:
+        """The overrides as ``--set KEY=VALUE`` strings (values written as YAML flow)."""
+        return [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+                for key, value in self.overrides.items()]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    path: Path
+    base: Path
+    points: list[Point]
+
+    @property
+    def keys(self) -> list[str]:
+        return list(dict.fromkeys(key for point in self.points for key in point.overrides))
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    path = Path(path)
+    data = read_yaml(path)
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    for key, values in spec.grid.items():
+        if not values:
+            raise ConfigError(f"{path}: grid.{key}: expected a non-empty list of values")
+    base = Path(spec.base) if Path(spec.base).is_absolute() else path.parent / spec.base
+    if not base.is_file():
+        raise ConfigError(f"{path}: base: file not found: {base}")
+    keys = list(spec.grid)
+    combos = [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())] or [{}]
+    sets = [{**extra, **combo} for extra in (spec.points or [{}]) for combo in combos]
+    points = []
+    for i, overrides in enumerate(sets):
+        digest = hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        points.append(Point(f"{i:04d}-{digest}", overrides))
+    return Sweep(path, base, points)
