@@ -115,6 +115,56 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+COMPARE_METRICS = (("TTFT mean (ms)", "ttft_s", "mean", 1e3), ("TTFT P99 (ms)", "ttft_s", "p99", 1e3),
+                   ("TBT mean (ms)", "tbt_s", "mean", 1e3), ("TBT P99 (ms)", "tbt_s", "p99", 1e3),
+                   ("E2E mean (s)", "e2e_s", "mean", 1.0),
+                   ("throughput (req/s)", "throughput", "requests_per_s", 1.0),
+                   ("throughput (output tok/s)", "throughput", "output_tokens_per_s", 1.0))
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from simcxl.config.loader import load_scenario
+    from simcxl.metrics.results import write_atomic
+    from simcxl.simulate import simulate
+
+    summaries = []
+    for config in args.configs:
+        loaded = load_scenario(config, args.overrides)
+        outcome = simulate(loaded)
+        summaries.append(outcome.summary)
+        if args.output:
+            outcome.write(args.output / loaded.scenario.name, loaded)
+    names = [s["scenario"] for s in summaries]
+    table = Table(title=f"simcxl compare (ratios vs {names[0]})")
+    table.add_column("metric")
+    for name in names:
+        table.add_column(name, justify="right")
+    lines = ["metric," + ",".join(names)]
+    for label, section, key, scale in COMPARE_METRICS:
+        values = [s[section][key] for s in summaries]
+        cells = [f"{v * scale:,.2f}" if v is not None else "-" for v in values]
+        if values[0]:
+            cells[1:] = [f"{c} ({v / values[0]:.2f}x)" if v is not None else c for c, v in zip(cells[1:], values[1:])]
+        table.add_row(label, *cells)
+        lines.append(label + "," + ",".join("" if v is None else repr(v * scale) for v in values))
+    Console().print(table)
+    if args.output:
+        write_atomic(args.output / "compare.csv", "\n".join(lines) + "\n")
+        print(f"wrote {args.output / 'compare.csv'} and one results folder per scenario")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from simcxl.metrics.plots import plot
+
+    for path in plot(args.paths, args.output, args.x):
+        print(f"wrote {path}")
+    return 0
+
+
 def _resolve_profile(value: Path, folder: str) -> Path:
     """A profile path, or a name looked up in configs/<folder>/ (here, then beside the package)."""
     if value.suffix in (".yaml", ".yml") or value.exists():
@@ -214,6 +264,19 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--tensor-parallel", type=int, default=1)
     gpu.add_argument("-o", "--output", type=Path, required=True, help="folder for gpu.csv")
     gpu.set_defaults(func=_cmd_bench_gpu)
+
+    compare = commands.add_parser("compare", help="run several scenarios and show them side by side")
+    compare.add_argument("configs", type=Path, nargs="+", help="scenario YAMLs (the first is the reference)")
+    compare.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                         help="override applied to every scenario (e.g. the same workload)")
+    compare.add_argument("-o", "--output", type=Path, help="write compare.csv and each run's results folder here")
+    compare.set_defaults(func=_cmd_compare)
+
+    plot = commands.add_parser("plot", help="figures (PNG and PDF) from a sweep folder or run folders")
+    plot.add_argument("paths", type=Path, nargs="+", help="sweep folders and/or run results folders")
+    plot.add_argument("-o", "--output", type=Path, required=True)
+    plot.add_argument("--x", help="sweep key for the x axis (default: the first numeric swept key)")
+    plot.set_defaults(func=_cmd_plot)
 
     sweep = commands.add_parser("sweep", help="run a base scenario over a grid of overrides (resumable)")
     sweep.add_argument("spec", type=Path, help="sweep spec YAML (base, grid, points)")

@@ -1,0 +1,132 @@
+"""``simcxl plot``: figures from sweeps and runs, matplotlib only, each as PNG and PDF.
+
+From a sweep folder (``sweep.csv``): TTFT, TBT and throughput against a swept key, one line per
+combination of the other keys, with the P50-P99 band shaded. From run folders (``summary.json`` and
+``requests.csv``): the TTFT CDF of each run, the mean TTFT broken into its parts, and GPU and link
+utilization side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from simcxl.errors import SimcxlError
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    for path in paths:
+        fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return paths
+
+
+def plot_sweep(folder: Path, out: Path, x: str | None = None) -> list[Path]:
+    table = pd.read_csv(folder / "sweep.csv")
+    columns = list(table.columns)
+    keys = columns[1:columns.index("scenario")]  # sweep.csv: point, the swept keys, then the summary
+    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(table[k]) and table[k].nunique() > 1]
+    x = x or (numeric[0] if numeric else None)
+    if x is None or x not in table.columns:
+        raise SimcxlError(f"{folder / 'sweep.csv'}: no numeric swept key to plot against (give --x KEY)")
+    series = [k for k in keys if k != x and table[k].nunique() > 1]
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    groups = table.groupby(series, sort=False) if series else [((), table)]
+    for label, group in groups:
+        group = group.sort_values(x)
+        name = ", ".join(f"{k}={v}" for k, v in zip(series, label if isinstance(label, tuple) else (label,))) or "all"
+        for ax, metric in zip(axes[:2], ("ttft_s", "tbt_s")):
+            line, = ax.plot(group[x], group[f"{metric}.mean"], marker="o", label=name)
+            ax.fill_between(group[x], group[f"{metric}.p50"], group[f"{metric}.p99"], alpha=0.15,
+                            color=line.get_color())
+        axes[2].plot(group[x], group["throughput.output_tokens_per_s"], marker="o", label=name)
+    for ax, title in zip(axes, ("TTFT (s): mean, P50-P99 band", "TBT (s): mean, P50-P99 band",
+                                "throughput (output tokens/s)")):
+        ax.set_xlabel(x)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    return _save(fig, out, "sweep")
+
+
+def _load_run(folder: Path) -> tuple[str, dict, pd.DataFrame]:
+    summary = json.loads((folder / "summary.json").read_text())
+    return folder.name, summary, pd.read_csv(folder / "requests.csv")
+
+
+def plot_runs(folders: list[Path], out: Path) -> list[Path]:
+    runs = [_load_run(folder) for folder in folders]
+    plt = _pyplot()
+    paths = []
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, _, requests in runs:
+        ttft = requests.ttft_s.dropna().sort_values()
+        ax.plot(ttft, (pd.RangeIndex(1, len(ttft) + 1) / len(ttft)), label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("TTFT (s)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title("TTFT CDF")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    paths += _save(fig, out, "ttft_cdf")
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    bottoms = [0.0] * len(runs)
+    for part in runs[0][1]["ttft_breakdown_s"]:
+        values = [(s["ttft_breakdown_s"].get(part) or 0.0) * 1e3 for _, s, _ in runs]
+        ax.bar([name for name, _, _ in runs], values, bottom=bottoms, label=part)
+        bottoms = [b + v for b, v in zip(bottoms, values)]
+    ax.set_ylabel("mean TTFT (ms)")
+    ax.set_title("where TTFT goes")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths += _save(fig, out, "ttft_breakdown")
+
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    labels = sorted({k for _, s, _ in runs for k in s["utilization"]["gpu"]} |
+                    {f"link:{k}" for _, s, _ in runs for k in s["utilization"]["link"]})
+    width = 0.8 / len(runs)
+    for i, (name, summary, _) in enumerate(runs):
+        util = summary["utilization"]
+        values = [util["gpu"].get(k, 0.0) if not k.startswith("link:") else util["link"].get(k[5:], {}).get("mean", 0.0)
+                  for k in labels]
+        ax.bar([j + i * width for j in range(len(labels))], values, width=width, label=name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("mean utilization")
+    ax.set_title("GPU busy and link utilization")
+    ax.legend()
+    fig.tight_layout()
+    paths += _save(fig, out, "utilization")
+    return paths
+
+
+def plot(paths: list[Path], out: Path, x: str | None = None) -> list[Path]:
+    written: list[Path] = []
+    runs = []
+    for path in paths:
+        if (path / "sweep.csv").is_file():
+            written += plot_sweep(path, out, x)
+        elif (path / "summary.json").is_file() and (path / "requests.csv").is_file():
+            runs.append(path)
+        else:
+            raise SimcxlError(f"{path}: neither a sweep folder (sweep.csv) nor a run folder (summary.json, requests.csv)")
+    if runs:
+        written += plot_runs(runs, out)
+    return written
