@@ -147,6 +147,15 @@ class MoESpec(Section):
         return value
 
 
+class SparseAttentionSpec(Section):
+    """DeepSeek Sparse Attention: a lightning indexer scores every cached token, attention reads the top-k."""
+
+    index_heads: PositiveInt
+    index_head_dim: PositiveInt
+    index_bytes_per_token_per_layer: PositiveInt
+    topk: PositiveInt
+
+
 class ModelSpec(Section):
     """An LLM's architecture, as in its HuggingFace config.json."""
 
@@ -163,6 +172,8 @@ class ModelSpec(Section):
     attention: Literal["gqa", "mla"] = "gqa"
     mla: MLASpec | None = None
     moe: MoESpec | None = None
+    sparse: SparseAttentionSpec | None = None
+    kv_bytes_per_token_per_layer: PositiveInt | None = None  # as the engine stores it, when not dtype x dims
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelSpec":
@@ -225,11 +236,14 @@ class PrefixCacheSpec(Section):
 class KVManagerSpec(Section):
     """How KV cache moves from prefill to decode (see ``simcxl.kvcache``)."""
 
-    type: Literal["rdma", "rdma_pull", "cxl_block"] = "rdma"
+    type: Literal["rdma", "rdma_pull", "cxl_block", "cxl_sparse"] = "rdma"
     prefix_cache: PrefixCacheSpec | None = None
     intra_node_lock: Seconds = 0.2e-6
     blocking_send: bool = False
     messages: Literal["tensor", "layer"] = "tensor"
+    hot_buffer_tokens: PositiveInt = 4096
+    topk_overlap: Fraction = 0.9
+    fetch_overlap: bool = True
 
 
 # --------------------------------------------------------------------------- workload

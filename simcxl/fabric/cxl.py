@@ -19,7 +19,7 @@ import math
 import simpy
 
 from simcxl.config.schema import CXLSpec, PCIeSpec
-from simcxl.fabric.network import Network, fetch
+from simcxl.fabric.network import Network, fetch, striped
 from simcxl.fabric.pcie import with_floor
 from simcxl.fabric.topology import CXLDevice, GPUPort, Topology
 
@@ -46,31 +46,27 @@ class CXLPool:
         return self.devices if self.spec.interleave else [self.devices[key % len(self.devices)]]
 
     def dma(self, gpu: GPUPort, nbytes: float, write: bool, key: int = 0) -> simpy.Event:
-        """A bulk copy between GPU memory and the pool, striped over the target devices."""
-        targets = self._targets(key)
-        share = nbytes / len(targets)
-        one_way = self.load_latency(from_gpu=True) / 2
-        flows = []
-        for device in targets:
-            links = ((gpu.pcie_out, gpu.cxl_out, device.link_in, device.media) if write
-                     else (device.media, device.link_out, gpu.cxl_in, gpu.pcie_in))
-            flows.append(self.network.transfer(links, share, overhead=self.pcie.dma_setup, latency=one_way))
-        return with_floor(self.env, self.env.all_of(flows), self.pcie.min_copy_time)
+        """A bulk copy between GPU memory and the pool, striped over the target devices (one flow)."""
+        paths = [(gpu.pcie_out, gpu.cxl_out, device.link_in, device.media) if write
+                 else (device.media, device.link_out, gpu.cxl_in, gpu.pcie_in) for device in self._targets(key)]
+        links, weights = striped(paths)
+        done = self.network.transfer(links, nbytes, overhead=self.pcie.dma_setup,
+                                     latency=self.load_latency(from_gpu=True) / 2, weights=weights)
+        return with_floor(self.env, done, self.pcie.min_copy_time)
 
-    def load(self, requester: GPUPort, items: int, item_bytes: float, from_gpu: bool = True, key: int = 0
-             ) -> simpy.Event:
-        """``items`` reads of ``item_bytes`` each by cache-line loads into ``requester``."""
+    def load(self, requesters: GPUPort | list[GPUPort], items: float, item_bytes: float, from_gpu: bool = True,
+             key: int = 0) -> simpy.Event:
+        """``items`` reads of ``item_bytes`` each by cache-line loads, spread evenly over the requesters
+        (e.g. the GPUs of one tensor-parallel instance) and the target devices: one flow."""
         spec = self.spec
+        requesters = requesters if isinstance(requesters, list) else [requesters]
         lines = items * math.ceil(item_bytes / spec.line_bytes)
         outstanding = spec.gpu_outstanding_loads if from_gpu else spec.cpu_outstanding_loads
-        targets = self._targets(key)
-        round_trip = self.load_latency(from_gpu)
-        flows = []
-        for device in targets:
-            links = (device.media, device.link_out, requester.cxl_in) + ((requester.pcie_in,) if from_gpu else ())
-            flows.append(fetch(self.network, links, lines / len(targets), spec.line_bytes, round_trip,
-                               max(1, outstanding // len(targets))))
-        return self.env.all_of(flows)
+        paths = [(device.media, device.link_out, gpu.cxl_in) + ((gpu.pcie_in,) if from_gpu else ())
+                 for device in self._targets(key) for gpu in requesters]
+        links, weights = striped(paths)
+        return fetch(self.network, links, lines, spec.line_bytes, self.load_latency(from_gpu),
+                     outstanding * len(requesters), weights=weights)
 
     def flush_time(self, nbytes: float) -> float:
         """Write back ``nbytes`` of CPU-cached lines before publishing them (clflushopt, then a fence)."""

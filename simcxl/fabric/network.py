@@ -301,6 +301,19 @@ def allocate_max_min(routes: list[Route], links: list[Link]) -> None:
         freeze([route for route in shares[0][2].routes if route in unfrozen], lambda route: share)
 
 
+def striped(paths: Sequence[Sequence[Link]]) -> tuple[tuple[Link, ...], tuple[float, ...]]:
+    """One route for bytes spread evenly over parallel paths: each link weighs the share of paths through it.
+
+    A transfer striped over n identical devices then costs one flow, not n, and still loads every device
+    with 1/n of its bytes (exact when the paths' fair shares are equal, as for interleaved devices).
+    """
+    weights: dict[Link, float] = {}
+    for path in paths:
+        for link in path:
+            weights[link] = weights.get(link, 0.0) + 1.0 / len(paths)
+    return tuple(weights), tuple(weights.values())
+
+
 def fetch(network: Network, links: Sequence[Link], requests: float, request_bytes: float, round_trip: float,
           outstanding: int, overhead: float = 0.0, weights: Sequence[float] | None = None) -> simpy.Event:
     """Request-response reads: ``requests`` reads of ``request_bytes``, at most ``outstanding`` in flight.

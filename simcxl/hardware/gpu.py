@@ -97,26 +97,39 @@ class GPUCompute:
         tokens = sum(new_tokens)
         if tokens == 0:
             return 0.0
-        pairs = sum(n * c + n * (n + 1) / 2 for n, c in zip(new_tokens, cached))
+        all_pairs = sum(n * c + n * (n + 1) / 2 for n, c in zip(new_tokens, cached))
+        pairs = all_pairs if not llm.topk else sum(_sparse_pairs(n, c, llm.topk) for n, c in zip(new_tokens, cached))
         flops = tokens * (llm.linear_flops_per_token - llm.lm_head_flops_per_token) \
             + len(new_tokens) * llm.lm_head_flops_per_token
         linear = self.roofline.linear(flops / tp, llm.decode_weight_bytes(tokens) / tp)
         kv_bytes = (tokens + sum(cached)) * llm.kv_bytes_per_token / tp
-        attention = self.roofline.attention(pairs * llm.attention_flops_per_pair(decode=False) * llm.layers / tp,
-                                            kv_bytes)
+        attention = self.roofline.attention((pairs * llm.attention_flops_per_pair(decode=False)
+                                             + all_pairs * llm.indexer_flops_per_pair()) * llm.layers / tp, kv_bytes)
         return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
 
-    def decode_step_time(self, batch_size: int, total_context: int) -> float:
+    def decode_step_time(self, batch_size: int, total_context: int, attended_context: int | None = None) -> float:
         """One decode iteration: one new token for each of ``batch_size`` sequences.
 
-        ``total_context`` is the sum over the batch of the tokens each new token attends to; the KV of
-        those tokens is read from HBM once per step.
+        ``total_context`` is the sum over the batch of the cached tokens; with sparse attention each new
+        token attends to only ``attended_context`` of them (the top-k), but the indexer scores them all.
+        The KV of the attended tokens and the indexer keys of all tokens are read from HBM once per step.
         """
         if batch_size == 0:
             return 0.0
         llm, tp = self.llm, self.tp
+        attended = total_context if attended_context is None else attended_context
         linear = self.roofline.linear(batch_size * llm.linear_flops_per_token / tp,
                                       llm.decode_weight_bytes(batch_size) / tp)
-        attention = self.roofline.attention(total_context * llm.attention_flops_per_pair(decode=True) * llm.layers / tp,
-                                            total_context * llm.kv_bytes_per_token / tp)
+        flops = attended * llm.attention_flops_per_pair(decode=True) + total_context * llm.indexer_flops_per_pair()
+        attention = self.roofline.attention(flops * llm.layers / tp,
+                                            (attended * llm.kv_bytes_per_token
+                                             + total_context * llm.indexer_bytes_per_token) / tp)
         return linear + attention + self._fixed_and_elementwise(batch_size) + self.allreduce_time(batch_size)
+
+
+def _sparse_pairs(new: int, cached: int, topk: int) -> float:
+    """(query, key) pairs of causal top-k attention: query at position p attends to min(p, topk) keys."""
+    first, last = cached + 1, cached + new  # positions of the new queries, 1-based
+    dense_end = min(last, topk)
+    dense = 0 if dense_end < first else (first + dense_end) * (dense_end - first + 1) / 2
+    return dense + max(0, last - max(first, topk + 1) + 1) * topk

@@ -113,6 +113,8 @@ class LLM:
     @cached_property
     def kv_bytes_per_token_per_layer(self) -> int:
         s = self.spec
+        if s.kv_bytes_per_token_per_layer:
+            return s.kv_bytes_per_token_per_layer
         if s.attention == "mla":
             return (s.mla.kv_lora_rank + s.mla.qk_rope_head_dim) * self.kv_dtype_bytes
         return 2 * s.kv_heads * s.head_dim * self.kv_dtype_bytes
@@ -121,6 +123,24 @@ class LLM:
     def kv_bytes_per_token(self) -> int:
         """KV cache bytes one token occupies, all layers (Llama-3.1-8B bf16: 131,072)."""
         return self.layers * self.kv_bytes_per_token_per_layer
+
+    @property
+    def topk(self) -> int | None:
+        """Tokens each query attends to with sparse attention (None: all of them)."""
+        return self.spec.sparse.topk if self.spec.sparse else None
+
+    def attended(self, context: int) -> int:
+        return min(context, self.topk) if self.topk else context
+
+    def indexer_flops_per_pair(self) -> float:
+        """The lightning indexer's score of one (query, cached token) pair in one layer (0 without DSA)."""
+        sparse = self.spec.sparse
+        return 2.0 * sparse.index_heads * sparse.index_head_dim if sparse else 0.0
+
+    @property
+    def indexer_bytes_per_token(self) -> int:
+        """The indexer's key cache, all layers (read in full by every decode step)."""
+        return self.layers * self.spec.sparse.index_bytes_per_token_per_layer if self.spec.sparse else 0
 
     def attention_flops_per_pair(self, decode: bool) -> float:
         """FLOPs of one (query, key) pair in one layer: the QK^T dot product and the PV accumulation.

@@ -24,6 +24,7 @@ from simcxl.kvcache.prefix import PrefixCache
 if TYPE_CHECKING:
     from simcxl.config.schema import PrefixCacheSpec
     from simcxl.serving.cluster import Cluster
+    from simcxl.serving.decode import DecodeWorker
     from simcxl.serving.prefill import PrefillWorker
     from simcxl.serving.request import Request
 
@@ -114,6 +115,21 @@ class KVManager(ABC):
     def blocks_prefill(self) -> bool:
         """Whether a prefill worker waits for its batch's hand-offs before its next batch (a synchronous send)."""
         return False
+
+    # ------------------------------------------------------------------ decode steps
+
+    def step_fetch(self, decode: "DecodeWorker") -> simpy.Event | None:
+        """KV the coming decode step must fetch before attention can use it (None: all of it is in HBM)."""
+        return None
+
+    def fetch_and_compute(self, decode: "DecodeWorker", fetch: simpy.Event, compute: float) -> Generator:
+        """One decode step with a fetch: by default the fetch must land before the step computes."""
+        yield fetch
+        yield self.env.timeout(compute)
+
+    def summary(self) -> dict:
+        """Manager-specific metrics for summary.json's ``kv`` section."""
+        return {}
 
     @abstractmethod
     def handoff(self, request: "Request", prefill: "PrefillWorker") -> Generator:

@@ -63,6 +63,24 @@ class CXLBlock(KVManager):
                     self.prefix_cache.insert(request.block_hashes, 0)
 
     def handoff(self, request, prefill) -> Generator:
+        yield from self._write_and_publish(request, prefill)
+        decode = self.cluster.router.pick_decode(request)
+        request.decode_instance = decode.index
+        waiting = self.env.now
+        yield decode.reserve(request)
+        request.decode_admit = self.env.now
+        request.decode_wait = self.env.now - waiting
+        yield from self._deliver(request, decode)
+        request.kv_transfer_end = self.env.now
+        decode.enqueue(request)
+
+    def _deliver(self, request, decode) -> Generator:
+        """The decode GPUs read the whole prompt's KV from the pool."""
+        yield self.env.all_of([self.pool.dma(gpu, request.kv_bytes / len(decode.gpus), write=False)
+                               for gpu in decode.gpus])
+        self.bytes_moved["cxl_read"] += request.kv_bytes
+
+    def _write_and_publish(self, request, prefill) -> Generator:
         env, cluster = self.env, self.cluster
         request.kv_transfer_start = env.now
         request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
@@ -73,13 +91,3 @@ class CXLBlock(KVManager):
         synced = env.now
         yield env.process(self._publish(request, prefill))
         request.kv_sync = env.now - synced
-        decode = cluster.router.pick_decode(request)
-        request.decode_instance = decode.index
-        waiting = env.now
-        yield decode.reserve(request)
-        request.decode_admit = env.now
-        request.decode_wait = env.now - waiting
-        yield env.all_of([self.pool.dma(gpu, request.kv_bytes / len(decode.gpus), write=False) for gpu in decode.gpus])
-        self.bytes_moved["cxl_read"] += request.kv_bytes
-        request.kv_transfer_end = env.now
-        decode.enqueue(request)

@@ -110,6 +110,7 @@ class RunReport:
                 "bytes_moved": {kind: float(v) for kind, v in sorted(c.kv_manager.bytes_moved.items())},
                 "bytes_per_token": c.llm.kv_bytes_per_token,
                 **(c.kv_manager.prefix_cache.summary() if c.kv_manager.prefix_cache else {}),
+                **c.kv_manager.summary(),
             },
             "workload": {"requests": len(df), "skipped_rows": len(self.workload.bad_rows),
                          "input_tokens_mean": float(df.input_tokens.mean()) if len(df) else 0.0,

@@ -12,6 +12,7 @@ from typing import Callable
 import simpy
 
 import simcxl.kvcache.cxl_block  # noqa: F401 - registers the 'cxl_block' manager
+import simcxl.kvcache.cxl_sparse  # noqa: F401 - registers the 'cxl_sparse' manager
 import simcxl.kvcache.rdma  # noqa: F401 - registers the 'rdma' manager
 import simcxl.kvcache.rdma_pull  # noqa: F401 - registers the 'rdma_pull' manager
 from simcxl.config.loader import LoadedScenario
@@ -52,9 +53,13 @@ class Cluster:
         cluster = scenario.cluster
         self.fabric = Fabric(self.env, scenario.fabric, cluster.prefill_nodes + cluster.decode_nodes,
                              cluster.gpus_per_node, cluster.nics_per_node)
-        if scenario.kv_manager.type == "cxl_block" and self.fabric.cxl is None:
-            raise loaded.error("kv_manager.type", "'cxl_block' needs a CXL pool: add a fabric.cxl section "
-                                                  "(e.g. include hardware/cxl_xc50256_pool.yaml)")
+        if scenario.kv_manager.type.startswith("cxl") and self.fabric.cxl is None:
+            raise loaded.error("kv_manager.type", f"'{scenario.kv_manager.type}' needs a CXL pool: add a fabric.cxl "
+                                                  "section (e.g. include hardware/cxl_xc50256_pool.yaml)")
+        if scenario.kv_manager.type == "cxl_sparse" and scenario.model.sparse is None:
+            raise loaded.error("kv_manager.type", f"'cxl_sparse' needs a sparse-attention model (a model.sparse "
+                                                  f"section, e.g. models/deepseek-v3.2.yaml); {scenario.model.name} "
+                                                  "attends to every token")
         self.kv_manager = KV_MANAGERS[scenario.kv_manager.type](self, block_tokens)
         tp = cluster.tensor_parallel
         instances = [node[i:i + tp] for node in self.fabric.topology.nodes for i in range(0, cluster.gpus_per_node, tp)]
@@ -63,7 +68,8 @@ class Cluster:
         decode_instances = instances[cluster.prefill_nodes * per_node:]
         self.prefill = [PrefillWorker(self.env, i, self.compute, scenario.serving.prefill, gpus, self.kv_manager)
                         for i, gpus in enumerate(prefill_instances)]
-        self.decode = [DecodeWorker(self.env, i, self.compute, scenario.serving.decode, gpus, self._on_finished)
+        self.decode = [DecodeWorker(self.env, i, self.compute, scenario.serving.decode, gpus, self._on_finished,
+                                    self.kv_manager)
                        for i, gpus in enumerate(decode_instances)]
         self.router = Router(scenario.serving.router, self.prefill, self.decode, self.kv_manager.prefix_cache)
         self.requests: list[Request] = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import simpy
 
@@ -23,14 +23,23 @@ from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.serving.request import Request
 
+if TYPE_CHECKING:
+    from simcxl.kvcache.base import KVManager
+
 
 class DecodeWorker:
     """One decode instance (``tensor_parallel`` GPUs)."""
 
     def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: DecodeSpec,
-                 gpus: list[GPUPort], on_finished: Callable[[Request], None]):
+                 gpus: list[GPUPort], on_finished: Callable[[Request], None], kv_manager: "KVManager"):
         self.env = env
         self.on_finished = on_finished
+        self.kv_manager = kv_manager
+        self.topk = compute.llm.topk
+        self.attended_tokens = 0  # sum over the batch of min(context, top-k): what sparse attention reads
+        self.joined_attended = 0  # the part of it belonging to sequences that joined this iteration
+        self._saturating: list[tuple[int, int]] = []  # (iteration its context reaches top-k, request id)
+        self._unsaturated: set[int] = set()
         self.index = index
         self.compute = compute
         self.spec = spec
@@ -54,8 +63,12 @@ class DecodeWorker:
     @property
     def free_kv_tokens(self) -> int:
         """KV tokens not yet promised, less what queued reservations will take (the router's measure)."""
-        waiting = sum(r.total_tokens for r, _ in self._reservations)
+        waiting = sum(self._footprint(r) for r, _ in self._reservations)
         return self.kv_capacity_tokens - self.kv_reserved_tokens - waiting
+
+    @staticmethod
+    def _footprint(request: Request) -> int:
+        return request.decode_kv_tokens or request.total_tokens
 
     def reserve(self, request: Request) -> simpy.Event:
         """An event that fires once the request's whole KV footprint is reserved here (FCFS)."""
@@ -73,19 +86,36 @@ class DecodeWorker:
     def _grant(self) -> None:
         while self._reservations:
             request, event = self._reservations[0]
-            if self.kv_reserved_tokens + request.total_tokens > self.kv_capacity_tokens:
+            if self.kv_reserved_tokens + self._footprint(request) > self.kv_capacity_tokens:
                 return
             self._reservations.popleft()
-            self.kv_reserved_tokens += request.total_tokens
+            self.kv_reserved_tokens += self._footprint(request)
             event.succeed()
 
     def _join(self) -> None:
+        self.joined_attended = 0
         while self._ready and len(self._batch) < self.spec.max_batch_size:
             request = self._ready.popleft()
             request.join_iteration = self.iteration
             request.finish_iteration = self.iteration + request.output_tokens - 1
             heapq.heappush(self._batch, (request.finish_iteration, request.id, request))
             self.context_tokens += request.input_tokens
+            attended = request.input_tokens if self.topk is None else min(request.input_tokens, self.topk)
+            self.attended_tokens += attended
+            self.joined_attended += attended
+            if self.topk is not None and request.input_tokens < self.topk:
+                self._unsaturated.add(request.id)
+                heapq.heappush(self._saturating, (self.iteration + self.topk - request.input_tokens, request.id))
+
+    def _grow(self) -> None:
+        """Every sequence is one token longer; with top-k attention, only those still under k attend to more."""
+        self.context_tokens += len(self._batch)
+        if self.topk is None:
+            self.attended_tokens += len(self._batch)
+            return
+        self.attended_tokens += len(self._unsaturated)
+        while self._saturating and self._saturating[0][0] <= self.iteration:
+            self._unsaturated.discard(heapq.heappop(self._saturating)[1])
 
     def _leave(self) -> None:
         now = self.env.now
@@ -93,7 +123,9 @@ class DecodeWorker:
             request = heapq.heappop(self._batch)[2]
             request.finish = now
             self.context_tokens -= request.input_tokens + request.output_tokens
-            self.kv_reserved_tokens -= request.total_tokens
+            self.attended_tokens -= request.total_tokens if self.topk is None else min(request.total_tokens, self.topk)
+            self._unsaturated.discard(request.id)
+            self.kv_reserved_tokens -= self._footprint(request)
             self.on_finished(request)
         self._grant()
 
@@ -107,10 +139,15 @@ class DecodeWorker:
                 yield self._wakeup
                 self._wakeup = None
                 continue
-            duration = self.compute.decode_step_time(len(self._batch), self.context_tokens)
-            yield env.timeout(duration)
-            self.busy_time += duration
+            start = env.now
+            duration = self.compute.decode_step_time(len(self._batch), self.context_tokens, self.attended_tokens)
+            fetch = self.kv_manager.step_fetch(self)
+            if fetch is None:
+                yield env.timeout(duration)
+            else:  # missing KV entries are fetched during the step; prefetch overlaps layer by layer
+                yield from self.kv_manager.fetch_and_compute(self, fetch, duration)
+            self.busy_time += env.now - start
             self.iteration_ends.append(env.now)
             self.iteration += 1
-            self.context_tokens += len(self._batch)
+            self._grow()
             self._leave()

@@ -21,7 +21,7 @@ class Request:
                  "prefill_instance", "decode_instance", "prefill_start", "prefill_end",
                  "decode_admit", "kv_transfer_start", "kv_transfer_end", "first_token", "finish",
                  "kv_bytes", "join_iteration", "finish_iteration", "cached_tokens", "ideal_hit_blocks",
-                 "prefix_load_end", "decode_wait", "kv_sync")
+                 "prefix_load_end", "decode_wait", "kv_sync", "decode_kv_tokens")
 
     def __init__(self, request_id: int, arrival: float, input_tokens: int, output_tokens: int,
                  block_hashes: tuple[int, ...] = ()):
@@ -51,6 +51,7 @@ class Request:
         self.prefix_load_end = NOT_YET
         self.decode_wait = 0.0  # seconds waiting for KV space on the decode worker
         self.kv_sync = 0.0  # seconds of synchronization before the KV may be read (locks, flushes)
+        self.decode_kv_tokens = 0  # KV tokens the decode worker must hold (0: all of prompt + output)
 
     @property
     def total_tokens(self) -> int:
