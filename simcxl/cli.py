@@ -47,7 +47,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outcome.write(out_dir, loaded)
     if not args.quiet:
         print_summary(outcome.summary, outcome.wall_s)
-        print(f"results: {out_dir}/ (summary.json, requests.csv, config.resolved.yaml, run.json)")
+        print(f"results: {out_dir}/ (summary.json, requests.csv, timeseries.csv, config.resolved.yaml, run.json)")
     return 0
 
 

@@ -25,7 +25,7 @@ class RunOutcome:
 
     def write(self, out_dir: Path, loaded: LoadedScenario) -> None:
         csv = self.report.requests.to_csv(index=False, lineterminator="\n")
-        write_results(out_dir, self.summary, csv, loaded.resolved, self.wall_s)
+        write_results(out_dir, self.summary, csv, loaded.resolved, self.wall_s, self.report.cluster.sampler.csv())
 
 
 def prepare(loaded: LoadedScenario) -> tuple[Cluster, Workload]:

@@ -31,7 +31,7 @@ def test_plot_from_a_sweep_and_from_runs(tmp_path, capsys):
     run_sweep(load_sweep(spec), tmp_path / "sweep", LocalExecutor(1))
     runs = [tmp_path / "sweep/points" / p for p in sorted(p.name for p in (tmp_path / "sweep/points").iterdir())[:2]]
     assert main(["plot", str(tmp_path / "sweep"), *map(str, runs), "-o", str(tmp_path / "fig")]) == 0
-    for name in ("sweep", "ttft_cdf", "ttft_breakdown", "utilization"):
+    for name in ("sweep", "ttft_cdf", "ttft_breakdown", "utilization", "utilization_over_time"):
         for suffix in (".png", ".pdf"):
             assert (tmp_path / "fig" / f"{name}{suffix}").stat().st_size > 5_000, name
     assert main(["plot", str(tmp_path), "-o", str(tmp_path / "fig")]) == 2

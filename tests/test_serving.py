@@ -99,6 +99,9 @@ def test_run_writes_the_documented_results_folder(tmp_path, capsys):
     resolved = (tmp_path / "config.resolved.yaml").read_text()
     assert "peak_flops: 989 TFLOP/s" in resolved and "num_requests: 100" in resolved
     assert not list(tmp_path.glob(".*.tmp"))
+    series = (tmp_path / "timeseries.csv").read_text().splitlines()
+    assert series[0].startswith("time_s,gpu.decode,gpu.prefill,link.")
+    assert len(series) - 1 == int(json.loads((tmp_path / "summary.json").read_text())["sim"]["simulated_s"])
 
 
 def test_least_loaded_router_spreads_prefill_by_queued_tokens():

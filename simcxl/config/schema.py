@@ -353,6 +353,7 @@ class RunSpec(Section):
     """Limits of one run: requests still unfinished at ``max_simulated_time`` are reported, not lost."""
 
     max_simulated_time: Seconds = 24 * 3600.0
+    sample_interval: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 1.0
 
 
 class Scenario(Section):

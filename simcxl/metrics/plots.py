@@ -117,6 +117,23 @@ def plot_runs(folders: list[Path], out: Path) -> list[Path]:
     return paths
 
 
+def plot_timeseries(folders: list[Path], out: Path) -> list[Path]:
+    plt = _pyplot()
+    fig, (gpu, link) = plt.subplots(1, 2, figsize=(13, 4.2))
+    for folder in folders:
+        series = pd.read_csv(folder / "timeseries.csv")
+        for column in series.columns[1:]:
+            ax = gpu if column.startswith("gpu.") else link
+            ax.plot(series.time_s, series[column], label=f"{folder.name}: {column.split('.', 1)[1]}")
+    for ax, title in ((gpu, "GPU busy over time"), (link, "link utilization over time (all links of a kind)")):
+        ax.set_xlabel("simulated time (s)")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out, "utilization_over_time")
+
+
 def plot(paths: list[Path], out: Path, x: str | None = None) -> list[Path]:
     written: list[Path] = []
     runs = []
@@ -129,4 +146,7 @@ def plot(paths: list[Path], out: Path, x: str | None = None) -> list[Path]:
             raise SimcxlError(f"{path}: neither a sweep folder (sweep.csv) nor a run folder (summary.json, requests.csv)")
     if runs:
         written += plot_runs(runs, out)
+        with_series = [run for run in runs if (run / "timeseries.csv").is_file()]
+        if with_series:
+            written += plot_timeseries(with_series, out)
     return written

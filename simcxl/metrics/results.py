@@ -33,13 +33,16 @@ def dump_json(data: dict) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
-def write_results(out_dir: Path, summary: dict, requests_csv: str, resolved: dict, wall_s: float) -> None:
-    """summary.json, requests.csv, config.resolved.yaml, run.json (the only file with wall-clock data)."""
+def write_results(out_dir: Path, summary: dict, requests_csv: str, resolved: dict, wall_s: float,
+                  timeseries_csv: str) -> None:
+    """summary.json, requests.csv, timeseries.csv, config.resolved.yaml, run.json (the only file with
+    wall-clock data)."""
     import numpy
     import pandas
     import simpy
 
     write_atomic(out_dir / "requests.csv", requests_csv)
+    write_atomic(out_dir / "timeseries.csv", timeseries_csv)
     write_atomic(out_dir / "config.resolved.yaml", yaml.safe_dump(resolved, sort_keys=False))
     write_atomic(out_dir / "run.json", dump_json({
         "wall_s": wall_s,

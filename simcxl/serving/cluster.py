@@ -20,6 +20,7 @@ from simcxl.fabric.fabric import Fabric
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.hardware.model import LLM
 from simcxl.kvcache.base import KV_MANAGERS
+from simcxl.metrics.timeseries import UtilizationSampler
 from simcxl.serving.decode import DecodeWorker
 from simcxl.serving.prefill import PrefillWorker
 from simcxl.serving.request import Request
@@ -76,6 +77,7 @@ class Cluster:
         self.completed = 0
         self._all_done = self.env.event()
         self._progress: Callable[[int], None] | None = None
+        self.sampler = UtilizationSampler(self, scenario.run.sample_interval)
 
     # ------------------------------------------------------------------ feasibility
 
@@ -128,5 +130,6 @@ class Cluster:
         if not requests:
             return
         self.env.process(self._arrivals())
+        self.env.process(self.sampler.run())
         limit = self.env.timeout(self.scenario.run.max_simulated_time)
         self.env.run(until=self.env.any_of([self._all_done, limit]))

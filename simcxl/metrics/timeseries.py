@@ -1,0 +1,53 @@
+"""Utilization over time: a sampler that records, every ``interval`` of simulated time, how busy the
+GPUs of each role and the links of each kind were during the last window.
+
+One SimPy event per sample, whatever the load. GPU busy time is credited when an iteration or batch
+ends and link bytes when a flow ends, so windows much shorter than an iteration or a transfer are noisy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simcxl.serving.cluster import Cluster
+
+
+class UtilizationSampler:
+    def __init__(self, cluster: "Cluster", interval: float):
+        if not interval > 0:
+            raise ValueError(f"sample interval must be > 0 s, got {interval!r}")
+        self.cluster = cluster
+        self.interval = interval
+        self.rows: list[dict[str, float]] = []
+        self._last = self._totals()
+
+    def _totals(self) -> dict[str, float]:
+        c = self.cluster
+        totals: dict[str, float] = defaultdict(float)
+        for role, workers in (("prefill", c.prefill), ("decode", c.decode)):
+            totals[f"gpu.{role}"] = sum(w.busy_time for w in workers) / len(workers)
+        capacity: dict[str, float] = defaultdict(float)
+        for link in c.fabric.topology.links:
+            totals[f"link.{link.kind}"] += link.carried
+            capacity[link.kind] += link.capacity
+        for kind, cap in capacity.items():
+            totals[f"link.{kind}"] /= cap
+        return totals
+
+    def run(self):
+        """SimPy process: sample until the simulation stops."""
+        env = self.cluster.env
+        while True:
+            yield env.timeout(self.interval)
+            now = self._totals()
+            self.rows.append({"time_s": env.now, **{k: (now[k] - self._last.get(k, 0.0)) / self.interval
+                                                    for k in sorted(now)}})
+            self._last = now
+
+    def csv(self) -> str:
+        if not self.rows:
+            return "time_s\n"
+        columns = list(self.rows[0])
+        return "\n".join([",".join(columns)] + [",".join(repr(r[c]) for c in columns) for r in self.rows]) + "\n"
