@@ -116,6 +116,16 @@ class KVManager(ABC):
         """Whether a prefill worker waits for its batch's hand-offs before its next batch (a synchronous send)."""
         return False
 
+    def reserve_decode(self, request: "Request") -> Generator:
+        """Pick a decode worker and wait until it has reserved the request's KV; returns the worker."""
+        decode = self.cluster.router.pick_decode(request)
+        request.decode_instance = decode.index
+        waiting = self.env.now
+        yield decode.reserve(request)
+        request.decode_admit = self.env.now
+        request.decode_wait = self.env.now - waiting
+        return decode
+
     # ------------------------------------------------------------------ decode steps
 
     def step_fetch(self, decode: "DecodeWorker") -> simpy.Event | None:

@@ -64,12 +64,7 @@ class CXLBlock(KVManager):
 
     def handoff(self, request, prefill) -> Generator:
         yield from self._write_and_publish(request, prefill)
-        decode = self.cluster.router.pick_decode(request)
-        request.decode_instance = decode.index
-        waiting = self.env.now
-        yield decode.reserve(request)
-        request.decode_admit = self.env.now
-        request.decode_wait = self.env.now - waiting
+        decode = yield from self.reserve_decode(request)
         yield from self._deliver(request, decode)
         request.kv_transfer_end = self.env.now
         decode.enqueue(request)

@@ -16,15 +16,22 @@ from __future__ import annotations
 
 from typing import Generator
 
+import simpy
+
 from simcxl.kvcache.base import KVManager, register
 
 
 @register("rdma")
 class RDMAPush(KVManager):
+    path = "rdma"
 
     @property
     def blocks_prefill(self) -> bool:
         return self.cluster.scenario.kv_manager.blocking_send
+
+    def move_shard(self, src, dst, nbytes: float) -> simpy.Event:
+        """Move one tensor-parallel shard of the KV from prefill GPU ``src`` to decode GPU ``dst``."""
+        return self.env.process(self._send(src, dst, nbytes))
 
     def _send(self, src, dst, nbytes: float) -> Generator:
         """One shard: a single tensor-centric write, or 2 x layers messages, each after a rendezvous."""
@@ -39,16 +46,12 @@ class RDMAPush(KVManager):
 
     def handoff(self, request, prefill) -> Generator:
         env, cluster = self.env, self.cluster
-        decode = cluster.router.pick_decode(request)
-        request.decode_instance = decode.index
-        yield decode.reserve(request)
-        request.decode_admit = env.now
-        request.decode_wait = env.now - request.prefill_end
+        decode = yield from self.reserve_decode(request)
         request.kv_transfer_start = env.now
         request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
         shard = request.kv_bytes / len(prefill.gpus)
-        yield env.all_of([env.process(self._send(src, dst, shard)) for src, dst in zip(prefill.gpus, decode.gpus)])
-        self.bytes_moved["rdma"] += request.kv_bytes
+        yield env.all_of([self.move_shard(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)])
+        self.bytes_moved[self.path] += request.kv_bytes
         request.kv_transfer_end = env.now
         prefill.release(request)
         decode.enqueue(request)

@@ -9,30 +9,24 @@ The prefill GPU never waits for the decode side; only its HBM holds the KV until
 
 from __future__ import annotations
 
-from typing import Generator
+import simpy
 
-from simcxl.kvcache.base import KVManager, register
+from simcxl.kvcache.base import register
+from simcxl.kvcache.rdma import RDMAPush
 
 PULL_CHUNK_BYTES = 64 * 1024 * 1024  # one READ per contiguous 64 MiB of a shard (the library's chunking)
 
 
 @register("rdma_pull")
-class RDMAPull(KVManager):
+class RDMAPull(RDMAPush):
+    """The hand-off of ``rdma``, but the decode GPU reads the shard; prefill never blocks on it."""
 
-    def handoff(self, request, prefill) -> Generator:
-        env, cluster = self.env, self.cluster
-        decode = cluster.router.pick_decode(request)
-        request.decode_instance = decode.index
-        yield decode.reserve(request)
-        request.decode_admit = env.now
-        request.decode_wait = env.now - request.prefill_end
-        request.kv_transfer_start = env.now
-        request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
-        shard = request.kv_bytes / len(prefill.gpus)
-        chunks = max(1, -(-int(shard) // PULL_CHUNK_BYTES))
-        rdma = cluster.fabric.rdma
-        yield env.all_of([rdma.read(dst, src, chunks, shard / chunks) for src, dst in zip(prefill.gpus, decode.gpus)])
-        self.bytes_moved["rdma_pull"] += request.kv_bytes
-        request.kv_transfer_end = env.now
-        prefill.release(request)
-        decode.enqueue(request)
+    path = "rdma_pull"
+
+    @property
+    def blocks_prefill(self) -> bool:
+        return False
+
+    def move_shard(self, src, dst, nbytes: float) -> simpy.Event:
+        chunks = max(1, -(-int(nbytes) // PULL_CHUNK_BYTES))
+        return self.cluster.fabric.rdma.read(dst, src, chunks, nbytes / chunks)
