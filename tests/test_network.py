@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 
 import pytest
 import simpy
@@ -128,3 +129,24 @@ def test_weighted_link_caps_small_messages():
     done = net.transfer([wire, engine], 64e6, weights=[1.0, 1 / 64])
     assert finish_times(env, [done]) == pytest.approx([1.0])
     assert engine.carried == pytest.approx(1e6)
+
+
+def test_a_flow_a_rounding_error_short_of_done_completes_instead_of_spinning():
+    """Late in a run (large clock), a flow left with a sliver of bytes whose remaining time cannot be added to
+    the clock must complete, not reschedule itself at the same instant forever."""
+    env = simpy.Environment(initial_time=1e6)
+    net = Network(env)
+    link = Link("l", "t", 60 * GB)
+    done = net.transfer([link], 1e-5)  # 1e-5 B at 60 GB/s: 1.7e-16 s, below the clock's resolution at 1e6 s
+
+    def spinning(*_):
+        raise TimeoutError("the flow scheduler is spinning at one instant")
+
+    previous = signal.signal(signal.SIGALRM, spinning)
+    signal.alarm(5)  # a regression fails here instead of hanging the suite
+    try:
+        env.run(until=done)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert env.now == pytest.approx(1e6)

@@ -22,8 +22,11 @@ from typing import Iterable, Sequence
 
 import simpy
 
-# Bytes a flow may still be short of its target when it is declared done (float rounding of rate x time).
+# A flow is done when it is short of its target by no more than float rounding of rate x time: a relative
+# share of its bytes, or what its route serves in a time too small to add to the clock (else the clock
+# could not advance past its finish and the scheduler would spin at one instant).
 _RELATIVE_TOLERANCE = 1e-9
+_TIME_RESOLUTION = 1e-12
 
 
 class Link:
@@ -234,7 +237,9 @@ class Network:
     def _complete_due(self, route: Route, now: float) -> None:
         route.settle(now)
         flows = route.flows
-        while flows and flows[0][0] - route.served <= _RELATIVE_TOLERANCE * max(1.0, flows[0][0]):
+        clock_slack = route.rate * _TIME_RESOLUTION * max(1.0, now)  # bytes served in one unrepresentable tick
+        while flows and flows[0][0] - route.served <= max(_RELATIVE_TOLERANCE * max(1.0, flows[0][0]),
+                                                          clock_slack / len(flows)):
             flow = heapq.heappop(flows)[2]
             self.active_flows -= 1
             self._finish(flow, route.links, route.weights)
