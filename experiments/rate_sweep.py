@@ -26,7 +26,8 @@ COLUMNS = ("scenario", "rate", "ttft_mean_s", "ttft_p99_s", "tbt_mean_s", "e2e_m
 
 
 def run_point(config: Path, rate: float, overrides: list[str]) -> dict:
-    rate_key = "workload.time_scale" if "trace" in config.read_text() else "workload.rate"
+    trace = load_scenario(config).scenario.workload.type == "trace"
+    rate_key = "workload.time_scale" if trace else "workload.rate"
     summary = simulate(load_scenario(config, [f"{rate_key}={rate}", *overrides])).summary
     b = summary["ttft_breakdown_s"]
     return dict(scenario=summary["scenario"], rate=rate, ttft_mean_s=summary["ttft_s"]["mean"],
