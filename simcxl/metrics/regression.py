@@ -9,17 +9,9 @@ from __future__ import annotations
 
 import math
 
+from simcxl.metrics.results import flatten
+
 RELATIVE_TOLERANCE = 1e-6
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    flat: dict[str, object] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _same(old: object, new: object, rel: float) -> bool:
@@ -38,7 +30,7 @@ def _describe(old: object, new: object) -> str:
 
 def diff_summaries(scenario: str, golden: dict, current: dict, rel: float = RELATIVE_TOLERANCE) -> list[str]:
     """One line per metric that moved: '<scenario>: <metric>: golden X -> now Y (+Z%)'."""
-    old, new = _flatten(golden), _flatten(current)
+    old, new = flatten(golden), flatten(current)
     lines = []
     for key in list(dict.fromkeys([*old, *new])):
         if key not in new:

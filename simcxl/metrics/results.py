@@ -29,6 +29,17 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """{'ttft_s': {'mean': 1.0}} -> {'ttft_s.mean': 1.0}: the key paths of a summary, as table columns."""
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def dump_json(data: dict) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from simcxl.metrics.results import write_atomic
+from simcxl.metrics.results import flatten, write_atomic
 from simcxl.sweep.executors import Executor
 from simcxl.sweep.spec import Point, Sweep
 
@@ -69,17 +69,6 @@ def run_sweep(sweep: Sweep, out: Path, executor: Executor,
     return failures
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    flat: dict[str, object] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def sweep_csv(sweep: Sweep, out: Path) -> str:
     """One row per finished point, in spec order: point id, overrides, flattened summary metrics."""
     rows = []
@@ -88,7 +77,7 @@ def sweep_csv(sweep: Sweep, out: Path) -> str:
         if summary.is_file():
             rows.append({"point": point.id, **{k: json.dumps(v) if isinstance(v, (dict, list)) else v
                                                for k, v in point.overrides.items()},
-                         **_flatten(json.loads(summary.read_text()))})
+                         **flatten(json.loads(summary.read_text()))})
     columns = ["point", *sweep.keys]
     for row in rows:
         columns += [k for k in row if k not in columns]
