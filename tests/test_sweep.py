@@ -47,11 +47,12 @@ def test_interrupted_sweep_resumes_to_the_same_csv(tmp_path):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     command = [sys.executable, "-m", "simcxl.cli", "sweep", str(spec), "-j", "2", "-o"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(command + [str(broken)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(command + [str(broken)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     deadline = time.time() + 120
     while len(list(broken.glob("points/*/summary.json"))) < 2 and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the whole process group, workers included
     _, err = proc.communicate(timeout=120)
     finished = len(list(broken.glob("points/*/summary.json")))
     assert proc.returncode == 130, err.decode()

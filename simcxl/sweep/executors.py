@@ -6,6 +6,7 @@ logic never knows which one runs it.
 
 from __future__ import annotations
 
+import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -13,6 +14,11 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 class Executor(Protocol):
     def run(self, fn: Callable[..., Any], tasks: Iterable[tuple]) -> Iterator[Any]:
         """Yield ``fn(*task)`` for every task, in completion order."""
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which stops handing out points and lets running ones finish."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class LocalExecutor:
@@ -29,7 +35,7 @@ class LocalExecutor:
             for task in tasks:
                 yield fn(*task)
             return
-        with ProcessPoolExecutor(max_workers=self.jobs) as pool:
+        with ProcessPoolExecutor(max_workers=self.jobs, initializer=_ignore_interrupts) as pool:
             pending = {pool.submit(fn, *task) for task in tasks}
             try:
                 while pending:
