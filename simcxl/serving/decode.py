@@ -47,6 +47,7 @@ class DecodeWorker:
         self.kv_capacity_tokens = compute.kv_capacity_tokens
         self.kv_reserved_tokens = 0
         self._reservations: deque[tuple[Request, simpy.Event]] = deque()
+        self._waiting_tokens = 0  # KV tokens the queued reservations will take
         self._ready: deque[Request] = deque()
         self._batch: list[tuple[int, int, Request]] = []  # heap of (finish iteration, id, request)
         self.context_tokens = 0
@@ -63,8 +64,7 @@ class DecodeWorker:
     @property
     def free_kv_tokens(self) -> int:
         """KV tokens not yet promised, less what queued reservations will take (the router's measure)."""
-        waiting = sum(self._footprint(r) for r, _ in self._reservations)
-        return self.kv_capacity_tokens - self.kv_reserved_tokens - waiting
+        return self.kv_capacity_tokens - self.kv_reserved_tokens - self._waiting_tokens
 
     @staticmethod
     def _footprint(request: Request) -> int:
@@ -74,6 +74,7 @@ class DecodeWorker:
         """An event that fires once the request's whole KV footprint is reserved here (FCFS)."""
         event = self.env.event()
         self._reservations.append((request, event))
+        self._waiting_tokens += self._footprint(request)
         self._grant()
         return event
 
@@ -89,6 +90,7 @@ class DecodeWorker:
             if self.kv_reserved_tokens + self._footprint(request) > self.kv_capacity_tokens:
                 return
             self._reservations.popleft()
+            self._waiting_tokens -= self._footprint(request)
             self.kv_reserved_tokens += self._footprint(request)
             event.succeed()
 
