@@ -74,3 +74,13 @@ def test_cxl_sparse_holds_a_buffer_not_the_prefix_and_fetches_only_misses():
 def test_cxl_sparse_needs_a_sparse_model(capsys):
     assert main(["validate", "configs/tract.yaml", "--set", "kv_manager.type=cxl_sparse"]) == 2
     assert "'cxl_sparse' needs a sparse-attention model" in capsys.readouterr().err
+
+
+def test_on_demand_rdma_pages_cost_more_per_step_than_cache_line_loads():
+    """The same misses, fetched as RDMA READs of 64-token pages: page amplification and read credits."""
+    common = ("workload.num_requests=20",)
+    cxl = simulate(scenario("sac.yaml", *common)).summary
+    rdma = simulate(scenario("sac.yaml", *common, "kv_manager.sparse_fetch=rdma_page")).summary
+    amplification = rdma["kv"]["bytes_moved"]["rdma_page_fetch"] / cxl["kv"]["bytes_moved"]["cxl_topk_fetch"]
+    assert 55 < amplification < 75  # ~64 tokens per page (the batches differ a little as timing differs)
+    assert rdma["tbt_s"]["mean"] > 1.5 * cxl["tbt_s"]["mean"]

@@ -242,6 +242,8 @@ class KVManagerSpec(Section):
     blocking_send: bool = False
     messages: Literal["tensor", "layer"] = "tensor"
     hot_buffer_tokens: PositiveInt = 4096
+    sparse_fetch: Literal["cxl_load", "rdma_page"] = "cxl_load"
+    page_tokens: PositiveInt = 64
     topk_overlap: Fraction = 0.9
     fetch_overlap: bool = True
 

@@ -63,10 +63,12 @@ class RDMA:
         if dst_gpu:
             yield self.pcie.copy(dst, nbytes, to_device=True)
 
-    def read(self, requester: GPUPort, target: GPUPort, items: int, item_bytes: float,
-             gpu_memory: bool = True) -> simpy.Event:
-        """``items`` one-sided READs of ``item_bytes`` each from ``target`` into ``requester``."""
-        links, weights = self._wire(target, requester, item_bytes, gpu_memory, gpu_memory)
+    def read(self, requester: GPUPort, target: GPUPort, items: float, item_bytes: float,
+             gpu_memory: bool = True, target_gpu: bool | None = None) -> simpy.Event:
+        """``items`` one-sided READs of ``item_bytes`` each from ``target`` into ``requester`` (GPU memory at
+        both ends by default; ``target_gpu=False`` reads the target node's host DRAM)."""
+        target_gpu = gpu_memory if target_gpu is None else target_gpu
+        links, weights = self._wire(target, requester, item_bytes, target_gpu, gpu_memory)
         round_trip = 2 * self.one_way_latency(gpu_memory)
         return fetch(self.network, links, items, item_bytes, round_trip, self.nic.outstanding_reads,
                      overhead=self.nic.per_transfer_overhead, weights=weights)

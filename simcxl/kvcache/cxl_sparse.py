@@ -10,7 +10,9 @@ Hit rates come from the selection model of ``sparse_access`` (consecutive steps 
 ``topk_overlap``); a request's first step finds its buffer empty. With ``fetch_overlap`` the misses of
 layer l+1 are fetched while layer l computes, so a step costs max(compute, fetch) plus one layer's fetch.
 ``sparse_fetch: rdma_page`` is the on-demand RDMA alternative SAC argues against: the same misses,
-fetched as RDMA READs of whole pages from the remote pool, each paying per-message costs.
+fetched from a remote DRAM pool (here the prefill node's host memory) as one-sided RDMA READs of
+whole ``page_tokens`` pages, each a message through both NICs' message engines and limited by the read
+credits per round trip: per-message cost and page amplification instead of cache lines.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class CXLSparse(CXLBlock):
         self.overlap = spec.topk_overlap
         self.fetch_overlap = spec.fetch_overlap
         self.entry_bytes = cluster.llm.kv_bytes_per_token_per_layer
+        self.fetch_path = spec.sparse_fetch
+        self.page_tokens = spec.page_tokens
+        self.remote_pool = cluster.fabric.topology.nodes[0][0]  # the memory the RDMA variant reads from
         self.selected_entries = 0.0
         self.missed_entries = 0.0
         self.request_steps = 0
@@ -60,9 +65,15 @@ class CXLSparse(CXLBlock):
         self.missed_entries += misses * llm.layers
         self.request_steps += batch
         items = misses * llm.layers
-        self.bytes_moved["cxl_topk_fetch"] += items * self.entry_bytes
         if items <= 0:
             return None
+        if self.fetch_path == "rdma_page":  # every missed entry costs a READ of its whole page
+            page = self.page_tokens * self.entry_bytes
+            self.bytes_moved["rdma_page_fetch"] += items * page
+            share = items / len(decode.gpus)
+            return self.env.all_of([self.cluster.fabric.rdma.read(gpu, self.remote_pool, share, page, target_gpu=False)
+                                    for gpu in decode.gpus])
+        self.bytes_moved["cxl_topk_fetch"] += items * self.entry_bytes
         return self.pool.load(list(decode.gpus), items, self.entry_bytes)
 
     def fetch_and_compute(self, decode, fetch: simpy.Event, compute: float) -> Generator:
