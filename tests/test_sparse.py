@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simcxl.cli import main
-from simcxl.config.loader import load_profile, read_yaml
+from simcxl.config.loader import load_profile
 from simcxl.config.schema import GPUSpec, ModelSpec
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.hardware.model import LLM

@@ -50,10 +50,7 @@ class Row:
                 f"{self.latency_s!r}")
 
 
-Operation = Callable[[Fabric, int, int], Generator]
-
-
-def _sequential(issue: Callable[[Fabric], simpy.Event], items: int) -> Generator:
+def _sequential(issue: Callable[[], simpy.Event], items: int) -> Generator:
     """Copies issued one after another by a single stream, as cudaMemcpy calls are."""
     for _ in range(items):
         yield issue()

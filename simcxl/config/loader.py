@@ -138,29 +138,18 @@ class LoadedScenario:
                 return self.provenance[key_path[:end]]
         return str(self.path)
 
-    def resolve_path(self, written: str) -> Path:
-        """A file path as written in the config: relative to the file that wrote it (or to the working
+    def resolve_path(self, key_path: KeyPath, written: str) -> Path:
+        """The file path set at ``key_path``: relative to the file that set it (or to the working
         directory for a --set override)."""
         path = Path(written)
-        if path.is_absolute():
-            return path
-        source = next((src for key, src in self.provenance.items() if _value_at(self.resolved, key) == written), None)
-        if source is None or source.startswith("--set"):
+        source = self.source_of(key_path)
+        if path.is_absolute() or source.startswith("--set"):
             return path
         return Path(source).parent / path
 
     def error(self, key_path: str, message: str) -> ConfigError:
         """A ConfigError about a semantic problem (one no schema can see), naming file and key."""
         return ConfigError(f"{self.source_of(tuple(key_path.split('.')))}: {key_path}: {message}")
-
-
-def _value_at(tree: dict, key_path: KeyPath) -> Any:
-    node: Any = tree
-    for key in key_path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoadedScenario:

@@ -255,9 +255,6 @@ class FixedLength(Section):
     dist: Literal["fixed"]
     value: PositiveInt
 
-    @property
-    def upper_bound(self) -> int:
-        return self.value
 
 
 class UniformLength(Section):
@@ -272,9 +269,6 @@ class UniformLength(Section):
             raise ValueError(f"min ({info.data['min']}) exceeds max ({value})")
         return value
 
-    @property
-    def upper_bound(self) -> int:
-        return self.max
 
 
 class LognormalLength(Section):
@@ -285,9 +279,6 @@ class LognormalLength(Section):
     sigma: Annotated[float, Field(gt=0)]
     max: PositiveInt
 
-    @property
-    def upper_bound(self) -> int:
-        return self.max
 
 
 class EmpiricalLength(Section):

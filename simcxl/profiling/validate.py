@@ -8,7 +8,7 @@ go to a CSV that ``simcxl.profiling.fit.validation_table`` compares with the sim
 
 from __future__ import annotations
 
-from simcxl.profiling.kernels import cuda_time, graph_time, require_cuda
+from simcxl.profiling.kernels import graph_time, require_cuda
 
 LAYERS, HIDDEN, HEADS, KV_HEADS, HEAD_DIM, INTERMEDIATE, VOCAB = 32, 4096, 32, 8, 128, 14336, 128256
 PREFILL = ((1, 512), (1, 1024), (1, 2048), (1, 4096), (1, 8192), (1, 16384),

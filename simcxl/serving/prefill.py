@@ -40,7 +40,6 @@ class PrefillWorker:
         self.running_tokens = 0
         self.busy_time = 0.0
         self.blocked_time = 0.0  # GPU idle, waiting for a synchronous KV send to finish
-        self.batches = 0
         self._wakeup: simpy.Event | None = None
         env.process(self.run())
 
@@ -107,7 +106,6 @@ class PrefillWorker:
                                                  [r.cached_tokens for r in batch])
             yield env.timeout(duration)
             self.busy_time += duration
-            self.batches += 1
             self.running_tokens = 0
             handoffs = []
             for request in batch:

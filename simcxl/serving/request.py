@@ -58,9 +58,5 @@ class Request:
         """Tokens of KV the request holds when it finishes: prompt plus generated."""
         return self.input_tokens + self.output_tokens
 
-    @property
-    def finished(self) -> bool:
-        return not math.isnan(self.finish)
-
     def __repr__(self) -> str:
         return f"Request({self.id}, in={self.input_tokens}, out={self.output_tokens}, t={self.arrival:.6f})"

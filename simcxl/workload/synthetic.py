@@ -20,11 +20,12 @@ import numpy as np
 
 from simcxl.config.schema import EmpiricalLength, FixedLength, LognormalLength, PoissonWorkload, UniformLength
 from simcxl.serving.request import Request
+from simcxl.workload import Resolver, as_written
 
 Length = FixedLength | UniformLength | LognormalLength | EmpiricalLength
 
 
-def sample_lengths(spec: Length, n: int, rng: np.random.Generator, resolve: Callable[[str], Path] = Path
+def sample_lengths(spec: Length, n: int, rng: np.random.Generator, trace_path: Callable[[str], Path] = Path
                    ) -> np.ndarray:
     """``n`` token counts from a length distribution, as int64 within [1, its upper bound]."""
     if isinstance(spec, FixedLength):
@@ -34,7 +35,7 @@ def sample_lengths(spec: Length, n: int, rng: np.random.Generator, resolve: Call
     if isinstance(spec, EmpiricalLength):
         from simcxl.workload.traces import load_trace
 
-        requests, _ = load_trace(resolve(spec.trace), spec.format)
+        requests, _ = load_trace(trace_path(spec.trace), spec.format)
         values = np.array([r.input_tokens if spec.column == "input" else r.output_tokens for r in requests])
         picked = rng.choice(values, size=n)
         return np.minimum(picked, spec.max).astype(np.int64) if spec.max else picked.astype(np.int64)
@@ -66,13 +67,13 @@ class _TokenStream:
         return tuple(self.full_blocks[:full]) + ((next(self.fresh),) if partial else ())
 
 
-def poisson_requests(spec: PoissonWorkload, seed: int, resolve: Callable[[str], Path] = Path) -> list[Request]:
+def poisson_requests(spec: PoissonWorkload, seed: int, resolve: Resolver = as_written) -> list[Request]:
     rng = np.random.default_rng(seed)
     n = spec.num_requests
     turns = spec.conversation.turns if spec.conversation else 1
     starts = np.cumsum(interarrival_times(spec.rate / turns, spec.burstiness, math.ceil(n / turns), rng))
-    inputs = sample_lengths(spec.input_tokens, n, rng, resolve)
-    outputs = sample_lengths(spec.output_tokens, n, rng, resolve)
+    inputs = sample_lengths(spec.input_tokens, n, rng, lambda p: resolve(("workload", "input_tokens", "trace"), p))
+    outputs = sample_lengths(spec.output_tokens, n, rng, lambda p: resolve(("workload", "output_tokens", "trace"), p))
     groups = rng.integers(spec.shared_prefix.groups, size=len(starts)) if spec.shared_prefix else None
     fresh = count()
     group_blocks: dict[int, tuple[int, ...]] = {}
