@@ -109,12 +109,23 @@ class CXLSpec(Section):
     lock_round_trips: PositiveInt = 2
 
 
+class MemoryPoolSpec(Section):
+    """Dedicated memory servers whose DRAM is reached only through their RDMA NICs: the disaggregated
+    KV pool of Mooncake-store-style systems (and SAC's RDMA baseline). Their NICs are ``fabric.nic``."""
+
+    nodes: PositiveInt
+    nics_per_node: PositiveInt
+    capacity_per_node: Bytes
+    dram_bandwidth: BytesPerSecond
+
+
 class FabricSpec(Section):
     pcie: PCIeSpec
     nic: NICSpec
     tor: SwitchSpec
     host_dram: HostDRAMSpec | None = None
     cxl: CXLSpec | None = None
+    memory_pool: MemoryPoolSpec | None = None
 
 
 # --------------------------------------------------------------------------- model
@@ -236,7 +247,7 @@ class PrefixCacheSpec(Section):
 class KVManagerSpec(Section):
     """How KV cache moves from prefill to decode (see ``simcxl.kvcache``)."""
 
-    type: Literal["rdma", "rdma_pull", "cxl_block", "cxl_sparse"] = "rdma"
+    type: Literal["rdma", "rdma_pull", "rdma_pool", "cxl_block", "cxl_sparse"] = "rdma"
     prefix_cache: PrefixCacheSpec | None = None
     intra_node_lock: Seconds = 0.2e-6
     blocking_send: bool = False

@@ -18,6 +18,9 @@ from simcxl.fabric.pcie import PCIe
 from simcxl.fabric.topology import GPUPort
 
 
+BULK_READ_CHUNK_BYTES = 64 * 1024 * 1024  # transfer libraries post a contiguous region as READs of this size
+
+
 class RDMA:
     def __init__(self, network: Network, nic: NICSpec, tor: SwitchSpec, pcie: PCIeSpec):
         self.network = network
@@ -72,3 +75,8 @@ class RDMA:
         round_trip = 2 * self.one_way_latency(gpu_memory)
         return fetch(self.network, links, items, item_bytes, round_trip, self.nic.outstanding_reads,
                      overhead=self.nic.per_transfer_overhead, weights=weights)
+
+    def bulk_read(self, requester: GPUPort, target: GPUPort, nbytes: float, target_gpu: bool = True) -> simpy.Event:
+        """Read a contiguous region of ``nbytes`` from ``target`` into ``requester``'s GPU memory."""
+        chunks = max(1, -(-int(nbytes) // BULK_READ_CHUNK_BYTES))
+        return self.read(requester, target, chunks, nbytes / chunks, target_gpu=target_gpu)

@@ -1,5 +1,6 @@
-"""The rack built from the fabric profile: GPUs on PCIe, RDMA NICs on a ToR switch, host DRAM, and an
-optional CXL switch with memory devices shared by every node.
+"""The rack built from the fabric profile: GPUs on PCIe, RDMA NICs on a ToR switch, host DRAM, an
+optional CXL switch with memory devices shared by every node, and optional memory servers (DRAM
+behind RDMA NICs, no GPUs).
 
 Every physical link is full duplex, so it is two :class:`Link` objects, one per direction. The ToR
 switch is non-blocking (its ports are the NIC links) and adds only its forwarding latency. A NIC also
@@ -34,6 +35,16 @@ class GPUPort:
     dram: Link | None
     cxl_out: Link | None
     cxl_in: Link | None
+
+
+@dataclass(frozen=True)
+class MemoryPort:
+    """One NIC of a memory server and the server's DRAM behind it: an RDMA endpoint with no GPU."""
+
+    name: str
+    node: int
+    nic: NIC
+    dram: Link
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,17 @@ class Topology:
                     self._link(f"{name}.pcie.h2d", "pcie", fabric.pcie.bandwidth, fabric.pcie.latency),
                     nics[g % nics_per_node], dram, cxl_out, cxl_in))
             self.nodes.append(gpus)
+        self.memory_ports = self._memory_ports(nodes) if fabric.memory_pool else []
+
+    def _memory_ports(self, first_node: int) -> list[MemoryPort]:
+        """Memory servers are numbered after the GPU nodes; each NIC is one port onto the server's DRAM."""
+        pool = self.fabric.memory_pool
+        ports = []
+        for server in range(first_node, first_node + pool.nodes):
+            dram = self._link(f"node{server}.dram", "dram", pool.dram_bandwidth)
+            ports += [MemoryPort(f"node{server}.nic{i}", server, self._nic(f"node{server}.nic{i}"), dram)
+                      for i in range(pool.nics_per_node)]
+        return ports
 
     def _link(self, name: str, kind: str, capacity: float, latency: float = 0.0) -> Link:
         link = Link(name, kind, capacity, latency)

@@ -18,14 +18,15 @@ from typing import Generator
 
 import simpy
 
-from simcxl.kvcache.base import KVManager, register
-from simcxl.kvcache.prefix import PrefixCache
+from simcxl.kvcache.base import register
+from simcxl.kvcache.pool import PooledKV
 
 INDEX_ENTRY_BYTES = 64  # one cache line per block: hash, location, reference count
 
 
 @register("cxl_block")
-class CXLBlock(KVManager):
+class CXLBlock(PooledKV):
+    medium = "cxl"
 
     def __init__(self, cluster, block_tokens: int):
         self.pool = cluster.fabric.cxl
@@ -34,22 +35,14 @@ class CXLBlock(KVManager):
         self.node_locks = [simpy.Resource(self.env, capacity=1) for _ in cluster.fabric.topology.nodes]
         self.intra_node_lock = cluster.scenario.kv_manager.intra_node_lock
 
-    def make_prefix_cache(self, spec, block_tokens: int, block_bytes: float) -> PrefixCache:
-        """One store: the pool, shared by the whole rack."""
-        return PrefixCache(1, block_tokens, block_bytes, spec.capacity or self.pool.capacity, rack_wide=True)
+    @property
+    def pool_capacity(self) -> float:
+        return self.pool.capacity
 
-    def store_of(self, prefill) -> int:
-        return 0
+    def pool_io(self, gpu, nbytes: float, write: bool) -> simpy.Event:
+        return self.pool.dma(gpu, nbytes, write=write)
 
-    def _load_blocks(self, prefill, node: int, blocks: int) -> simpy.Event:
-        nbytes = blocks * self.prefix_cache.block_bytes
-        self.bytes_moved["cxl_prefix_read"] += nbytes
-        return self.env.all_of([self.pool.dma(gpu, nbytes / len(prefill.gpus), write=False) for gpu in prefill.gpus])
-
-    def on_prefilled(self, request, prefill) -> simpy.Event:
-        return self.env.process(self.handoff(request, prefill))
-
-    def _publish(self, request, prefill) -> Generator:
+    def publish_blocks(self, request, prefill) -> Generator:
         """Two-tier synchronization: node lock, then rack lock; write and flush the new index entries."""
         node = prefill.gpus[0].node
         with self.node_locks[node].request() as node_lock:
@@ -59,30 +52,4 @@ class CXLBlock(KVManager):
                 yield rack_lock
                 entries = max(1, len(request.block_hashes)) * INDEX_ENTRY_BYTES
                 yield self.env.timeout(self.pool.lock_time() + self.pool.flush_time(entries))
-                if self.prefix_cache is not None and request.block_hashes:
-                    self.prefix_cache.insert(request.block_hashes, 0)
-
-    def handoff(self, request, prefill) -> Generator:
-        yield from self._write_and_publish(request, prefill)
-        decode = yield from self.reserve_decode(request)
-        yield from self._deliver(request, decode)
-        request.kv_transfer_end = self.env.now
-        decode.enqueue(request)
-
-    def _deliver(self, request, decode) -> Generator:
-        """The decode GPUs read the whole prompt's KV from the pool."""
-        yield self.env.all_of([self.pool.dma(gpu, request.kv_bytes / len(decode.gpus), write=False)
-                               for gpu in decode.gpus])
-        self.bytes_moved["cxl_read"] += request.kv_bytes
-
-    def _write_and_publish(self, request, prefill) -> Generator:
-        env, cluster = self.env, self.cluster
-        request.kv_transfer_start = env.now
-        request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
-        new_bytes = (request.input_tokens - request.cached_tokens) * cluster.llm.kv_bytes_per_token
-        yield env.all_of([self.pool.dma(gpu, new_bytes / len(prefill.gpus), write=True) for gpu in prefill.gpus])
-        self.bytes_moved["cxl_write"] += new_bytes
-        prefill.release(request)
-        synced = env.now
-        yield env.process(self._publish(request, prefill))
-        request.kv_sync = env.now - synced
+                self.insert_blocks(request)

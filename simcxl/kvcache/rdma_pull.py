@@ -14,9 +14,6 @@ import simpy
 from simcxl.kvcache.base import register
 from simcxl.kvcache.rdma import RDMAPush
 
-PULL_CHUNK_BYTES = 64 * 1024 * 1024  # one READ per contiguous 64 MiB of a shard (the library's chunking)
-
-
 @register("rdma_pull")
 class RDMAPull(RDMAPush):
     """The hand-off of ``rdma``, but the decode GPU reads the shard; prefill never blocks on it."""
@@ -28,5 +25,4 @@ class RDMAPull(RDMAPush):
         return False
 
     def move_shard(self, src, dst, nbytes: float) -> simpy.Event:
-        chunks = max(1, -(-int(nbytes) // PULL_CHUNK_BYTES))
-        return self.cluster.fabric.rdma.read(dst, src, chunks, nbytes / chunks)
+        return self.cluster.fabric.rdma.bulk_read(dst, src, nbytes)

@@ -14,6 +14,7 @@ import simpy
 import simcxl.kvcache.cxl_block  # noqa: F401 - registers the 'cxl_block' manager
 import simcxl.kvcache.cxl_sparse  # noqa: F401 - registers the 'cxl_sparse' manager
 import simcxl.kvcache.rdma  # noqa: F401 - registers the 'rdma' manager
+import simcxl.kvcache.rdma_pool  # noqa: F401 - registers the 'rdma_pool' manager
 import simcxl.kvcache.rdma_pull  # noqa: F401 - registers the 'rdma_pull' manager
 from simcxl.config.loader import LoadedScenario
 from simcxl.fabric.fabric import Fabric
@@ -57,6 +58,9 @@ class Cluster:
         if scenario.kv_manager.type.startswith("cxl") and self.fabric.cxl is None:
             raise loaded.error("kv_manager.type", f"'{scenario.kv_manager.type}' needs a CXL pool: add a fabric.cxl "
                                                   "section (e.g. include hardware/cxl_xc50256_pool.yaml)")
+        if scenario.kv_manager.type == "rdma_pool" and self.fabric.spec.memory_pool is None:
+            raise loaded.error("kv_manager.type", "'rdma_pool' needs memory servers: add a fabric.memory_pool section "
+                                                  "(e.g. include hardware/rdma_memory_pool.yaml)")
         if scenario.kv_manager.type == "cxl_sparse" and scenario.model.sparse is None:
             raise loaded.error("kv_manager.type", f"'cxl_sparse' needs a sparse-attention model (a model.sparse "
                                                   f"section, e.g. models/deepseek-v3.2.yaml); {scenario.model.name} "
