@@ -55,13 +55,13 @@ def sweep(configs: list[Path], rates: list[float], out_dir: Path, overrides: lis
 
 
 def ratios(rows: list[dict], system: str, baseline: str) -> list[dict]:
-    """Baseline over system at every rate: TTFT mean, TTFT P99, throughput (system over baseline)."""
+    """Baseline over system at every rate: TTFT mean, TTFT P99, TBT mean, throughput (system over baseline)."""
     by = {(r["scenario"], r["rate"]): r for r in rows}
     out = []
     for rate in sorted({r["rate"] for r in rows}):
         s, b = by[(system, rate)], by[(baseline, rate)]
         out.append(dict(rate=rate, ttft_mean=b["ttft_mean_s"] / s["ttft_mean_s"],
-                        ttft_p99=b["ttft_p99_s"] / s["ttft_p99_s"],
+                        ttft_p99=b["ttft_p99_s"] / s["ttft_p99_s"], tbt_mean=b["tbt_mean_s"] / s["tbt_mean_s"],
                         throughput=s["throughput_rps"] / b["throughput_rps"]))
     return out
 

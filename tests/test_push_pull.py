@@ -46,3 +46,18 @@ def test_pull_reads_the_kv_with_one_sided_reads():
     moved = outcome.summary["kv"]["bytes_moved"]
     assert set(moved) == {"rdma_pull"}
     assert moved["rdma_pull"] == pytest.approx(outcome.report.requests.input_tokens.sum() * 131_072)
+
+
+def test_a_blocking_receive_stalls_the_decode_batch_for_each_transfer():
+    """vLLM v0's decode instance receives KV on its own loop: every transfer is time the batch does not run."""
+    sparse = ("workload.num_requests=40", "workload.rate=2", "workload.input_tokens={dist: fixed, value: 4096}",
+              "workload.output_tokens={dist: fixed, value: 512}")
+    aside = simulate(scenario("kvdirect_push.yaml", *sparse, "kv_manager.blocking_receive=false"))
+    inline = simulate(scenario("kvdirect_push.yaml", *sparse))
+    first = aside.report.requests.iloc[0]
+    transfer = first.kv_transfer_end_s - first.kv_transfer_start_s  # alone on the fabric
+    stalled = sum(worker.receive_time for worker in inline.report.cluster.decode)
+    assert stalled == pytest.approx(40 * transfer, rel=0.01)
+    assert sum(worker.receive_time for worker in aside.report.cluster.decode) == 0
+    assert inline.summary["tbt_s"]["mean"] > aside.summary["tbt_s"]["mean"]
+    assert inline.summary["utilization"]["gpu"]["decode_receiving"] > 0

@@ -10,8 +10,9 @@ from simcxl.simulate import simulate
 from .conftest import CONFIGS, scenario
 
 PROMPT = 32768
+NO_REUSE = ("workload.shared_prefix=null", "kv_manager.prefix_cache=null")
 ONE = ("workload.num_requests=1", f"workload.input_tokens={{dist: fixed, value: {PROMPT}}}",
-       "workload.output_tokens={dist: fixed, value: 20}")
+       "workload.output_tokens={dist: fixed, value: 20}", *NO_REUSE)
 
 
 def _transfer(*overrides: str):
@@ -24,8 +25,7 @@ def test_one_request_crosses_the_pool_nics_twice_and_pays_two_rpcs():
     cluster = outcome.report.cluster
     kv = PROMPT * cluster.llm.kv_bytes_per_token
     assert outcome.summary["kv"]["bytes_moved"] == {"rdma_pool_write": kv, "rdma_pool_read": kv}
-    pool_nics = [link for link in cluster.fabric.topology.links
-                 if link.kind == "nic" and link.name.startswith("node2.")]  # the memory server after 2 GPU nodes
+    pool_nics = {link for port in cluster.fabric.topology.memory_ports for link in (port.nic.tx, port.nic.rx)}
     assert sum(link.carried for link in pool_nics) == pytest.approx(2 * kv)
     # 8 GPU shards over 2 pool NICs: each NIC carries half the KV each way, at its line rate
     nic = cluster.scenario.fabric.nic
@@ -45,9 +45,9 @@ def test_pool_nics_are_the_bottleneck_more_nics_halve_the_transfer():
 
 def test_decode_holds_the_whole_prefix_so_scarce_hbm_makes_requests_wait_unlike_sac():
     """SAC's P2: the pool baseline reserves HBM for the whole prefix, SAC only for a hot buffer."""
-    load = ("workload.num_requests=60", "workload.rate=20", "gpu.memory_utilization=0.605",
+    load = (*NO_REUSE, "workload.num_requests=60", "serving.decode.max_batch_size=40", "workload.rate=20", "gpu.memory_utilization=0.605",
             f"workload.input_tokens={{dist: fixed, value: {PROMPT}}}",
-            "workload.output_tokens={dist: fixed, value: 2048}")
+            "workload.output_tokens={dist: fixed, value: 1024}")
     pool = simulate(scenario("sac_rdma.yaml", *load))
     sac = simulate(scenario("sac.yaml", *load))
     capacity = pool.report.cluster.compute.kv_capacity_tokens

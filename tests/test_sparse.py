@@ -60,7 +60,9 @@ def test_sac_run_prints_hit_rate_and_bytes_per_step(tmp_path, capsys):
 
 
 def test_cxl_sparse_holds_a_buffer_not_the_prefix_and_fetches_only_misses():
-    outcome = simulate(scenario("sac.yaml", "workload.num_requests=30"))
+    outcome = simulate(scenario("sac.yaml", "workload.num_requests=30", "workload.shared_prefix=null",
+                                "kv_manager.prefix_cache=null", "workload.rate=0.6",
+                                "workload.input_tokens={dist: lognormal, mean: 32768, sigma: 0.7, max: 131072}"))
     kv, df = outcome.summary["kv"], outcome.report.requests
     assert 0.85 < kv["hot_buffer_hit_rate"] < 0.95
     assert set(kv["bytes_moved"]) == {"cxl_write", "cxl_topk_fetch"}

@@ -237,11 +237,13 @@ class PrefixCacheSpec(Section):
     ``capacity`` is per store: per node for the host-DRAM tier of ``rdma``, the whole pool for
     ``cxl_block`` (default: the pool's capacity); None is unbounded. ``scope: rack`` lets every prefill
     worker reuse any node's blocks (a Mooncake store, remote hits over RDMA); ``node`` only its own
-    node's (Dynamo's host-memory tier).
+    node's (Dynamo's host-memory tier). ``gpu_capacity`` keeps that much of each prefill instance's HBM
+    as a first tier (vLLM's automatic prefix caching, SGLang's radix cache): hits there load nothing.
     """
 
     capacity: Bytes | None = None
     scope: Literal["rack", "node"] = "rack"
+    gpu_capacity: Bytes | None = None
 
 
 class KVManagerSpec(Section):
@@ -251,6 +253,7 @@ class KVManagerSpec(Section):
     prefix_cache: PrefixCacheSpec | None = None
     intra_node_lock: Seconds = 0.2e-6
     blocking_send: bool = False
+    blocking_receive: bool = False
     messages: Literal["tensor", "layer"] = "tensor"
     hot_buffer_tokens: PositiveInt = 4096
     sparse_fetch: Literal["cxl_load", "rdma_page"] = "cxl_load"

@@ -52,8 +52,18 @@ class KVManager(ABC):
         self.env: simpy.Environment = cluster.env
         self.bytes_moved: dict[str, float] = defaultdict(float)
         spec = cluster.scenario.kv_manager.prefix_cache
-        self.prefix_cache = None if spec is None else self.make_prefix_cache(
-            spec, block_tokens, block_tokens * cluster.llm.kv_bytes_per_token)
+        block_bytes = block_tokens * cluster.llm.kv_bytes_per_token
+        self.prefix_cache = None if spec is None else self.make_prefix_cache(spec, block_tokens, block_bytes)
+        self.gpu_cache = None  # the prefill instances' HBM tier: one LRU store per instance
+        if spec is not None and spec.gpu_capacity is not None:
+            layout = cluster.scenario.cluster
+            instances = layout.prefill_nodes * layout.gpus_per_node // layout.tensor_parallel
+            self.gpu_cache = PrefixCache(instances, block_tokens, block_bytes, spec.gpu_capacity, rack_wide=False)
+
+    @property
+    def gpu_cache_tokens(self) -> int:
+        """HBM tokens of each prefill instance set aside for the prefix cache's GPU tier."""
+        return 0 if self.gpu_cache is None else self.gpu_cache.capacity_blocks * self.gpu_cache.block_tokens
 
     def make_prefix_cache(self, spec: "PrefixCacheSpec", block_tokens: int, block_bytes: float) -> PrefixCache:
         """Host DRAM: one store per node."""
@@ -70,6 +80,14 @@ class KVManager(ABC):
         if self.prefix_cache is not None:
             request.ideal_hit_blocks = self.prefix_cache.announce(request.block_hashes)
 
+    def cached_prefix_tokens(self, request: "Request", prefill: "PrefillWorker") -> int:
+        """Prompt tokens the cache would serve ``prefill`` now, without touching it (for batch budgets)."""
+        cache = self.prefix_cache
+        if cache is None or not request.block_hashes:
+            return 0
+        hits = len(cache.matched_nodes(request.block_hashes, self.store_of(prefill)))
+        return cache.cached_tokens(hits, request.input_tokens)
+
     def load_prefix(self, request: "Request", prefill: "PrefillWorker") -> simpy.Event | None:
         """Look up the request's cached prefix and start loading it into ``prefill``'s GPUs."""
         cache = self.prefix_cache
@@ -77,6 +95,8 @@ class KVManager(ABC):
             return None
         nodes = cache.lookup(request.block_hashes, request.input_tokens, request.ideal_hit_blocks, self.store_of(prefill))
         request.cached_tokens = cache.cached_tokens(len(nodes), request.input_tokens)
+        if self.gpu_cache is not None:  # the leading blocks still in this instance's HBM need no load
+            nodes = nodes[len(self.gpu_cache.lookup(request.block_hashes, request.input_tokens, 0, prefill.index)):]
         if not nodes:
             return None
         return self.env.all_of([self._load_blocks(prefill, node, count) for node, count in _runs(nodes).items()])
@@ -103,6 +123,11 @@ class KVManager(ABC):
             self.bytes_moved["dram_write"] += nbytes
             for gpu in prefill.gpus:
                 self.cluster.fabric.pcie.copy(gpu, nbytes / len(prefill.gpus), to_device=False)
+
+    def keep_in_gpu(self, request: "Request", prefill: "PrefillWorker") -> None:
+        """The prompt's blocks stay in the prefill instance's HBM tier (LRU) after its prefill."""
+        if self.gpu_cache is not None and request.block_hashes:
+            self.gpu_cache.insert(request.block_hashes, prefill.index)
 
     # ------------------------------------------------------------------ hand-off
 

@@ -9,7 +9,9 @@ Two options describe older, message-based connectors (vLLM's first disaggregated
 baseline KVDirect compares against): ``messages: layer`` sends each layer's K and V as its own
 message, one after another, each paying a rendezvous round trip and the per-transfer overhead; and
 ``blocking_send`` makes the prefill worker wait until its batch's KV has been received before it
-starts the next batch.
+starts the next batch; ``blocking_receive`` makes the decode worker receive the KV on its own loop
+(vLLM v0's decode instance runs ``drop_select`` and the receive inside its model runner), so every
+incoming transfer stalls the whole decode batch.
 """
 
 from __future__ import annotations
@@ -50,8 +52,14 @@ class RDMAPush(KVManager):
         request.kv_transfer_start = env.now
         request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
         shard = request.kv_bytes / len(prefill.gpus)
-        yield env.all_of([self.move_shard(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)])
+
+        def transfer() -> simpy.Event:
+            return env.all_of([self.move_shard(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)])
+
+        receiving = cluster.scenario.kv_manager.blocking_receive
+        yield decode.receive(request, transfer) if receiving else transfer()
         self.bytes_moved[self.path] += request.kv_bytes
         request.kv_transfer_end = env.now
         prefill.release(request)
-        decode.enqueue(request)
+        if not receiving:  # a receiving decode worker has already queued it
+            decode.enqueue(request)

@@ -110,6 +110,8 @@ class RunReport:
                 "bytes_moved": {kind: float(v) for kind, v in sorted(c.kv_manager.bytes_moved.items())},
                 "bytes_per_token": c.llm.kv_bytes_per_token,
                 **(c.kv_manager.prefix_cache.summary() if c.kv_manager.prefix_cache else {}),
+                **({"gpu_prefix_hit_rate": c.kv_manager.gpu_cache.summary()["prefix_hit_rate"]}
+                   if c.kv_manager.gpu_cache else {}),
                 **c.kv_manager.summary(),
             },
             "workload": {"requests": len(df), "skipped_rows": len(self.workload.bad_rows),
@@ -126,6 +128,7 @@ class RunReport:
         gpu = {role: float(np.mean([w.busy_time for w in workers]) / t)
                for role, workers in (("prefill", c.prefill), ("decode", c.decode))}
         gpu["prefill_blocked"] = float(np.mean([w.blocked_time for w in c.prefill]) / t)
+        gpu["decode_receiving"] = float(np.mean([w.receive_time for w in c.decode]) / t)
         by_kind: dict[str, list[float]] = defaultdict(list)
         for link in c.fabric.topology.links:
             by_kind[link.kind].append(link.carried / (link.capacity * t))

@@ -109,6 +109,13 @@ class Cluster:
                 f"({largest.total_tokens * self.llm.kv_bytes_per_token / GB:.1f} GB), but one instance has room for "
                 f"{capacity} tokens ({self.compute.kv_capacity_bytes / GB:.1f} GB after {self.llm.spec.name} weights); "
                 f"shorten workload lengths, raise cluster.tensor_parallel, or pick a larger GPU")
+        longest = max(request.input_tokens for request in requests)
+        tier = self.kv_manager.gpu_cache_tokens
+        if tier and longest > capacity - tier:
+            raise loaded.error(
+                "kv_manager.prefix_cache.gpu_capacity",
+                f"the prefill GPU tier takes {tier} of the {capacity} KV tokens of an instance, leaving too little "
+                f"for the longest prompt ({longest} tokens); lower gpu_capacity")
 
     # ------------------------------------------------------------------ running
 

@@ -49,6 +49,8 @@ class DecodeWorker:
         self._reservations: deque[tuple[Request, simpy.Event]] = deque()
         self._waiting_tokens = 0  # KV tokens the queued reservations will take
         self._ready: deque[Request] = deque()
+        self._receiving: list[tuple[Request, Callable[[], simpy.Event], simpy.Event]] = []
+        self.receive_time = 0.0  # the batch stalled while this worker received KV itself
         self._batch: list[tuple[int, int, Request]] = []  # heap of (finish iteration, id, request)
         self.context_tokens = 0
         self.iteration = 0
@@ -81,8 +83,30 @@ class DecodeWorker:
     def enqueue(self, request: Request) -> None:
         """The request's KV has landed: it joins the batch at the next iteration boundary."""
         self._ready.append(request)
+        self._wake()
+
+    def receive(self, request: Request, transfer: Callable[[], simpy.Event]) -> simpy.Event:
+        """Receive the request's KV on this worker's own loop, as a synchronous connector does (vLLM v0 runs
+        the receive inside the model runner): at the next iteration boundary the batch waits for it, then
+        the request joins. The returned event fires when the KV has landed."""
+        landed = self.env.event()
+        self._receiving.append((request, transfer, landed))
+        self._wake()
+        return landed
+
+    def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.triggered:
             self._wakeup.succeed()
+
+    def _receive_pending(self):
+        """Every receive queued since the last iteration, together; the batch makes no progress meanwhile."""
+        pending, self._receiving = self._receiving, []
+        start = self.env.now
+        yield self.env.all_of([transfer() for _, transfer, _ in pending])
+        self.receive_time += self.env.now - start
+        for request, _, landed in pending:
+            self._ready.append(request)
+            landed.succeed()
 
     def _grant(self) -> None:
         while self._reservations:
@@ -135,6 +159,8 @@ class DecodeWorker:
         """SimPy process: one timeout per iteration of the whole batch."""
         env = self.env
         while True:
+            if self._receiving:
+                yield from self._receive_pending()
             self._join()
             if not self._batch:
                 self._wakeup = env.event()

@@ -33,7 +33,7 @@ class PrefillWorker:
         self.spec = spec
         self.gpus = gpus
         self.kv_manager = kv_manager
-        self.kv_capacity_tokens = compute.kv_capacity_tokens
+        self.kv_capacity_tokens = compute.kv_capacity_tokens - kv_manager.gpu_cache_tokens
         self.kv_held_tokens = 0
         self.queue: deque[Request] = deque()
         self.queued_tokens = 0
@@ -64,18 +64,21 @@ class PrefillWorker:
             self._wakeup.succeed()
 
     def _next_batch(self) -> list[Request]:
-        """FCFS up to the token and size budgets; a prompt longer than the budget runs alone."""
+        """FCFS up to the budgets: tokens to compute (a cached prefix costs none, as in vLLM and SGLang),
+        batch size, and free HBM for whole prompts. A prompt over the token budget runs alone."""
         batch: list[Request] = []
-        tokens = 0
+        computed = held = 0
         free = self.kv_capacity_tokens - self.kv_held_tokens
         while self.queue and len(batch) < self.spec.max_batch_size:
             head = self.queue[0]
-            if batch and tokens + head.input_tokens > self.spec.max_batch_tokens:
+            compute = head.input_tokens - self.kv_manager.cached_prefix_tokens(head, self)
+            if batch and computed + compute > self.spec.max_batch_tokens:
                 break
-            if tokens + head.input_tokens > free:
+            if held + head.input_tokens > free:
                 break
             batch.append(self.queue.popleft())
-            tokens += head.input_tokens
+            computed += compute
+            held += head.input_tokens
         return batch
 
     def run(self):
@@ -110,6 +113,7 @@ class PrefillWorker:
             handoffs = []
             for request in batch:
                 request.prefill_end = env.now
+                self.kv_manager.keep_in_gpu(request, self)
                 handoffs.append(self.kv_manager.on_prefilled(request, self))
             if self.kv_manager.blocks_prefill:
                 blocked = env.now
