@@ -151,7 +151,7 @@ class Network:
         now = self.env.now
         route.settle(now)
         flow.target = route.served + flow.size
-        heapq.heappush(route.flows, (flow.target, id(flow), flow))
+        heapq.heappush(route.flows, (flow.target, next(self._seq), flow))  # ties finish in arrival order
         self.active_flows += 1
         if len(route.flows) == 1:  # the route becomes active: rates in its component change
             if not route.links:
