@@ -61,3 +61,14 @@ def test_a_blocking_receive_stalls_the_decode_batch_for_each_transfer():
     assert sum(worker.receive_time for worker in aside.report.cluster.decode) == 0
     assert inline.summary["tbt_s"]["mean"] > aside.summary["tbt_s"]["mean"]
     assert inline.summary["utilization"]["gpu"]["decode_receiving"] > 0
+
+
+def test_descriptor_posting_bounds_a_block_based_transfer_but_not_a_tensor_centric_pull():
+    """4,096 tokens of Llama-3.1-8B in 16-token blocks: 256 blocks x 32 layers x (K, V) = 16,384 descriptors."""
+    one = ("workload.num_requests=1", "workload.input_tokens={dist: fixed, value: 4096}",
+           "workload.output_tokens={dist: fixed, value: 8}", "kv_manager.messages=tensor",
+           "kv_manager.blocking_receive=false", "kv_manager.descriptor_time=10 us")
+    push = simulate(scenario("kvdirect_push.yaml", *one)).report.requests.iloc[0]
+    pull = simulate(scenario("kvdirect.yaml", *one[:3], "kv_manager.descriptor_time=10 us")).report.requests.iloc[0]
+    assert push.kv_transfer_end_s - push.kv_transfer_start_s == pytest.approx(16_384 * 10e-6)
+    assert pull.kv_transfer_end_s - pull.kv_transfer_start_s < 0.02  # one region per shard: bandwidth-bound

@@ -247,17 +247,25 @@ class PrefixCacheSpec(Section):
 
 
 class KVManagerSpec(Section):
-    """How KV cache moves from prefill to decode (see ``simcxl.kvcache``)."""
+    """How KV cache moves from prefill to decode (see ``simcxl.kvcache``).
+
+    ``descriptor_time`` is the CPU time to post one transfer descriptor on the block-based paths (the
+    ``rdma`` push and host-DRAM tier loads): a paged, layer-separate KV cache moves one descriptor per
+    page of ``page_tokens``, layer and K/V tensor (vLLM's NIXL connector, Dynamo KVBM). Posting overlaps
+    with data movement.
+    0 leaves it out; experiments sweep it because published per-descriptor costs span 1000x.
+    """
 
     type: Literal["rdma", "rdma_pull", "rdma_pool", "cxl_block", "cxl_sparse"] = "rdma"
     prefix_cache: PrefixCacheSpec | None = None
     intra_node_lock: Seconds = 0.2e-6
     blocking_send: bool = False
     blocking_receive: bool = False
+    descriptor_time: Seconds = 0.0
     messages: Literal["tensor", "layer"] = "tensor"
     hot_buffer_tokens: PositiveInt = 4096
     sparse_fetch: Literal["cxl_load", "rdma_page"] = "cxl_load"
-    page_tokens: PositiveInt = 64
+    page_tokens: PositiveInt = 16
     topk_overlap: Fraction = 0.9
     fetch_overlap: bool = True
 

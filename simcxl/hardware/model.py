@@ -120,6 +120,11 @@ class LLM:
         return 2 * s.kv_heads * s.head_dim * self.kv_dtype_bytes
 
     @property
+    def kv_tensors_per_layer(self) -> int:
+        """Separate KV tensors per layer in a paged cache: K and V, or one latent for MLA."""
+        return 1 if self.spec.attention == "mla" else 2
+
+    @property
     def kv_bytes_per_token(self) -> int:
         """KV cache bytes one token occupies, all layers (Llama-3.1-8B bf16: 131,072)."""
         return self.layers * self.kv_bytes_per_token_per_layer

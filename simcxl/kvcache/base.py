@@ -51,6 +51,9 @@ class KVManager(ABC):
         self.cluster = cluster
         self.env: simpy.Environment = cluster.env
         self.bytes_moved: dict[str, float] = defaultdict(float)
+        self.block_tokens = block_tokens
+        self.descriptor_time = cluster.scenario.kv_manager.descriptor_time
+        self.page_tokens = cluster.scenario.kv_manager.page_tokens
         spec = cluster.scenario.kv_manager.prefix_cache
         block_bytes = block_tokens * cluster.llm.kv_bytes_per_token
         self.prefix_cache = None if spec is None else self.make_prefix_cache(spec, block_tokens, block_bytes)
@@ -101,6 +104,16 @@ class KVManager(ABC):
             return None
         return self.env.all_of([self._load_blocks(prefill, node, count) for node, count in _runs(nodes).items()])
 
+    def descriptors(self, tokens: int) -> int:
+        """Descriptors one tensor-parallel rank posts to move ``tokens``: one per KV page, layer and KV tensor."""
+        llm = self.cluster.llm
+        return -(-tokens // self.page_tokens) * llm.layers * llm.kv_tensors_per_layer
+
+    def posted(self, tokens: int, move: simpy.Event) -> simpy.Event:
+        """``move``, finished only once every rank has also posted its descriptors (in parallel with it)."""
+        posting = self.descriptors(tokens) * self.descriptor_time
+        return move if posting == 0 else self.env.all_of([self.env.timeout(posting), move])
+
     def _load_blocks(self, prefill: "PrefillWorker", node: int, blocks: int) -> simpy.Event:
         """Cached blocks from a node's DRAM into the prefill GPUs: PCIe if local, else RDMA."""
         fabric = self.cluster.fabric
@@ -109,8 +122,9 @@ class KVManager(ABC):
         local = prefill.gpus[0].node == node
         self.bytes_moved["dram_local" if local else "dram_remote"] += nbytes
         shard = nbytes / len(prefill.gpus)
-        return self.env.all_of([fabric.pcie.copy(gpu, shard, to_device=True) if local
-                                else fabric.rdma.write(home, gpu, shard, src_gpu=False) for gpu in prefill.gpus])
+        return self.posted(blocks * self.block_tokens, self.env.all_of([
+            fabric.pcie.copy(gpu, shard, to_device=True) if local
+            else fabric.rdma.write(home, gpu, shard, src_gpu=False) for gpu in prefill.gpus]))
 
     def publish(self, request: "Request", prefill: "PrefillWorker") -> None:
         """Store the prompt's new blocks in the prefill node's DRAM (off the critical path)."""

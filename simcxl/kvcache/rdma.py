@@ -54,7 +54,8 @@ class RDMAPush(KVManager):
         shard = request.kv_bytes / len(prefill.gpus)
 
         def transfer() -> simpy.Event:
-            return env.all_of([self.move_shard(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)])
+            return self.posted(request.input_tokens, env.all_of(
+                [self.move_shard(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)]))
 
         receiving = cluster.scenario.kv_manager.blocking_receive
         yield decode.receive(request, transfer) if receiving else transfer()

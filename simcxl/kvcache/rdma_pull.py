@@ -24,5 +24,9 @@ class RDMAPull(RDMAPush):
     def blocks_prefill(self) -> bool:
         return False
 
+    def descriptors(self, tokens: int) -> int:
+        """Tensor-centric: a shard is one registered region, read in large chunks, not per block."""
+        return 0
+
     def move_shard(self, src, dst, nbytes: float) -> simpy.Event:
         return self.cluster.fabric.rdma.bulk_read(dst, src, nbytes)
