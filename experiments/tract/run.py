@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rate_sweep import ROOT, plot, ratios, sweep  # noqa: E402
+from rate_sweep import ROOT, descriptor_sweep, plot, ratios, sweep  # noqa: E402
 
 PAPER = {"ttft_mean": 9.8, "ttft_p99": 6.2, "throughput": 1.6}
 RATES = [4, 8, 12, 14, 16, 18, 24, 32, 48, 64]
@@ -33,7 +33,10 @@ def main() -> None:
         peak = {name: max(r["throughput_rps"] for r in rows if r["scenario"] == name) for name in ("tract", baseline)}
         print(f"  peak throughput over the sweep: {peak['tract']:.2f} vs {peak[baseline]:.2f} req/s = "
               f"{peak['tract'] / peak[baseline]:.2f}x")
-    print(f"\n{time.perf_counter() - start:.0f} s; wrote {out}/sweep.csv and ttft_throughput.png")
+    print("\nper-descriptor posting cost on the baselines' block paths, at 16 req/s (what it would take):")
+    descriptor_sweep(configs[0], configs[1:], ["workload.num_requests=1500", "workload.rate=16"],
+                     out / "descriptor_cost.csv")
+    print(f"\n{time.perf_counter() - start:.0f} s; wrote {out}/sweep.csv, ttft_throughput.png, descriptor_cost.csv")
 
 
 if __name__ == "__main__":
