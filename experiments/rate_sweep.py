@@ -94,10 +94,12 @@ def read_csv(path: Path) -> list[dict]:
         return [{k: (v if k == "scenario" else float(v)) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-# Per-descriptor costs with a source: the H100 per-page copy we measured, and NIXL's non-prepped
-# transfer call (ai-dynamo/nixl#176: 0.6 s for ~15k segments, ~40 us each).
-DESCRIPTOR_TIMES = {"0 s": "not modelled", "0.5 us": "", "2.5 us": "measured per-page cudaMemcpyAsync, H100",
-                    "5 us": "", "10 us": "", "20 us": "", "40 us": "NIXL transfer() without prepped lists"}
+# Per-descriptor costs with a source: the H100 per-page copies we measured (32 KiB pages, host to GPU,
+# configs/hardware/calibration/h100/page_copies.csv) and NIXL's non-prepped transfer call
+# (ai-dynamo/nixl#176: 0.6 s for ~15k segments, ~40 us each).
+DESCRIPTOR_TIMES = {"0 s": "not modelled", "0.5 us": "", "2.8 us": "measured: cudaMemcpyAsync per page, H100",
+                    "3.4 us": "measured: Tensor.copy_ per page from Python, H100", "5 us": "", "10 us": "",
+                    "40 us": "NIXL transfer() without prepped lists"}
 
 
 def descriptor_sweep(system: Path, baselines: list[Path], overrides: list[str], out: Path) -> list[dict]:

@@ -72,3 +72,14 @@ def test_descriptor_posting_bounds_a_block_based_transfer_but_not_a_tensor_centr
     pull = simulate(scenario("kvdirect.yaml", *one[:3], "kv_manager.descriptor_time=10 us")).report.requests.iloc[0]
     assert push.kv_transfer_end_s - push.kv_transfer_start_s == pytest.approx(16_384 * 10e-6)
     assert pull.kv_transfer_end_s - pull.kv_transfer_start_s < 0.02  # one region per shard: bandwidth-bound
+
+
+def test_an_instance_posts_descriptors_from_one_thread_so_concurrent_transfers_queue():
+    two = ("workload.num_requests=2", "workload.rate=100000", "workload.input_tokens={dist: fixed, value: 4096}",
+           "workload.output_tokens={dist: fixed, value: 8}", "kv_manager.messages=tensor", "cluster.prefill_nodes=1",
+           "kv_manager.blocking_receive=false", "kv_manager.blocking_send=false", "kv_manager.descriptor_time=10 us")
+    first, second = simulate(scenario("kvdirect_push.yaml", *two)).report.requests.sort_values("id").itertuples()
+    posting = 16_384 * 10e-6
+    assert second.prefill_end_s < first.kv_transfer_end_s  # the second prompt is ready while the first still posts
+    assert first.kv_transfer_end_s == pytest.approx(first.prefill_end_s + posting)
+    assert second.kv_transfer_end_s == pytest.approx(first.kv_transfer_end_s + posting)

@@ -54,6 +54,7 @@ class KVManager(ABC):
         self.block_tokens = block_tokens
         self.descriptor_time = cluster.scenario.kv_manager.descriptor_time
         self.page_tokens = cluster.scenario.kv_manager.page_tokens
+        self._posting_threads: dict[int, simpy.Resource] = {}  # per prefill instance
         spec = cluster.scenario.kv_manager.prefix_cache
         block_bytes = block_tokens * cluster.llm.kv_bytes_per_token
         self.prefix_cache = None if spec is None else self.make_prefix_cache(spec, block_tokens, block_bytes)
@@ -109,10 +110,19 @@ class KVManager(ABC):
         llm = self.cluster.llm
         return -(-tokens // self.page_tokens) * llm.layers * llm.kv_tensors_per_layer
 
-    def posted(self, tokens: int, move: simpy.Event) -> simpy.Event:
-        """``move``, finished only once every rank has also posted its descriptors (in parallel with it)."""
+    def posted(self, tokens: int, poster: "PrefillWorker", move: simpy.Event) -> simpy.Event:
+        """``move``, finished only once ``poster`` has also posted its descriptors. Posting overlaps with
+        the data movement, but each instance posts from one thread (per rank), so its postings queue."""
         posting = self.descriptors(tokens) * self.descriptor_time
-        return move if posting == 0 else self.env.all_of([self.env.timeout(posting), move])
+        if posting == 0:
+            return move
+        return self.env.all_of([self.env.process(self._post(poster, posting)), move])
+
+    def _post(self, poster: "PrefillWorker", posting: float) -> Generator:
+        thread = self._posting_threads.setdefault(poster.index, simpy.Resource(self.env, capacity=1))
+        with thread.request() as turn:
+            yield turn
+            yield self.env.timeout(posting)
 
     def _load_blocks(self, prefill: "PrefillWorker", node: int, blocks: int) -> simpy.Event:
         """Cached blocks from a node's DRAM into the prefill GPUs: PCIe if local, else RDMA."""
@@ -122,7 +132,7 @@ class KVManager(ABC):
         local = prefill.gpus[0].node == node
         self.bytes_moved["dram_local" if local else "dram_remote"] += nbytes
         shard = nbytes / len(prefill.gpus)
-        return self.posted(blocks * self.block_tokens, self.env.all_of([
+        return self.posted(blocks * self.block_tokens, prefill, self.env.all_of([
             fabric.pcie.copy(gpu, shard, to_device=True) if local
             else fabric.rdma.write(home, gpu, shard, src_gpu=False) for gpu in prefill.gpus]))
 

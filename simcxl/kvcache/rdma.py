@@ -54,7 +54,7 @@ class RDMAPush(KVManager):
         shard = request.kv_bytes / len(prefill.gpus)
 
         def transfer() -> simpy.Event:
-            return self.posted(request.input_tokens, env.all_of(
+            return self.posted(request.input_tokens, prefill, env.all_of(
                 [self.move_shard(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)]))
 
         receiving = cluster.scenario.kv_manager.blocking_receive
