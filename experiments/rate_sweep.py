@@ -123,3 +123,12 @@ def descriptor_sweep(system: Path, baselines: list[Path], overrides: list[str], 
     columns = list(rows[0])
     write_atomic(out, "\n".join([",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]) + "\n")
     return rows
+
+
+def sweep_scenarios(results: Path, names: list[str], rates: list[float],
+                    rate_label: str) -> tuple[list[Path], list[dict]]:
+    """Sweep the bundled configs ``names`` over ``rates``: ``results``/sweep.csv and ttft_throughput.png."""
+    configs = [ROOT / "configs" / f"{name}.yaml" for name in names]
+    rows = sweep(configs, rates, results)
+    plot(rows, results / "ttft_throughput.png", rate_label)
+    return configs, rows

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rate_sweep import ROOT, descriptor_sweep, plot, ratios, sweep  # noqa: E402
+from rate_sweep import descriptor_sweep, ratios, sweep_scenarios  # noqa: E402
 
 PAPER = {"ttft_reduction": 0.896, "throughput": 7.35}
 TIME_SCALES = [1, 2, 3, 4, 6]
@@ -21,12 +21,13 @@ TIME_SCALES = [1, 2, 3, 4, 6]
 def main() -> None:
     start = time.perf_counter()
     out = Path(__file__).resolve().parent / "results"
-    configs = [ROOT / "configs" / f"{name}.yaml" for name in ("beluga", "beluga_mooncake")]
-    rows = sweep(configs, TIME_SCALES, out)
-    plot(rows, out / "ttft_throughput.png", "trace speed-up (x recorded arrival rate)")
-    print(f"\nbeluga vs beluga_mooncake (paper: TTFT -{PAPER['ttft_reduction']:.1%}, throughput {PAPER['throughput']}x)")
+    configs, rows = sweep_scenarios(out, ["beluga", "beluga_mooncake"], TIME_SCALES,
+                                    "trace speed-up (x recorded arrival rate)")
+    print(f"\nbeluga vs beluga_mooncake (paper: TTFT -{PAPER['ttft_reduction']:.1%}, "
+          f"throughput {PAPER['throughput']}x)")
     for r in ratios(rows, "beluga", "beluga_mooncake"):
-        print(f"  speed-up {r['rate']:g}x: TTFT {1 - 1 / r['ttft_mean']:+.1%} reduction, throughput {r['throughput']:.2f}x")
+        print(f"  speed-up {r['rate']:g}x: TTFT {1 - 1 / r['ttft_mean']:+.1%} reduction, "
+              f"throughput {r['throughput']:.2f}x")
     print("\nper-descriptor posting cost on the baseline's block paths, at 3x speed-up (what it would take):")
     descriptor_sweep(configs[0], configs[1:], ["workload.time_scale=3"], out / "descriptor_cost.csv")
     print(f"\n{time.perf_counter() - start:.0f} s; wrote {out}/sweep.csv, ttft_throughput.png, descriptor_cost.csv")

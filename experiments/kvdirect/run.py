@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rate_sweep import ROOT, plot, sweep  # noqa: E402
+from rate_sweep import sweep_scenarios  # noqa: E402
 
 PAPER_LATENCY_REDUCTION = 0.55
 RATES = [16, 24, 28, 32, 34, 35, 36]
@@ -21,9 +21,7 @@ RATES = [16, 24, 28, 32, 34, 35, 36]
 def main() -> None:
     start = time.perf_counter()
     out = Path(__file__).resolve().parent / "results"
-    configs = [ROOT / "configs" / f"{name}.yaml" for name in ("kvdirect", "kvdirect_push")]
-    rows = sweep(configs, RATES, out)
-    plot(rows, out / "ttft_throughput.png", "offered load (requests/s)")
+    _, rows = sweep_scenarios(out, ["kvdirect", "kvdirect_push"], RATES, "offered load (requests/s)")
     by = {(r["scenario"], r["rate"]): r for r in rows}
     print(f"\nper-request latency (E2E) reduction of pull vs push (paper: {PAPER_LATENCY_REDUCTION:.0%})")
     for rate in RATES:

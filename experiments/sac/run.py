@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rate_sweep import ROOT, plot as plot_rates, ratios, sweep  # noqa: E402
+from rate_sweep import ROOT, ratios, sweep_scenarios  # noqa: E402
 
 from simcxl.config.loader import load_scenario  # noqa: E402
 from simcxl.metrics.results import write_atomic  # noqa: E402
@@ -41,9 +41,9 @@ def run(config: str, *overrides: str) -> dict:
 def main() -> None:
     start = time.perf_counter()
     out = Path(__file__).resolve().parent / "results"
-    rows = sweep([ROOT / "configs" / "sac.yaml", ROOT / "configs" / "sac_rdma.yaml"], RATES, out)
-    plot_rates(rows, out / "ttft_throughput.png", "offered load (requests/s)")
-    print(f"\nsac_rdma / sac (paper: TTFT {PAPER['ttft']}x, TBT {PAPER['tbt']}x lower; throughput {PAPER['throughput']}x)")
+    _, rows = sweep_scenarios(out, ["sac", "sac_rdma"], RATES, "offered load (requests/s)")
+    print(f"\nsac_rdma / sac (paper: TTFT {PAPER['ttft']}x, TBT {PAPER['tbt']}x lower; "
+          f"throughput {PAPER['throughput']}x)")
     for r in ratios(rows, "sac", "sac_rdma"):
         print(f"  rate {r['rate']:>4g}: TTFT mean {r['ttft_mean']:6.2f}x  TBT {r['tbt_mean']:5.2f}x  "
               f"throughput {r['throughput']:5.2f}x")

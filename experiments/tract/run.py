@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rate_sweep import ROOT, descriptor_sweep, plot, ratios, sweep  # noqa: E402
+from rate_sweep import descriptor_sweep, ratios, sweep_scenarios  # noqa: E402
 
 PAPER = {"ttft_mean": 9.8, "ttft_p99": 6.2, "throughput": 1.6}
 RATES = [4, 8, 12, 14, 15.5, 16, 18, 24, 32, 48, 64]
@@ -21,9 +21,8 @@ RATES = [4, 8, 12, 14, 15.5, 16, 18, 24, 32, 48, 64]
 def main() -> None:
     start = time.perf_counter()
     out = Path(__file__).resolve().parent / "results"
-    configs = [ROOT / "configs" / f"{name}.yaml" for name in ("tract", "tract_rdma", "tract_dram")]
-    rows = sweep(configs, RATES, out)
-    plot(rows, out / "ttft_throughput.png", "offered load (requests/s)")
+    configs, rows = sweep_scenarios(out, ["tract", "tract_rdma", "tract_dram"], RATES,
+                                    "offered load (requests/s)")
     for baseline in ("tract_rdma", "tract_dram"):
         print(f"\n{baseline} / tract (paper, 'up to': TTFT mean {PAPER['ttft_mean']}x, P99 {PAPER['ttft_p99']}x, "
               f"peak throughput {PAPER['throughput']}x)")
