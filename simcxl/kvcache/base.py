@@ -8,7 +8,9 @@ one of them runs over the same workers, router and network.
 
 The base class keeps the prefix cache in host DRAM, the Mooncake-store / Dynamo style: blocks stay
 on the node whose prefill produced them; a prefill worker loads a hit from its own node's DRAM over
-PCIe, or from another node's DRAM over RDMA.
+PCIe, or from another node's DRAM over RDMA. Two refinements every manager shares: an optional HBM
+tier on each prefill instance (hits there load nothing), and an optional per-descriptor posting cost
+for block-based transfers (a paged KV cache moves one descriptor per page, layer and K/V tensor).
 """
 
 from __future__ import annotations
