@@ -58,3 +58,12 @@ def test_without_reuse_two_dma_hops_cost_more_than_one_rdma_write():
     cxl = simulate(scenario("tract.yaml", *ONE)).summary["ttft_breakdown_s"]["kv_transfer"]
     rdma = simulate(scenario("tract_rdma.yaml", *ONE)).summary["ttft_breakdown_s"]["kv_transfer"]
     assert rdma < cxl < 2.5 * rdma
+
+
+def test_prefill_time_spent_loading_cached_prefixes_is_reported():
+    """A prefix hit is loaded before the batch computes: that wait is its own share of the prefill GPU."""
+    few = ("workload.num_requests=200",)
+    cached = simulate(scenario("tract.yaml", *few)).summary["utilization"]["gpu"]
+    uncached = simulate(scenario("tract_rdma.yaml", *few)).summary["utilization"]["gpu"]
+    assert cached["prefill_loading"] > 0.1 * cached["prefill"]  # the 8K shared prefix loads before each batch computes
+    assert uncached["prefill_loading"] == 0

@@ -128,6 +128,7 @@ class RunReport:
         gpu = {role: float(np.mean([w.busy_time for w in workers]) / t)
                for role, workers in (("prefill", c.prefill), ("decode", c.decode))}
         gpu["prefill_blocked"] = float(np.mean([w.blocked_time for w in c.prefill]) / t)
+        gpu["prefill_loading"] = float(np.mean([w.loading_time for w in c.prefill]) / t)
         gpu["decode_receiving"] = float(np.mean([w.receive_time for w in c.decode]) / t)
         by_kind: dict[str, list[float]] = defaultdict(list)
         for link in c.fabric.topology.links:

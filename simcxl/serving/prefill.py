@@ -40,6 +40,7 @@ class PrefillWorker:
         self.running_tokens = 0
         self.busy_time = 0.0
         self.blocked_time = 0.0  # GPU idle, waiting for a synchronous KV send to finish
+        self.loading_time = 0.0  # GPU idle, waiting for its batch's cached prefixes to load
         self._wakeup: simpy.Event | None = None
         env.process(self.run())
 
@@ -102,7 +103,9 @@ class PrefillWorker:
                 if load is not None:
                     loads.append(load)
             if loads:
+                loading = env.now
                 yield env.all_of(loads)
+                self.loading_time += env.now - loading
             for request in batch:
                 request.prefix_load_end = env.now
             duration = self.compute.prefill_time([r.input_tokens - r.cached_tokens for r in batch],
