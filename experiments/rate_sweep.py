@@ -21,8 +21,9 @@ from simcxl.simulate import simulate  # noqa: E402
 
 COLUMNS = ("scenario", "rate", "ttft_mean_s", "ttft_p99_s", "tbt_mean_s", "e2e_mean_s", "throughput_rps",
            "output_tokens_per_s", "prefill_blocked",
-           "prefix_hit_rate", "queue_s", "prefix_load_s", "prefill_s", "kv_sync_s", "kv_transfer_s", "completed",
-           "arrived")
+           "prefix_hit_rate", "queue_s", "prefix_load_s", "prefill_s", "decode_wait_s", "kv_sync_s", "kv_transfer_s",
+           "first_decode_s", "completed", "arrived")
+BREAKDOWN = ("queue_s", "prefix_load_s", "prefill_s", "decode_wait_s", "kv_sync_s", "kv_transfer_s", "first_decode_s")
 
 
 def run_point(config: Path, rate: float, overrides: list[str]) -> dict:
@@ -36,8 +37,9 @@ def run_point(config: Path, rate: float, overrides: list[str]) -> dict:
                 throughput_rps=summary["throughput"]["requests_per_s"],
                 output_tokens_per_s=summary["throughput"]["output_tokens_per_s"],
                 prefix_hit_rate=summary["kv"].get("prefix_hit_rate", 0.0), queue_s=b["queue"],
-                prefix_load_s=b["prefix_load"], prefill_s=b["prefill"], kv_sync_s=b["kv_sync"],
-                kv_transfer_s=b["kv_transfer"], completed=summary["requests"]["completed"],
+                prefix_load_s=b["prefix_load"], prefill_s=b["prefill"], decode_wait_s=b["decode_wait"],
+                kv_sync_s=b["kv_sync"], kv_transfer_s=b["kv_transfer"], first_decode_s=b["first_decode"],
+                completed=summary["requests"]["completed"],
                 arrived=summary["requests"]["arrived"])
 
 
@@ -89,6 +91,30 @@ def plot(rows: list[dict], out: Path, rate_label: str) -> None:
     plt.close(fig)
 
 
+def plot_breakdown(rows: list[dict], rate: float, out: Path) -> None:
+    """Stacked mean-TTFT components of every scenario at one offered load: where each system's TTFT goes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    at = [r for r in rows if r["rate"] == rate]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    bottoms = [0.0] * len(at)
+    for part in BREAKDOWN:
+        values = [r[part] * 1e3 for r in at]
+        ax.bar([r["scenario"] for r in at], values, bottom=bottoms, label=part.removesuffix("_s"))
+        bottoms = [b + v for b, v in zip(bottoms, values)]
+    for x, total in enumerate(bottoms):
+        ax.annotate(f"{total:,.0f} ms", (x, total), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("mean TTFT (ms)")
+    ax.set_title(f"where TTFT goes at {rate:g}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         return [{k: (v if k == "scenario" else float(v)) for k, v in row.items()} for row in csv.DictReader(handle)]
@@ -125,10 +151,12 @@ def descriptor_sweep(system: Path, baselines: list[Path], overrides: list[str], 
     return rows
 
 
-def sweep_scenarios(results: Path, names: list[str], rates: list[float],
-                    rate_label: str) -> tuple[list[Path], list[dict]]:
-    """Sweep the bundled configs ``names`` over ``rates``: ``results``/sweep.csv and ttft_throughput.png."""
+def sweep_scenarios(results: Path, names: list[str], rates: list[float], rate_label: str,
+                    operating_point: float) -> tuple[list[Path], list[dict]]:
+    """Sweep the bundled configs ``names`` over ``rates``: ``results``/sweep.csv, ttft_throughput.png, and
+    ttft_breakdown.png at the headline's ``operating_point`` (one of ``rates``)."""
     configs = [ROOT / "configs" / f"{name}.yaml" for name in names]
     rows = sweep(configs, rates, results)
     plot(rows, results / "ttft_throughput.png", rate_label)
+    plot_breakdown(rows, operating_point, results / "ttft_breakdown.png")
     return configs, rows

@@ -22,7 +22,7 @@ def main() -> None:
     start = time.perf_counter()
     out = Path(__file__).resolve().parent / "results"
     configs, rows = sweep_scenarios(out, ["beluga", "beluga_mooncake"], TIME_SCALES,
-                                    "trace speed-up (x recorded arrival rate)")
+                                    "trace speed-up (x recorded arrival rate)", 3)
     print(f"\nbeluga vs beluga_mooncake (paper: TTFT -{PAPER['ttft_reduction']:.1%}, "
           f"throughput {PAPER['throughput']}x)")
     for r in ratios(rows, "beluga", "beluga_mooncake"):

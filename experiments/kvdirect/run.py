@@ -21,7 +21,7 @@ RATES = [16, 24, 28, 32, 34, 35, 36]
 def main() -> None:
     start = time.perf_counter()
     out = Path(__file__).resolve().parent / "results"
-    _, rows = sweep_scenarios(out, ["kvdirect", "kvdirect_push"], RATES, "offered load (requests/s)")
+    _, rows = sweep_scenarios(out, ["kvdirect", "kvdirect_push"], RATES, "offered load (requests/s)", 35)
     by = {(r["scenario"], r["rate"]): r for r in rows}
     print(f"\nper-request latency (E2E) reduction of pull vs push (paper: {PAPER_LATENCY_REDUCTION:.0%})")
     for rate in RATES:

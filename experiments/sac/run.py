@@ -41,7 +41,7 @@ def run(config: str, *overrides: str) -> dict:
 def main() -> None:
     start = time.perf_counter()
     out = Path(__file__).resolve().parent / "results"
-    _, rows = sweep_scenarios(out, ["sac", "sac_rdma"], RATES, "offered load (requests/s)")
+    _, rows = sweep_scenarios(out, ["sac", "sac_rdma"], RATES, "offered load (requests/s)", 12)
     print(f"\nsac_rdma / sac (paper: TTFT {PAPER['ttft']}x, TBT {PAPER['tbt']}x lower; "
           f"throughput {PAPER['throughput']}x)")
     for r in ratios(rows, "sac", "sac_rdma"):

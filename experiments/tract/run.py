@@ -22,7 +22,7 @@ def main() -> None:
     start = time.perf_counter()
     out = Path(__file__).resolve().parent / "results"
     configs, rows = sweep_scenarios(out, ["tract", "tract_rdma", "tract_dram"], RATES,
-                                    "offered load (requests/s)")
+                                    "offered load (requests/s)", 15.5)
     for baseline in ("tract_rdma", "tract_dram"):
         print(f"\n{baseline} / tract (paper, 'up to': TTFT mean {PAPER['ttft_mean']}x, P99 {PAPER['ttft_p99']}x, "
               f"peak throughput {PAPER['throughput']}x)")
