@@ -21,9 +21,9 @@ RATES = [4, 8, 12, 14, 15.5, 16, 18, 24, 32, 48, 64]
 def main() -> None:
     start = time.perf_counter()
     out = Path(__file__).resolve().parent / "results"
-    configs, rows = sweep_scenarios(out, ["tract", "tract_rdma", "tract_dram"], RATES,
+    configs, rows = sweep_scenarios(out, ["tract", "tract_rdma", "tract_dram", "tract_mooncake"], RATES,
                                     "offered load (requests/s)", 15.5)
-    for baseline in ("tract_rdma", "tract_dram"):
+    for baseline in ("tract_rdma", "tract_dram", "tract_mooncake"):
         print(f"\n{baseline} / tract (paper, 'up to': TTFT mean {PAPER['ttft_mean']}x, P99 {PAPER['ttft_p99']}x, "
               f"peak throughput {PAPER['throughput']}x)")
         for r in ratios(rows, "tract", baseline):
