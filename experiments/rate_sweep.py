@@ -50,10 +50,15 @@ def sweep(configs: list[Path], rates: list[float], out_dir: Path, overrides: lis
             rows.append(run_point(config, rate, list(overrides)))
             print(f"  {rows[-1]['scenario']:>16s} at {rate:g}: TTFT mean {rows[-1]['ttft_mean_s'] * 1e3:8.1f} ms, "
                   f"P99 {rows[-1]['ttft_p99_s'] * 1e3:8.1f} ms, {rows[-1]['throughput_rps']:.2f} req/s", flush=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [",".join(COLUMNS)] + [",".join(str(r[c]) for c in COLUMNS) for r in rows]
-    write_atomic(out_dir / "sweep.csv", "\n".join(lines) + "\n")
+    write_rows(out_dir / "sweep.csv", rows, COLUMNS)
     return rows
+
+
+def write_rows(path: Path, rows: list[dict], columns) -> None:
+    """``rows`` as a CSV with ``columns``, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 def ratios(rows: list[dict], system: str, baseline: str) -> list[dict]:
@@ -146,8 +151,7 @@ def descriptor_sweep(system: Path, baselines: list[Path], overrides: list[str], 
             r = rows[-1]
             print(f"  {r['baseline']:>16s}, {value:>6s} per descriptor: TTFT mean {r['ttft_mean']:6.2f}x  "
                   f"P99 {r['ttft_p99']:6.2f}x  throughput {r['throughput']:5.2f}x  {source}", flush=True)
-    columns = list(rows[0])
-    write_atomic(out, "\n".join([",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]) + "\n")
+    write_rows(out, rows, list(rows[0]))
     return rows
 
 

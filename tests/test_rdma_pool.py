@@ -45,7 +45,8 @@ def test_pool_nics_are_the_bottleneck_more_nics_halve_the_transfer():
 
 def test_decode_holds_the_whole_prefix_so_scarce_hbm_makes_requests_wait_unlike_sac():
     """SAC's P2: the pool baseline reserves HBM for the whole prefix, SAC only for a hot buffer."""
-    load = (*NO_REUSE, "workload.num_requests=60", "serving.decode.max_batch_size=40", "workload.rate=20", "gpu.memory_utilization=0.605",
+    load = (*NO_REUSE, "workload.num_requests=60", "serving.decode.max_batch_size=40", "workload.rate=20",
+            "gpu.memory_utilization=0.605",
             f"workload.input_tokens={{dist: fixed, value: {PROMPT}}}",
             "workload.output_tokens={dist: fixed, value: 1024}")
     pool = simulate(scenario("sac_rdma.yaml", *load))

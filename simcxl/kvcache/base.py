@@ -48,6 +48,16 @@ class KVManager(ABC):
     """Moves a request's KV from the prefill worker that produced it to a decode worker."""
 
     name = "abstract"
+    # the fabric section this manager moves KV through, what it is, and a profile that provides it
+    fabric_section: tuple[str, str, str] | None = None
+
+    @classmethod
+    def missing(cls, scenario) -> str | None:
+        """What the scenario lacks for this manager to run (None: nothing); reported at ``kv_manager.type``."""
+        if cls.fabric_section is None or getattr(scenario.fabric, cls.fabric_section[0]) is not None:
+            return None
+        section, what, profile = cls.fabric_section
+        return f"'{cls.name}' needs {what}: add a fabric.{section} section (e.g. include {profile})"
 
     def __init__(self, cluster: "Cluster", block_tokens: int):
         self.cluster = cluster
@@ -99,7 +109,8 @@ class KVManager(ABC):
         cache = self.prefix_cache
         if cache is None or not request.block_hashes:
             return None
-        nodes = cache.lookup(request.block_hashes, request.input_tokens, request.ideal_hit_blocks, self.store_of(prefill))
+        nodes = cache.lookup(request.block_hashes, request.input_tokens, request.ideal_hit_blocks,
+                             self.store_of(prefill))
         request.cached_tokens = cache.cached_tokens(len(nodes), request.input_tokens)
         if self.gpu_cache is not None:  # the leading blocks still in this instance's HBM need no load
             nodes = nodes[len(self.gpu_cache.lookup(request.block_hashes, request.input_tokens, 0, prefill.index)):]
@@ -115,13 +126,17 @@ class KVManager(ABC):
     def posted(self, tokens: int, poster: "PrefillWorker", move: simpy.Event) -> simpy.Event:
         """``move``, finished only once ``poster`` has also posted its descriptors. Posting overlaps with
         the data movement, but each instance posts from one thread (per rank), so its postings queue."""
+        if not self.descriptor_time:
+            return move
         posting = self.descriptors(tokens) * self.descriptor_time
-        if posting == 0:
+        if posting == 0:  # a tensor-centric path posts no per-page descriptors
             return move
         return self.env.all_of([self.env.process(self._post(poster, posting)), move])
 
     def _post(self, poster: "PrefillWorker", posting: float) -> Generator:
-        thread = self._posting_threads.setdefault(poster.index, simpy.Resource(self.env, capacity=1))
+        thread = self._posting_threads.get(poster.index)
+        if thread is None:
+            thread = self._posting_threads[poster.index] = simpy.Resource(self.env, capacity=1)
         with thread.request() as turn:
             yield turn
             yield self.env.timeout(posting)

@@ -27,6 +27,7 @@ INDEX_ENTRY_BYTES = 64  # one cache line per block: hash, location, reference co
 @register("cxl_block")
 class CXLBlock(PooledKV):
     medium = "cxl"
+    fabric_section = ("cxl", "a CXL pool", "hardware/cxl_xc50256_pool.yaml")
 
     def __init__(self, cluster, block_tokens: int):
         self.pool = cluster.fabric.cxl

@@ -29,6 +29,13 @@ from simcxl.kvcache.sparse_access import hot_buffer_hit_rate
 @register("cxl_sparse")
 class CXLSparse(CXLBlock):
 
+    @classmethod
+    def missing(cls, scenario) -> str | None:
+        if scenario.model.sparse is None:
+            return (f"'cxl_sparse' needs a sparse-attention model (a model.sparse section, e.g. "
+                    f"models/deepseek-v3.2.yaml); {scenario.model.name} attends to every token")
+        return super().missing(scenario)
+
     def __init__(self, cluster, block_tokens: int):
         super().__init__(cluster, block_tokens)
         spec = cluster.scenario.kv_manager

@@ -26,6 +26,7 @@ PUBLISH_RPCS = 2  # Mooncake store: PutStart before the write's metadata is visi
 @register("rdma_pool")
 class RDMAPool(PooledKV):
     medium = "rdma_pool"
+    fabric_section = ("memory_pool", "memory servers", "hardware/rdma_memory_pool.yaml")
 
     def __init__(self, cluster, block_tokens: int):
         fabric = cluster.fabric

@@ -143,7 +143,8 @@ def plot(paths: list[Path], out: Path, x: str | None = None) -> list[Path]:
         elif (path / "summary.json").is_file() and (path / "requests.csv").is_file():
             runs.append(path)
         else:
-            raise SimcxlError(f"{path}: neither a sweep folder (sweep.csv) nor a run folder (summary.json, requests.csv)")
+            raise SimcxlError(f"{path}: neither a sweep folder (sweep.csv) nor a run folder "
+                              "(summary.json, requests.csv)")
     if runs:
         written += plot_runs(runs, out)
         with_series = [run for run in runs if (run / "timeseries.csv").is_file()]

@@ -127,9 +127,10 @@ class RunReport:
             return {"gpu": {}, "link": {}}
         gpu = {role: float(np.mean([w.busy_time for w in workers]) / t)
                for role, workers in (("prefill", c.prefill), ("decode", c.decode))}
-        gpu["prefill_blocked"] = float(np.mean([w.blocked_time for w in c.prefill]) / t)
-        gpu["prefill_loading"] = float(np.mean([w.loading_time for w in c.prefill]) / t)
-        gpu["decode_receiving"] = float(np.mean([w.receive_time for w in c.decode]) / t)
+        for key, workers, idle in (("prefill_blocked", c.prefill, "blocked_time"),
+                                   ("prefill_loading", c.prefill, "loading_time"),
+                                   ("decode_receiving", c.decode, "receive_time")):
+            gpu[key] = float(np.mean([getattr(w, idle) for w in workers]) / t)
         by_kind: dict[str, list[float]] = defaultdict(list)
         for link in c.fabric.topology.links:
             by_kind[link.kind].append(link.carried / (link.capacity * t))

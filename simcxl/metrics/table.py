@@ -41,8 +41,10 @@ def facts_table(summary: dict, wall_s: float | None = None) -> Table:
                       f"{kv['evicted_blocks']:,}, {kv['inflight_miss_blocks']:,}")
     if "hot_buffer_hit_rate" in summary["kv"]:
         kv = summary["kv"]
-        table.add_row(f"hot-buffer hit rate ({kv['hot_buffer_tokens']:,} tokens/request)", f"{kv['hot_buffer_hit_rate']:.1%}")
-        table.add_row("KV fetched per decode step (per request)", f"{kv['fetched_bytes_per_decode_step'] / 1e6:,.2f} MB")
+        table.add_row(f"hot-buffer hit rate ({kv['hot_buffer_tokens']:,} tokens/request)",
+                      f"{kv['hot_buffer_hit_rate']:.1%}")
+        table.add_row("KV fetched per decode step (per request)",
+                      f"{kv['fetched_bytes_per_decode_step'] / 1e6:,.2f} MB")
     for role, busy in util["gpu"].items():
         table.add_row(f"GPU busy: {role}", f"{busy:.1%}")
     for kind, stats in util["link"].items():

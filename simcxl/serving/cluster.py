@@ -55,17 +55,11 @@ class Cluster:
         cluster = scenario.cluster
         self.fabric = Fabric(self.env, scenario.fabric, cluster.prefill_nodes + cluster.decode_nodes,
                              cluster.gpus_per_node, cluster.nics_per_node)
-        if scenario.kv_manager.type.startswith("cxl") and self.fabric.cxl is None:
-            raise loaded.error("kv_manager.type", f"'{scenario.kv_manager.type}' needs a CXL pool: add a fabric.cxl "
-                                                  "section (e.g. include hardware/cxl_xc50256_pool.yaml)")
-        if scenario.kv_manager.type == "rdma_pool" and self.fabric.spec.memory_pool is None:
-            raise loaded.error("kv_manager.type", "'rdma_pool' needs memory servers: add a fabric.memory_pool section "
-                                                  "(e.g. include hardware/rdma_memory_pool.yaml)")
-        if scenario.kv_manager.type == "cxl_sparse" and scenario.model.sparse is None:
-            raise loaded.error("kv_manager.type", f"'cxl_sparse' needs a sparse-attention model (a model.sparse "
-                                                  f"section, e.g. models/deepseek-v3.2.yaml); {scenario.model.name} "
-                                                  "attends to every token")
-        self.kv_manager = KV_MANAGERS[scenario.kv_manager.type](self, block_tokens)
+        manager = KV_MANAGERS[scenario.kv_manager.type]
+        missing = manager.missing(scenario)
+        if missing:
+            raise loaded.error("kv_manager.type", missing)
+        self.kv_manager = manager(self, block_tokens)
         tp = cluster.tensor_parallel
         instances = [node[i:i + tp] for node in self.fabric.topology.nodes for i in range(0, cluster.gpus_per_node, tp)]
         per_node = cluster.gpus_per_node // tp

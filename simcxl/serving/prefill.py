@@ -1,8 +1,9 @@
 """A prefill worker: batches queued prompts by a token budget and runs one forward pass per batch.
 
 A batch first loads the cached part of each prompt (if the KV manager has a prefix cache), then
-computes the rest in one forward pass. The prompt's KV stays in this worker's HBM until the KV manager has handed it to a decode worker
-(push-based transfer), so a slow hand-off throttles prefill admission: that back-pressure is real in
+computes the rest in one forward pass. The prompt's KV stays in this worker's HBM until the KV manager
+has handed it to a decode worker (push-based transfer), so a slow hand-off throttles prefill
+admission: that back-pressure is real in
 Mooncake- and Dynamo-style deployments and is what pull-based transfer (KVDirect) removes.
 """
 
@@ -72,10 +73,10 @@ class PrefillWorker:
         free = self.kv_capacity_tokens - self.kv_held_tokens
         while self.queue and len(batch) < self.spec.max_batch_size:
             head = self.queue[0]
+            if held + head.input_tokens > free:
+                break
             compute = head.input_tokens - self.kv_manager.cached_prefix_tokens(head, self)
             if batch and computed + compute > self.spec.max_batch_tokens:
-                break
-            if held + head.input_tokens > free:
                 break
             batch.append(self.queue.popleft())
             computed += compute

@@ -1,8 +1,9 @@
 """A request and its lifecycle timestamps.
 
 Lifecycle in a disaggregated cluster:
-arrival -> (queue) -> prefill_start -> (load cached prefix KV) -> prefix_load_end -> prefill_end -> (wait for decode KV space) -> decode_admit
--> kv_transfer_start -> kv_transfer_end -> first_token -> ... -> finish.
+arrival -> (queue) -> prefill_start -> (load cached prefix KV) -> prefix_load_end -> prefill_end
+-> (wait for decode KV space) -> decode_admit -> kv_transfer_start -> kv_transfer_end -> first_token
+-> ... -> finish.
 TTFT is arrival -> first_token, where the first token is the one the decode worker streams after its
 first iteration (as in vLLM's and Dynamo's disaggregated serving), so it includes the KV transfer.
 """
