@@ -246,6 +246,20 @@ class PrefixCacheSpec(Section):
     gpu_capacity: Bytes | None = None
 
 
+class HostStagingSpec(Section):
+    """A connector that stages each request's KV through host memory as one serialized object.
+
+    vLLM v0's Mooncake-store connector gathers the KV from the paged cache, serializes it with
+    safetensors (a pageable device-to-host copy) and copies it into the store client's registered
+    buffer before the NIC moves it (``send``); the receiver copies it out, parses it and copies it to
+    the GPU from pageable memory (``receive``). Each rate is one rank's whole chain, bytes of KV per
+    second, measured by ``simcxl.profiling.store_staging``.
+    """
+
+    send: BytesPerSecond
+    receive: BytesPerSecond
+
+
 class KVManagerSpec(Section):
     """How KV cache moves from prefill to decode (see ``simcxl.kvcache``).
 
@@ -254,6 +268,8 @@ class KVManagerSpec(Section):
     page of ``page_tokens``, layer and K/V tensor (vLLM's NIXL connector, Dynamo KVBM). Posting overlaps
     with data movement.
     0 leaves it out; experiments sweep it because published per-descriptor costs span 1000x.
+    ``blocking_send`` / ``blocking_receive``: the connector runs on the workers' own loops (vLLM v0).
+    ``host_staging``: the connector copies the KV through host memory on both ends (see HostStagingSpec).
     """
 
     type: Literal["rdma", "rdma_pull", "rdma_pool", "cxl_block", "cxl_sparse"] = "rdma"
@@ -261,6 +277,7 @@ class KVManagerSpec(Section):
     intra_node_lock: Seconds = 0.2e-6
     blocking_send: bool = False
     blocking_receive: bool = False
+    host_staging: HostStagingSpec | None = None
     descriptor_time: Seconds = 0.0
     messages: Literal["tensor", "layer"] = "tensor"
     hot_buffer_tokens: PositiveInt = 4096

@@ -8,9 +8,11 @@ one of them runs over the same workers, router and network.
 
 The base class keeps the prefix cache in host DRAM, the Mooncake-store / Dynamo style: blocks stay
 on the node whose prefill produced them; a prefill worker loads a hit from its own node's DRAM over
-PCIe, or from another node's DRAM over RDMA. Two refinements every manager shares: an optional HBM
-tier on each prefill instance (hits there load nothing), and an optional per-descriptor posting cost
-for block-based transfers (a paged KV cache moves one descriptor per page, layer and K/V tensor).
+PCIe, or from another node's DRAM over RDMA. Refinements every manager shares: an optional HBM
+tier on each prefill instance (hits there load nothing); an optional per-descriptor posting cost
+for block-based transfers (a paged KV cache moves one descriptor per page, layer and K/V tensor);
+connectors that run on the workers' own loops (``blocking_send`` / ``blocking_receive``); and
+connectors that stage the KV through host memory on both ends (``host_staging``).
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ class KVManager(ABC):
         self.block_tokens = block_tokens
         self.descriptor_time = cluster.scenario.kv_manager.descriptor_time
         self.page_tokens = cluster.scenario.kv_manager.page_tokens
+        self.host_staging = cluster.scenario.kv_manager.host_staging
         self._posting_threads: dict[int, simpy.Resource] = {}  # per prefill instance
+        self._host_threads: dict[str, simpy.Resource] = {}  # per GPU: a synchronous connector's loop
         spec = cluster.scenario.kv_manager.prefix_cache
         block_bytes = block_tokens * cluster.llm.kv_bytes_per_token
         self.prefix_cache = None if spec is None else self.make_prefix_cache(spec, block_tokens, block_bytes)
@@ -180,7 +184,23 @@ class KVManager(ABC):
     @property
     def blocks_prefill(self) -> bool:
         """Whether a prefill worker waits for its batch's hand-offs before its next batch (a synchronous send)."""
-        return False
+        return self.cluster.scenario.kv_manager.blocking_send
+
+    def host_thread(self, gpu) -> simpy.Resource:
+        """The thread of ``gpu``'s rank that runs a host-staging connector: it handles one request at a time
+        (vLLM v0's connector loops over the batch's requests, each put or get synchronous)."""
+        thread = self._host_threads.get(gpu.name)
+        if thread is None:
+            thread = self._host_threads[gpu.name] = simpy.Resource(self.env, capacity=1)
+        return thread
+
+    def send_staging(self, nbytes: float) -> float:
+        """Seconds one rank's host-staging sender chain takes for ``nbytes`` of KV (0 without staging)."""
+        return 0.0 if self.host_staging is None else nbytes / self.host_staging.send
+
+    def receive_staging(self, nbytes: float) -> float:
+        """Seconds one rank's host-staging receiver chain takes for ``nbytes`` of KV (0 without staging)."""
+        return 0.0 if self.host_staging is None else nbytes / self.host_staging.receive
 
     def reserve_decode(self, request: "Request") -> Generator:
         """Pick a decode worker and wait until it has reserved the request's KV; returns the worker."""

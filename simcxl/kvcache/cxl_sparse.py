@@ -55,9 +55,9 @@ class CXLSparse(CXLBlock):
         return
         yield
 
-    def handoff(self, request, prefill) -> Generator:
+    def handoff(self, request, written) -> Generator:
         request.decode_kv_tokens = min(request.total_tokens, self.buffer_tokens + request.output_tokens)
-        yield from super().handoff(request, prefill)
+        yield from super().handoff(request, written)
 
     def step_fetch(self, decode) -> simpy.Event | None:
         batch = decode.batch_size

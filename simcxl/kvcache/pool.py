@@ -48,28 +48,56 @@ class PooledKV(KVManager):
         """``nbytes`` split evenly over the tensor-parallel GPUs of one instance."""
         return self.env.all_of([self.pool_io(gpu, nbytes / len(gpus), write) for gpu in gpus])
 
+    def _staged_io(self, gpus, nbytes: float, write: bool) -> Generator:
+        """``_gpus_io``, after the sender's host copies (write) or before the receiver's (read), for a
+        connector that stages KV through host memory; each rank stages its own shard, one request at a time."""
+        if self.host_staging is None:
+            yield self._gpus_io(gpus, nbytes, write)
+        else:
+            yield self.env.all_of([self.env.process(self._staged_rank(gpu, nbytes / len(gpus), write))
+                                   for gpu in gpus])
+
+    def _staged_rank(self, gpu, shard: float, write: bool) -> Generator:
+        with self.host_thread(gpu).request() as turn:
+            yield turn
+            if write:
+                yield self.env.timeout(self.send_staging(shard))
+            yield self.pool_io(gpu, shard, write)
+            if not write:
+                yield self.env.timeout(self.receive_staging(shard))
+
     def _load_blocks(self, prefill, node: int, blocks: int) -> simpy.Event:
         nbytes = blocks * self.prefix_cache.block_bytes
         self.bytes_moved[f"{self.medium}_prefix_read"] += nbytes
         return self._gpus_io(prefill.gpus, nbytes, write=False)
 
     def on_prefilled(self, request, prefill) -> simpy.Event:
-        return self.env.process(self.handoff(request, prefill))
+        """Write and publish (the returned event: the KV has left the prefill GPU), then hand to decode."""
+        written = self.env.process(self._write_and_publish(request, prefill))
+        self.env.process(self.handoff(request, written))
+        return written
 
     def insert_blocks(self, request) -> None:
         if self.prefix_cache is not None and request.block_hashes:
             self.prefix_cache.insert(request.block_hashes, 0)
 
-    def handoff(self, request, prefill) -> Generator:
-        yield from self._write_and_publish(request, prefill)
+    def handoff(self, request, written: simpy.Event) -> Generator:
+        """Once the pool has the KV (``written``), a decode worker reserves room and reads it, on its own
+        loop if the connector blocks the receiver."""
+        yield written
         decode = yield from self.reserve_decode(request)
-        yield from self._deliver(request, decode)
+        receiving = self.cluster.scenario.kv_manager.blocking_receive
+        if receiving:
+            yield decode.receive(request, lambda: self.env.process(self._deliver(request, decode)))
+        else:
+            yield from self._deliver(request, decode)
         request.kv_transfer_end = self.env.now
-        decode.enqueue(request)
+        if not receiving:  # a receiving decode worker has already queued it
+            decode.enqueue(request)
 
     def _deliver(self, request, decode) -> Generator:
         """The decode GPUs read the whole prompt's KV from the pool."""
-        yield self._gpus_io(decode.gpus, request.kv_bytes, write=False)
+        yield from self._staged_io(decode.gpus, request.kv_bytes, write=False)
         self.bytes_moved[f"{self.medium}_read"] += request.kv_bytes
 
     def _write_and_publish(self, request, prefill) -> Generator:
@@ -77,7 +105,7 @@ class PooledKV(KVManager):
         request.kv_transfer_start = env.now
         request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
         new_bytes = (request.input_tokens - request.cached_tokens) * cluster.llm.kv_bytes_per_token
-        yield self._gpus_io(prefill.gpus, new_bytes, write=True)
+        yield from self._staged_io(prefill.gpus, new_bytes, write=True)
         self.bytes_moved[f"{self.medium}_write"] += new_bytes
         prefill.release(request)
         synced = env.now

@@ -11,7 +11,8 @@ message, one after another, each paying a rendezvous round trip and the per-tran
 ``blocking_send`` makes the prefill worker wait until its batch's KV has been received before it
 starts the next batch; ``blocking_receive`` makes the decode worker receive the KV on its own loop
 (vLLM v0's decode instance runs ``drop_select`` and the receive inside its model runner), so every
-incoming transfer stalls the whole decode batch.
+incoming transfer stalls the whole decode batch. ``host_staging`` puts each end's host copies around
+the write.
 """
 
 from __future__ import annotations
@@ -26,10 +27,6 @@ from simcxl.kvcache.base import KVManager, register
 @register("rdma")
 class RDMAPush(KVManager):
     path = "rdma"
-
-    @property
-    def blocks_prefill(self) -> bool:
-        return self.cluster.scenario.kv_manager.blocking_send
 
     def move_shard(self, src, dst, nbytes: float) -> simpy.Event:
         """Move one tensor-parallel shard of the KV from prefill GPU ``src`` to decode GPU ``dst``."""
@@ -46,6 +43,21 @@ class RDMAPush(KVManager):
             yield self.env.timeout(2 * rdma.one_way_latency())  # receiver posts, sender learns it may send
             yield rdma.write(src, dst, nbytes / messages)
 
+    def _move(self, src, dst, nbytes: float) -> simpy.Event:
+        """One shard's move, between the host copies of both ends when the connector stages through host memory."""
+        if self.host_staging is None:
+            return self.move_shard(src, dst, nbytes)
+        return self.env.process(self._staged(src, dst, nbytes))
+
+    def _staged(self, src, dst, nbytes: float) -> Generator:
+        with self.host_thread(src).request() as turn:
+            yield turn
+            yield self.env.timeout(self.send_staging(nbytes))
+            yield self.move_shard(src, dst, nbytes)
+        with self.host_thread(dst).request() as turn:
+            yield turn
+            yield self.env.timeout(self.receive_staging(nbytes))
+
     def handoff(self, request, prefill) -> Generator:
         env, cluster = self.env, self.cluster
         decode = yield from self.reserve_decode(request)
@@ -55,7 +67,7 @@ class RDMAPush(KVManager):
 
         def transfer() -> simpy.Event:
             return self.posted(request.input_tokens, prefill, env.all_of(
-                [self.move_shard(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)]))
+                [self._move(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)]))
 
         receiving = cluster.scenario.kv_manager.blocking_receive
         yield decode.receive(request, transfer) if receiving else transfer()
