@@ -133,26 +133,34 @@ DESCRIPTOR_TIMES = {"0 s": "not modelled", "0.5 us": "", "2.8 us": "measured: cu
                     "40 us": "NIXL transfer() without prepped lists"}
 
 
-def descriptor_sweep(system: Path, baselines: list[Path], overrides: list[str], out: Path) -> list[dict]:
-    """What a per-descriptor cost on the baselines' block-based paths does to the headline ratios.
+def variant_sweep(system: Path, baselines: list[Path], variants: dict[str, tuple[list[str], str]],
+                  overrides: list[str], out: Path) -> list[dict]:
+    """What each variant of the baselines does to the headline ratios.
 
-    The system under study keeps its own path; each baseline is rerun with ``kv_manager.descriptor_time``
-    set to every value of DESCRIPTOR_TIMES. Writes ``out`` (CSV) and returns its rows.
+    The system under study keeps its own path; each baseline is rerun with every variant's overrides
+    (``variants``: label -> (overrides, source)). Writes ``out`` (CSV) and returns its rows.
     """
     reference = simulate(load_scenario(system, overrides)).summary
     rows = []
     for baseline in baselines:
-        for value, source in DESCRIPTOR_TIMES.items():
-            s = simulate(load_scenario(baseline, [*overrides, f"kv_manager.descriptor_time={value}"])).summary
-            rows.append(dict(baseline=s["scenario"], descriptor_time=value, source=source,
+        for label, (changes, source) in variants.items():
+            s = simulate(load_scenario(baseline, [*overrides, *changes])).summary
+            rows.append(dict(baseline=s["scenario"], variant=label, source=source,
                              ttft_mean=s["ttft_s"]["mean"] / reference["ttft_s"]["mean"],
                              ttft_p99=s["ttft_s"]["p99"] / reference["ttft_s"]["p99"],
                              throughput=reference["throughput"]["requests_per_s"] / s["throughput"]["requests_per_s"]))
             r = rows[-1]
-            print(f"  {r['baseline']:>16s}, {value:>6s} per descriptor: TTFT mean {r['ttft_mean']:6.2f}x  "
-                  f"P99 {r['ttft_p99']:6.2f}x  throughput {r['throughput']:5.2f}x  {source}", flush=True)
+            print(f"  {r['baseline']:>16s}, {label:>28s}: TTFT mean {r['ttft_mean']:7.2f}x  "
+                  f"P99 {r['ttft_p99']:7.2f}x  throughput {r['throughput']:5.2f}x  {source}", flush=True)
     write_rows(out, rows, list(rows[0]))
     return rows
+
+
+def descriptor_sweep(system: Path, baselines: list[Path], overrides: list[str], out: Path) -> list[dict]:
+    """``variant_sweep`` over a per-descriptor cost on the baselines' block-based paths (DESCRIPTOR_TIMES)."""
+    variants = {f"{value} per descriptor": ([f"kv_manager.descriptor_time={value}"], source)
+                for value, source in DESCRIPTOR_TIMES.items()}
+    return variant_sweep(system, baselines, variants, overrides, out)
 
 
 def sweep_scenarios(results: Path, names: list[str], rates: list[float], rate_label: str,
