@@ -9,6 +9,7 @@ baseline(s) to the system at every rate next to the paper's.
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 
@@ -55,10 +56,13 @@ def sweep(configs: list[Path], rates: list[float], out_dir: Path, overrides: lis
 
 
 def write_rows(path: Path, rows: list[dict], columns) -> None:
-    """``rows`` as a CSV with ``columns``, written atomically."""
+    """``rows`` as a CSV with ``columns`` (fields quoted where they need it), written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
-    write_atomic(path, "\n".join(lines) + "\n")
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([r[c] for c in columns] for r in rows)
+    write_atomic(path, text.getvalue())
 
 
 def ratios(rows: list[dict], system: str, baseline: str) -> list[dict]:
@@ -148,10 +152,12 @@ def variant_sweep(system: Path, baselines: list[Path], variants: dict[str, tuple
             rows.append(dict(baseline=s["scenario"], variant=label, source=source,
                              ttft_mean=s["ttft_s"]["mean"] / reference["ttft_s"]["mean"],
                              ttft_p99=s["ttft_s"]["p99"] / reference["ttft_s"]["p99"],
-                             throughput=reference["throughput"]["requests_per_s"] / s["throughput"]["requests_per_s"]))
+                             throughput=reference["throughput"]["requests_per_s"] / s["throughput"]["requests_per_s"],
+                             baseline_prefix_hit_rate=s["kv"].get("prefix_hit_rate", 0.0)))
             r = rows[-1]
             print(f"  {r['baseline']:>16s}, {label:>28s}: TTFT mean {r['ttft_mean']:7.2f}x  "
-                  f"P99 {r['ttft_p99']:7.2f}x  throughput {r['throughput']:5.2f}x  {source}", flush=True)
+                  f"P99 {r['ttft_p99']:7.2f}x  throughput {r['throughput']:5.2f}x  "
+                  f"(baseline hit rate {r['baseline_prefix_hit_rate']:.2f})  {source}", flush=True)
     write_rows(out, rows, list(rows[0]))
     return rows
 

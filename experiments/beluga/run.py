@@ -42,7 +42,8 @@ def main() -> None:
     peak = {name: max(r["throughput_rps"] for r in rows if r["scenario"] == name)
             for name in ("beluga", "beluga_mooncake")}
     light = ratios(rows, "beluga", "beluga_mooncake")[0]
-    print(f"\nheadline: TTFT -{1 - 1 / light['ttft_mean']:.1%} at {light['rate']:g}x (paper -{PAPER['ttft_reduction']:.1%}); "
+    print(f"\nheadline: TTFT -{1 - 1 / light['ttft_mean']:.1%} at {light['rate']:g}x "
+          f"(paper -{PAPER['ttft_reduction']:.1%}); "
           f"peak throughput {peak['beluga']:.2f} / {peak['beluga_mooncake']:.2f} req/s = "
           f"{peak['beluga'] / peak['beluga_mooncake']:.2f}x (paper {PAPER['throughput']}x)")
     for scale in (TIME_SCALES[0], OPERATING_POINT):
