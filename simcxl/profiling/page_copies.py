@@ -12,12 +12,11 @@ what a Python connector pays). Writes DIR/page_copies.csv and DIR/page_copies_in
 
 from __future__ import annotations
 
-import argparse
 import ctypes
-import datetime
-import json
 import time
 from pathlib import Path
+
+from simcxl.profiling import record
 
 PAGE_KIB = (2, 8, 32, 128, 256)
 COPIES = 4096
@@ -93,18 +92,8 @@ def measure(out_dir: Path) -> dict:
                             f"{total / bulk_s / 1e9:.2f}")
                 print(rows[-1], flush=True)
         del host, device
-    (out_dir / "page_copies.csv").write_text("\n".join(rows) + "\n")
-    info = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "date": datetime.date.today().isoformat(), "copies": COPIES, "repeats": REPEATS}
-    (out_dir / "page_copies_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    return info
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-o", "--output", type=Path, required=True)
-    print(json.dumps(measure(parser.parse_args().output)))
+    return record.write(out_dir, "page_copies", rows, copies=COPIES, repeats=REPEATS)
 
 
 if __name__ == "__main__":
-    main()
+    record.command_line(__doc__, measure)

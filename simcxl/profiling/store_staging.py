@@ -20,12 +20,11 @@ Writes DIR/store_staging.csv and DIR/store_staging_info.json.
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
 import statistics
 import time
 from pathlib import Path
+
+from simcxl.profiling import record
 
 LAYERS, KV_HEADS, HEAD_DIM, PAGE = 32, 8, 128, 16
 TOKENS = (1024, 4096, 16384)
@@ -102,20 +101,10 @@ def measure(out_dir: Path) -> dict:
             chain = "send" if name in SEND or name == "send_total" else "receive"
             rows.append(f"{name},{chain},{tokens},{nbytes},{seconds:.6e},{nbytes / seconds / 1e9:.2f}")
             print(rows[-1], flush=True)
-    (out_dir / "store_staging.csv").write_text("\n".join(rows) + "\n")
-    info = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "safetensors": safetensors.__version__, "date": datetime.date.today().isoformat(),
-            "repeats": REPEATS, "model_shape": {"layers": LAYERS, "kv_heads": KV_HEADS, "head_dim": HEAD_DIM,
-                                                "page_tokens": PAGE, "dtype": "bfloat16"}}
-    (out_dir / "store_staging_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    return info
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-o", "--output", type=Path, required=True)
-    print(json.dumps(measure(parser.parse_args().output)))
+    return record.write(out_dir, "store_staging", rows, safetensors=safetensors.__version__, repeats=REPEATS,
+                        model_shape={"layers": LAYERS, "kv_heads": KV_HEADS, "head_dim": HEAD_DIM,
+                                     "page_tokens": PAGE, "dtype": "bfloat16"})
 
 
 if __name__ == "__main__":
-    main()
+    record.command_line(__doc__, measure)
