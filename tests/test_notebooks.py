@@ -21,4 +21,4 @@ def test_notebook_executes(path):
 
 
 def test_there_is_a_quickstart_and_one_notebook_per_reproduction():
-    assert {p.stem for p in NOTEBOOKS} >= {"quickstart", "tract", "kvdirect", "beluga"}
+    assert {p.stem for p in NOTEBOOKS} >= {"quickstart", "tract", "kvdirect", "beluga", "sac"}
