@@ -186,6 +186,15 @@ class KVManager(ABC):
         """Whether a prefill worker waits for its batch's hand-offs before its next batch (a synchronous send)."""
         return self.cluster.scenario.kv_manager.blocking_send
 
+    def land(self, request: "Request", decode: "DecodeWorker", transfer: Callable[[], simpy.Event]) -> Generator:
+        """Run ``transfer()`` into ``decode`` and queue the request there once it has landed: on the decode
+        worker's own loop if the connector blocks the receiver (vLLM v0), beside it otherwise."""
+        if self.cluster.scenario.kv_manager.blocking_receive:
+            yield decode.receive(request, transfer)
+        else:
+            yield transfer()
+            decode.enqueue(request)
+
     def host_thread(self, gpu) -> simpy.Resource:
         """The thread of ``gpu``'s rank that runs a host-staging connector: it handles one request at a time
         (vLLM v0's connector loops over the batch's requests, each put or get synchronous)."""

@@ -86,14 +86,8 @@ class PooledKV(KVManager):
         loop if the connector blocks the receiver."""
         yield written
         decode = yield from self.reserve_decode(request)
-        receiving = self.cluster.scenario.kv_manager.blocking_receive
-        if receiving:
-            yield decode.receive(request, lambda: self.env.process(self._deliver(request, decode)))
-        else:
-            yield from self._deliver(request, decode)
+        yield from self.land(request, decode, lambda: self.env.process(self._deliver(request, decode)))
         request.kv_transfer_end = self.env.now
-        if not receiving:  # a receiving decode worker has already queued it
-            decode.enqueue(request)
 
     def _deliver(self, request, decode) -> Generator:
         """The decode GPUs read the whole prompt's KV from the pool."""

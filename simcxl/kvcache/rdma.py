@@ -69,10 +69,7 @@ class RDMAPush(KVManager):
             return self.posted(request.input_tokens, prefill, env.all_of(
                 [self._move(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)]))
 
-        receiving = cluster.scenario.kv_manager.blocking_receive
-        yield decode.receive(request, transfer) if receiving else transfer()
+        yield from self.land(request, decode, transfer)
         self.bytes_moved[self.path] += request.kv_bytes
         request.kv_transfer_end = env.now
         prefill.release(request)
-        if not receiving:  # a receiving decode worker has already queued it
-            decode.enqueue(request)
