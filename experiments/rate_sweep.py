@@ -65,6 +65,11 @@ def write_rows(path: Path, rows: list[dict], columns) -> None:
     write_atomic(path, text.getvalue())
 
 
+def peak_throughput(rows: list[dict], scenario: str) -> float:
+    """The highest throughput (req/s) ``scenario`` reached over a sweep."""
+    return max(r["throughput_rps"] for r in rows if r["scenario"] == scenario)
+
+
 def ratios(rows: list[dict], system: str, baseline: str) -> list[dict]:
     """Baseline over system at every rate: TTFT mean, TTFT P99, TBT mean, throughput (system over baseline)."""
     by = {(r["scenario"], r["rate"]): r for r in rows}

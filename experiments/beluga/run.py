@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rate_sweep import ratios, sweep_scenarios, variant_sweep  # noqa: E402
+from rate_sweep import peak_throughput, ratios, sweep_scenarios, variant_sweep  # noqa: E402
 
 PAPER = {"ttft_reduction": 0.896, "throughput": 7.35}
 TIME_SCALES = [0.1, 0.25, 0.5, 1, 2, 3, 4, 6]
@@ -39,8 +39,7 @@ def main() -> None:
     for r in ratios(rows, "beluga", "beluga_mooncake"):
         print(f"  speed-up {r['rate']:g}x: TTFT {1 - 1 / r['ttft_mean']:+.1%} reduction, "
               f"throughput {r['throughput']:.2f}x")
-    peak = {name: max(r["throughput_rps"] for r in rows if r["scenario"] == name)
-            for name in ("beluga", "beluga_mooncake")}
+    peak = {name: peak_throughput(rows, name) for name in ("beluga", "beluga_mooncake")}
     light = ratios(rows, "beluga", "beluga_mooncake")[0]
     print(f"\nheadline: TTFT -{1 - 1 / light['ttft_mean']:.1%} at {light['rate']:g}x "
           f"(paper -{PAPER['ttft_reduction']:.1%}); "

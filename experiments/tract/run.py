@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rate_sweep import descriptor_sweep, ratios, run_point, sweep_scenarios, variant_sweep, write_rows  # noqa: E402
+from rate_sweep import descriptor_sweep, peak_throughput, ratios, run_point, sweep_scenarios, variant_sweep, write_rows  # noqa: E402
 
 PAPER = {"ttft_mean": 9.8, "ttft_p99": 6.2, "throughput": 1.6}
 RATES = [4, 8, 12, 14, 15.5, 16, 18, 24, 32, 48, 64]
@@ -62,7 +62,7 @@ def main() -> None:
         for r in ratios(rows, "tract", baseline):
             print(f"  rate {r['rate']:>5g}: TTFT mean {r['ttft_mean']:6.2f}x  P99 {r['ttft_p99']:6.2f}x  "
                   f"throughput {r['throughput']:5.2f}x")
-        peak = {name: max(r["throughput_rps"] for r in rows if r["scenario"] == name) for name in ("tract", baseline)}
+        peak = {name: peak_throughput(rows, name) for name in ("tract", baseline)}
         print(f"  peak throughput over the sweep: {peak['tract']:.2f} vs {peak[baseline]:.2f} req/s = "
               f"{peak['tract'] / peak[baseline]:.2f}x")
     print(f"\nprefix-reuse ratio, at {OPERATING_POINT} req/s:")

@@ -69,8 +69,7 @@ class KVManager(ABC):
         self.descriptor_time = cluster.scenario.kv_manager.descriptor_time
         self.page_tokens = cluster.scenario.kv_manager.page_tokens
         self.host_staging = cluster.scenario.kv_manager.host_staging
-        self._posting_threads: dict[int, simpy.Resource] = {}  # per prefill instance
-        self._host_threads: dict[str, simpy.Resource] = {}  # per GPU: a synchronous connector's loop
+        self._threads: dict[tuple[str, object], simpy.Resource] = {}  # CPU threads that serialize work, by role
         spec = cluster.scenario.kv_manager.prefix_cache
         block_bytes = block_tokens * cluster.llm.kv_bytes_per_token
         self.prefix_cache = None if spec is None else self.make_prefix_cache(spec, block_tokens, block_bytes)
@@ -137,11 +136,15 @@ class KVManager(ABC):
             return move
         return self.env.all_of([self.env.process(self._post(poster, posting)), move])
 
-    def _post(self, poster: "PrefillWorker", posting: float) -> Generator:
-        thread = self._posting_threads.get(poster.index)
+    def _thread(self, role: str, owner: object) -> simpy.Resource:
+        """The one CPU thread that does ``role`` for ``owner`` (made on first use): its work queues."""
+        thread = self._threads.get((role, owner))
         if thread is None:
-            thread = self._posting_threads[poster.index] = simpy.Resource(self.env, capacity=1)
-        with thread.request() as turn:
+            thread = self._threads[(role, owner)] = simpy.Resource(self.env, capacity=1)
+        return thread
+
+    def _post(self, poster: "PrefillWorker", posting: float) -> Generator:
+        with self._thread("posting", poster.index).request() as turn:
             yield turn
             yield self.env.timeout(posting)
 
@@ -198,10 +201,7 @@ class KVManager(ABC):
     def host_thread(self, gpu) -> simpy.Resource:
         """The thread of ``gpu``'s rank that runs a host-staging connector: it handles one request at a time
         (vLLM v0's connector loops over the batch's requests, each put or get synchronous)."""
-        thread = self._host_threads.get(gpu.name)
-        if thread is None:
-            thread = self._host_threads[gpu.name] = simpy.Resource(self.env, capacity=1)
-        return thread
+        return self._thread("staging", gpu.name)
 
     def send_staging(self, nbytes: float) -> float:
         """Seconds one rank's host-staging sender chain takes for ``nbytes`` of KV (0 without staging)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import statistics
 from typing import Callable
 
+from simcxl.profiling import record
+
 COLUMNS = ("kind", "m", "n", "k", "batch", "context", "bytes", "flops", "seconds")
 
 # Llama-3.1-8B's linear layers as (out_features, in_features): fused QKV, O, fused gate+up, down, LM head.
@@ -184,8 +186,7 @@ def launch_overhead(torch) -> list[dict]:
 def measure_all() -> tuple[list[dict], dict]:
     torch = require_cuda()
     torch.backends.cuda.matmul.allow_tf32 = False
-    info = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "multiprocessors": torch.cuda.get_device_properties(0).multi_processor_count}
+    info = {**record.machine(), "multiprocessors": torch.cuda.get_device_properties(0).multi_processor_count}
     rows = []
     for bench in (gemms, prefill_attention, decode_attention, elementwise_layer, copies, launch_overhead):
         rows += bench(torch)

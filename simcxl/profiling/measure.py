@@ -8,7 +8,6 @@ on a bare GPU machine; ``simcxl profile-gpu --from-csv DIR`` turns the CSVs into
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ def measure(out_dir: Path, skip_validation: bool = False) -> dict:
     (out_dir / "kernels.csv").write_text(kernels.to_csv(rows))
     if not skip_validation:
         (out_dir / "validation.csv").write_text(validate.to_csv(validate.measure_all()))
-    info.update(date=datetime.date.today().isoformat(), wall_s=round(time.perf_counter() - start, 1))
+    info["wall_s"] = round(time.perf_counter() - start, 1)
     (out_dir / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
