@@ -1,7 +1,8 @@
 """The ``simcxl`` command line: run and validate scenarios.
 
 Bad input (a config or trace the simulator rejects) prints one clear message and exits 2; it never
-shows a traceback.
+shows a traceback. An internal error (a bug in simcxl, not in the input) exits 1 with one line that
+says where its traceback was written; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -13,8 +14,20 @@ from pathlib import Path
 from simcxl import __version__
 from simcxl.errors import SimcxlError
 
+EXIT_INTERNAL_ERROR = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 def _add_scenario_args(parser: argparse.ArgumentParser) -> None:
@@ -239,6 +252,7 @@ def _cmd_bench_gpu(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simcxl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"simcxl {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="simulate a scenario and write a results folder")
@@ -261,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     gpu = bench.add_parser("gpu", help="predicted prefill and decode-step latency of a model on a GPU")
     gpu.add_argument("--hardware", type=Path, required=True, help="GPU profile path or name (e.g. h100_sxm)")
     gpu.add_argument("--model", type=Path, required=True, help="model profile path or name (e.g. llama-3.1-8b)")
-    gpu.add_argument("--tensor-parallel", type=int, default=1)
+    gpu.add_argument("--tensor-parallel", type=positive_int, default=1)
     gpu.add_argument("-o", "--output", type=Path, required=True, help="folder for gpu.csv")
     gpu.set_defaults(func=_cmd_bench_gpu)
 
@@ -281,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="run a base scenario over a grid of overrides (resumable)")
     sweep.add_argument("spec", type=Path, help="sweep spec YAML (base, grid, points)")
     sweep.add_argument("-o", "--output", type=Path, required=True, help="sweep folder (points/, sweep.csv)")
-    sweep.add_argument("-j", "--jobs", type=int, default=1, help="local worker processes (default 1)")
+    sweep.add_argument("-j", "--jobs", type=positive_int, default=1, help="local worker processes (default 1)")
     sweep.add_argument("--executor", choices=("local", "ray"), default="local")
     sweep.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     sweep.set_defaults(func=_cmd_sweep)
@@ -307,6 +321,24 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         sys.stderr.close()
         return 0
+    except Exception as exc:  # a bug in simcxl: say so, keep the traceback for the report
+        if args.debug:
+            raise
+        report = _write_traceback()
+        print(f"simcxl: internal error (a bug in simcxl, not in your input): {type(exc).__name__}: {exc}; "
+              f"the full traceback is in {report} (or rerun with --debug to show it)", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+def _write_traceback() -> str:
+    """The current exception's traceback, in a new file under the temporary folder; its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="simcxl-traceback-", suffix=".txt")
+    with open(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"simcxl {__version__}: {' '.join(sys.argv)}\n\n{traceback.format_exc()}")
+    return path
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from simcxl.config.loader import LoadedScenario
 from simcxl.metrics.report import RunReport
 from simcxl.metrics.results import write_results
 from simcxl.serving.cluster import Cluster
-from simcxl.workload import Workload, build_workload
+from simcxl.workload import Workload, block_tokens_of, build_workload
 
 
 @dataclass
@@ -30,8 +30,10 @@ class RunOutcome:
 
 def prepare(loaded: LoadedScenario) -> tuple[Cluster, Workload]:
     """Build the workload and the cluster and check they fit, without running (``simcxl validate``)."""
-    workload = build_workload(loaded.scenario.workload, loaded.scenario.seed, loaded.resolve_path)
-    cluster = Cluster(loaded, workload.block_tokens)
+    spec = loaded.scenario.workload
+    cluster = Cluster(loaded, block_tokens_of(spec))
+    cluster.check_workload_fits(loaded)
+    workload = build_workload(spec, loaded.scenario.seed, loaded.resolve_path)
     cluster.check_requests_fit(loaded, workload.requests)
     return cluster, workload
 

@@ -9,15 +9,11 @@ import pytest
 
 from simcxl.metrics.regression import diff_summaries
 
-from .golden.scenarios import GOLDEN, NEEDS_TRACES, ROOT, SCENARIOS, golden_of, summary_of
-
-HAVE_TRACES = (ROOT.parent / "shared/traces/mooncake_conversation.jsonl").is_file()
+from .golden.scenarios import GOLDEN, SCENARIOS, golden_of, summary_of
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_bundled_scenario_matches_its_golden(name):
-    if name in NEEDS_TRACES and not HAVE_TRACES:
-        pytest.skip("shared/traces is not beside the checkout")
     if not (GOLDEN / f"{name}.json").is_file():
         pytest.fail(f"{name}: no golden summary yet; create it with `.venv/bin/python -m tests.golden.update`")
     moved = diff_summaries(name, golden_of(name), summary_of(name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 
@@ -15,16 +16,15 @@ from simcxl.workload.synthetic import interarrival_times, poisson_requests
 
 from .conftest import ROOT, scenario
 
-TRACES = ROOT.parent / "shared" / "traces"
-MOONCAKE = TRACES / "mooncake_conversation.jsonl"
-AZURE = TRACES / "azure_llm_2023_conv.csv"
-needs_traces = pytest.mark.skipif(not MOONCAKE.is_file(), reason="shared/traces is not beside the checkout")
+WORKLOADS = ROOT / "workloads"
+MOONCAKE = WORKLOADS / "mooncake_conversation.jsonl.gz"
+AZURE = WORKLOADS / "azure_llm_2023_conv.csv.gz"
 
 
 def ideal_block_hit_ratio(path, first=None) -> float:
     """The trace's reuse computed directly: a block hits when it and every earlier block were seen before."""
     seen, hits, blocks = set(), 0, 0
-    with open(path) as handle:
+    with gzip.open(path, "rt") as handle:
         for i, line in enumerate(handle):
             if first is not None and i >= first:
                 break
@@ -37,7 +37,6 @@ def ideal_block_hit_ratio(path, first=None) -> float:
     return hits / blocks
 
 
-@needs_traces
 def test_full_mooncake_trace_with_unbounded_cache_reaches_the_ideal_hit_rate():
     outcome = simulate(scenario("rdma_mooncake.yaml", "workload.first=null",
                                 "kv_manager.prefix_cache.capacity=null"))
@@ -52,7 +51,6 @@ def test_full_mooncake_trace_with_unbounded_cache_reaches_the_ideal_hit_rate():
     assert kv["evicted_blocks"] == 0
 
 
-@needs_traces
 def test_hit_rate_falls_monotonically_as_capacity_shrinks():
     rates = []
     for capacity in ("null", "256 GiB", "64 GiB", "16 GiB", "4 GiB"):
@@ -65,7 +63,6 @@ def test_hit_rate_falls_monotonically_as_capacity_shrinks():
     assert rates[0][1] == 0 and rates[-1][1] > 0
 
 
-@needs_traces
 def test_prefix_hits_skip_prefill_compute_but_pay_the_load():
     common = ("workload.first=800",)
     cached = simulate(scenario("rdma_mooncake.yaml", *common)).summary
@@ -78,7 +75,6 @@ def test_prefix_hits_skip_prefill_compute_but_pay_the_load():
         cached["kv"]["hit_blocks"] * 512 * 131_072)
 
 
-@needs_traces
 def test_cache_aware_routing_keeps_hits_on_the_node_that_holds_them():
     moved = {}
     for router in ("round_robin", "cache_aware"):
@@ -88,7 +84,6 @@ def test_cache_aware_routing_keeps_hits_on_the_node_that_holds_them():
     assert moved["cache_aware"] > moved["round_robin"] + 0.2
 
 
-@needs_traces
 def test_azure_trace_replays_with_slicing_and_time_compression():
     base = ("workload={type: trace, format: azure, path: %s, first: 400}" % AZURE,)
     normal = simulate(scenario("rdma.yaml", *base))
@@ -200,7 +195,6 @@ def test_conversations_resend_history_and_reuse_its_full_blocks():
     assert [r.arrival for r in requests] == sorted(r.arrival for r in requests)
 
 
-@needs_traces
 def test_empirical_lengths_come_from_the_trace():
     spec = PoissonWorkload.model_validate(dict(
         type="poisson", rate=2, num_requests=2000,
@@ -210,3 +204,24 @@ def test_empirical_lengths_come_from_the_trace():
     inputs = np.array([r.input_tokens for r in requests])
     assert inputs.mean() == pytest.approx(1155, rel=0.08)          # the trace's mean context (README)
     assert max(r.output_tokens for r in requests) == 500
+
+
+@pytest.mark.parametrize("name, fmt, rows", [
+    ("burstgpt_head.csv", "burstgpt", [(0.0, 472, 18), (40.0, 1087, 230), (113.0, 417, 276)]),
+    ("azure_llm_2024_code_head.csv", "azure", [(0.0, 2162, 5)]),
+])
+def test_bundled_format_samples_replay_row_for_row(name, fmt, rows):
+    outcome = simulate(scenario("rdma.yaml", f"workload={{type: trace, format: {fmt}, path: {WORKLOADS / name}}}"))
+    table = outcome.report.requests
+    assert list(zip(table.arrival_s, table.input_tokens, table.output_tokens)) == rows
+    assert outcome.summary["requests"]["completed"] == len(rows)
+
+
+def test_azure_2024_timestamps_with_a_utc_offset_are_read_in_utc(tmp_path):
+    trace = tmp_path / "a.csv"
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2024-05-10 00:00:00.009930+00:00,10,2\n"
+                     "2024-05-10 02:00:01.5+02:00,10,2\n2024-05-10 00:00:03Z,10,2\n")
+    from simcxl.workload.traces import load_trace
+
+    requests, _ = load_trace(trace, "azure")
+    assert [r.arrival for r in requests] == pytest.approx([0.0, 1.49007, 2.99007])

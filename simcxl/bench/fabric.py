@@ -168,7 +168,7 @@ def _cpu_load_latency(spec: FabricSpec, hops: int) -> float:
 
 
 def reference_checks(spec: FabricSpec, rows: list[Row]) -> list[Check]:
-    """The published points of shared/reference/hardware.md that a rack profile should reproduce."""
+    """The published points of validation/reference/hardware.md that a rack profile should reproduce."""
     checks = [
         Check("RDMA bandwidth, 64 MiB READs", _row(rows, "rdma_read", 64 * MiB).gbps, 50, 50, "GB/s",
               "400 Gb/s ConnectX-7 line rate"),

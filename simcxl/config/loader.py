@@ -9,6 +9,7 @@ each key, so that an error names the file the user must edit, not just the key.
 from __future__ import annotations
 
 import copy
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,29 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     except ValidationError as exc:
         raise ConfigError(_describe(exc, merged, provenance, path)) from None
     return LoadedScenario(scenario, merged, path, provenance)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The config sections a field's type can hold (through Optional, unions and Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+
+
+def unknown_key(key_path: str) -> str | None:
+    """Why ``key_path`` (``workload.rate``) names no setting of a scenario, or None if some scenario has it.
+    Lets a sweep reject a misspelt key at load instead of failing each of its points."""
+    sections: list[type[BaseModel]] = [Scenario]
+    keys = key_path.split(".")
+    for depth, key in enumerate(keys):
+        fields = [section.model_fields[key] for section in sections if key in section.model_fields]
+        if not fields:
+            where = ".".join(keys[:depth]) or "a scenario"
+            return f"unknown key {key!r} in {where} (check the spelling; see the config reference in README.md)"
+        sections = [model for field in fields for model in _models_in(field.annotation)]
+        if not sections and depth < len(keys) - 1:
+            return f"{'.'.join(keys[:depth + 1])} is a value, not a section: it has no key {keys[depth + 1]!r}"
+    return None
 
 
 def load_profile(path: str | Path, section: str, model: type[BaseModel]) -> BaseModel:

@@ -7,6 +7,7 @@ of the simulator receives these objects, never raw dicts.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -20,12 +21,13 @@ FlopsPerSecond = Annotated[float, BeforeValidator(parse_flop_rate), Field(gt=0)]
 MessagesPerSecond = Annotated[float, BeforeValidator(parse_message_rate), Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 PositiveInt = Annotated[int, Field(gt=0)]
+TraceFormat = Literal["mooncake", "azure", "burstgpt"]
 
 
 class Section(BaseModel):
     """Base of every config section: unknown keys and silent type coercion are errors."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- hardware
@@ -325,7 +327,7 @@ class EmpiricalLength(Section):
 
     dist: Literal["empirical"]
     trace: str
-    format: Literal["mooncake", "azure"]
+    format: TraceFormat
     column: Literal["input", "output"]
     max: PositiveInt | None = None
 
@@ -367,7 +369,7 @@ class TraceWorkload(Section):
     """Replay of a real trace; ``path`` is relative to the file that sets it."""
 
     type: Literal["trace"]
-    format: Literal["mooncake", "azure"]
+    format: TraceFormat
     path: str
     first: PositiveInt | None = None
     start: Seconds = 0.0
@@ -381,11 +383,14 @@ class TraceWorkload(Section):
 WorkloadSpec = Annotated[Union[PoissonWorkload, TraceWorkload], Field(discriminator="type")]
 
 
+MIN_SAMPLE_INTERVAL = 1e-3  # one SimPy event per sample: finer windows than a decode iteration say nothing
+
+
 class RunSpec(Section):
     """Limits of one run: requests still unfinished at ``max_simulated_time`` are reported, not lost."""
 
     max_simulated_time: Seconds = 24 * 3600.0
-    sample_interval: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 1.0
+    sample_interval: Annotated[float, BeforeValidator(parse_duration), Field(ge=MIN_SAMPLE_INTERVAL)] = 1.0
 
 
 class Scenario(Section):
@@ -401,3 +406,12 @@ class Scenario(Section):
     kv_manager: KVManagerSpec = KVManagerSpec()
     workload: WorkloadSpec
     run: RunSpec = RunSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        """The name is the default results folder (results/NAME): it must stay one plain folder name."""
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", value) or value in (".", ".."):
+            raise ValueError(f"expected a plain folder name of letters, digits, '.', '_' or '-' (it names the "
+                             f"results folder results/NAME), got {value!r}")
+        return value

@@ -2,7 +2,7 @@
 
 A copy costs a fixed DMA setup, then its bytes at the fair share of the GPU's PCIe link (and the
 node's DRAM, if modelled), and never less than ``min_copy_time``: on the measured H100 Gen5 x16 a
-4 KiB and a 64 KiB copy both take ~16 us (shared/reference/h100_pcie_copies.csv).
+4 KiB and a 64 KiB copy both take ~16 us (validation/reference/h100_pcie_copies.csv).
 """
 
 from __future__ import annotations

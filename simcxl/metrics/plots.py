@@ -34,8 +34,33 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     return paths
 
 
+def _read(path: Path, parse):
+    """``parse(path)``, with a damaged or foreign file reported as the user's to fix, naming it."""
+    try:
+        return parse(path)
+    except (ValueError, OSError) as exc:  # JSON, CSV and decoding errors are ValueErrors
+        raise SimcxlError(f"{path}: cannot read it as a simcxl result ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'empty'}); rerun what wrote it") from None
+
+
+def _read_json(path: Path) -> dict:
+    summary = _read(path, lambda p: json.loads(p.read_text(encoding="utf-8")))
+    if not isinstance(summary, dict):
+        raise SimcxlError(f"{path}: expected a JSON object (a simcxl summary), got {type(summary).__name__}")
+    return summary
+
+
+def _columns(table: pd.DataFrame, path: Path, *needed: str) -> pd.DataFrame:
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise SimcxlError(f"{path}: missing column(s) {', '.join(missing)}: not a file simcxl wrote")
+    return table
+
+
 def plot_sweep(folder: Path, out: Path, x: str | None = None) -> list[Path]:
-    table = pd.read_csv(folder / "sweep.csv")
+    path = folder / "sweep.csv"
+    table = _columns(_read(path, pd.read_csv), path, "point", "scenario", "ttft_s.mean", "tbt_s.mean",
+                     "throughput.output_tokens_per_s")
     columns = list(table.columns)
     keys = columns[1:columns.index("scenario")]  # sweep.csv: point, the swept keys, then the summary
     numeric = [k for k in keys if pd.api.types.is_numeric_dtype(table[k]) and table[k].nunique() > 1]
@@ -66,8 +91,12 @@ def plot_sweep(folder: Path, out: Path, x: str | None = None) -> list[Path]:
 
 
 def _load_run(folder: Path) -> tuple[str, dict, pd.DataFrame]:
-    summary = json.loads((folder / "summary.json").read_text())
-    return folder.name, summary, pd.read_csv(folder / "requests.csv")
+    summary = _read_json(folder / "summary.json")
+    for section in ("ttft_breakdown_s", "utilization"):
+        if not isinstance(summary.get(section), dict):
+            raise SimcxlError(f"{folder / 'summary.json'}: {section}: missing: not a summary simcxl wrote")
+    requests = _read(folder / "requests.csv", pd.read_csv)
+    return folder.name, summary, _columns(requests, folder / "requests.csv", "ttft_s")
 
 
 def plot_runs(folders: list[Path], out: Path) -> list[Path]:
@@ -121,7 +150,7 @@ def plot_timeseries(folders: list[Path], out: Path) -> list[Path]:
     plt = _pyplot()
     fig, (gpu, link) = plt.subplots(1, 2, figsize=(13, 4.2))
     for folder in folders:
-        series = pd.read_csv(folder / "timeseries.csv")
+        series = _columns(_read(folder / "timeseries.csv", pd.read_csv), folder / "timeseries.csv", "time_s")
         for column in series.columns[1:]:
             ax = gpu if column.startswith("gpu.") else link
             ax.plot(series.time_s, series[column], label=f"{folder.name}: {column.split('.', 1)[1]}")

@@ -26,6 +26,7 @@ from simcxl.serving.decode import DecodeWorker
 from simcxl.serving.prefill import PrefillWorker
 from simcxl.serving.request import Request
 from simcxl.serving.router import Router
+from simcxl.workload import BYTES_PER_REQUEST, length_bounds, memory_bytes
 
 GB = 1e9
 
@@ -89,6 +90,25 @@ class Cluster:
                 f"one instance ({usable / GB:.1f} GB = {compute.tp} GPU(s) x {compute.gpu.hbm_capacity / GB:.0f} GB x "
                 f"memory_utilization {compute.gpu.memory_utilization}); raise cluster.tensor_parallel or pick a "
                 f"larger GPU")
+
+    def check_workload_fits(self, loaded: LoadedScenario) -> None:
+        """Before any request is drawn: the number of requests fits in this machine's memory, and no
+        synthetic length can exceed one instance's KV room (such a request could never run)."""
+        spec = loaded.scenario.workload
+        count = getattr(spec, "num_requests", None)
+        memory = memory_bytes()
+        if count is not None and memory and count * BYTES_PER_REQUEST > memory:
+            raise loaded.error(
+                "workload.num_requests",
+                f"{count:,} requests need about {count * BYTES_PER_REQUEST / GB:,.0f} GB of memory "
+                f"(~{BYTES_PER_REQUEST // 1000} KB each); this machine has {memory / GB:.0f} GB: at most "
+                f"{memory // BYTES_PER_REQUEST:,} requests per run")
+        capacity = self.compute.kv_capacity_tokens
+        for key, tokens in length_bounds(spec).items():
+            if tokens > capacity:
+                raise loaded.error(key, f"up to {tokens:,} tokens, but one instance has KV room for {capacity:,} "
+                                        f"tokens after {self.llm.spec.name} weights; shorten it, raise "
+                                        f"cluster.tensor_parallel, or pick a larger GPU")
 
     def check_requests_fit(self, loaded: LoadedScenario, requests: list[Request]) -> None:
         """Every request's KV (prompt + output) must fit in one instance after the weights."""

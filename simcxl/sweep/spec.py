@@ -25,7 +25,7 @@ import yaml
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic import BaseModel
 
-from simcxl.config.loader import read_yaml
+from simcxl.config.loader import read_yaml, unknown_key
 from simcxl.errors import ConfigError
 
 
@@ -74,6 +74,11 @@ def load_sweep(path: str | Path) -> Sweep:
     base = Path(spec.base) if Path(spec.base).is_absolute() else path.parent / spec.base
     if not base.is_file():
         raise ConfigError(f"{path}: base: file not found: {base}")
+    for where, key in [(f"grid.{key}", key) for key in spec.grid] + [
+            (f"points[{i}].{key}", key) for i, extra in enumerate(spec.points) for key in extra]:
+        problem = unknown_key(key)
+        if problem:
+            raise ConfigError(f"{path}: {where}: {problem}")
     keys = list(spec.grid)
     combos = [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())] or [{}]
     sets = [{**extra, **combo} for extra in (spec.points or [{}]) for combo in combos]

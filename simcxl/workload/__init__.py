@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,40 @@ class Workload:
 
 
 Resolver = Callable[[tuple[str, ...], str], Path]
+
+BYTES_PER_REQUEST = 16_000  # measured peak RSS per simulated request (benchmarks/RESULTS.md: ~14.6 KB)
+
+
+def block_tokens_of(spec: PoissonWorkload | TraceWorkload) -> int:
+    """Tokens per prefix-block hash of the workload a spec describes (known before it is built)."""
+    from simcxl.workload.traces import MOONCAKE_BLOCK_TOKENS
+
+    return spec.block_tokens if isinstance(spec, PoissonWorkload) else MOONCAKE_BLOCK_TOKENS
+
+
+def length_bounds(spec: PoissonWorkload | TraceWorkload) -> dict[str, int]:
+    """The largest token count each synthetic length setting can produce, by key path (traces: none).
+    Checked against the KV room before any request is drawn, so that an absurd length fails at once
+    instead of allocating its block hashes."""
+    if not isinstance(spec, PoissonWorkload):
+        return {}
+    bounds = {}
+    for key in ("input_tokens", "output_tokens"):
+        length = getattr(spec, key)
+        upper = getattr(length, "value", None) or getattr(length, "max", None)
+        if upper is not None:
+            bounds[f"workload.{key}"] = upper
+    if spec.shared_prefix is not None:
+        bounds["workload.shared_prefix.tokens"] = spec.shared_prefix.tokens
+    return bounds
+
+
+def memory_bytes() -> int:
+    """Physical memory of this machine (0 where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def as_written(key_path: tuple[str, ...], written: str) -> Path:

@@ -1,24 +1,30 @@
-"""Real request traces: Mooncake jsonl (with prefix-block hashes) and Azure LLM inference CSV.
+"""Real request traces: Mooncake jsonl (with prefix-block hashes), Azure LLM inference CSV (the 2023 and
+2024 releases) and BurstGPT CSV; any of them may be gzip-compressed (``.gz``).
 
-Every row is checked; a malformed one stops the load with its file and line number, unless
-``skip_bad_rows`` is set, in which case bad rows are counted and reported, never silently dropped.
-Options take a slice (the first N requests, or a time window), compress time (``time_scale`` > 1
-replays faster) and cap lengths.
+Every row is checked, bytes included (a line that is not UTF-8 is a bad row, not a crash); a malformed
+one stops the load with its file and line number, unless ``skip_bad_rows`` is set, in which case bad
+rows are counted and reported, never silently dropped. Options take a slice (the first N requests, or
+a time window), compress time (``time_scale`` > 1 replays faster) and cap lengths.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
+import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Iterator
 
 from simcxl.errors import WorkloadError
 from simcxl.serving.request import Request
 
 MOONCAKE_BLOCK_TOKENS = 512  # tokens per hash_id in the Mooncake traces (FAST'25 release README)
+AZURE_HEADER = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
+BURSTGPT_COLUMNS = ("Timestamp", "Request tokens", "Response tokens")  # release v1.1 on; more columns may follow
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,12 @@ def _length(value, name: str) -> int:
     return value
 
 
+def _seconds(value: float, name: str, unit: str) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of {unit} >= 0, got {value!r}")
+    return value
+
+
 def _mooncake_row(text: str, line: int) -> TraceRow:
     try:
         record = json.loads(text)
@@ -55,8 +67,9 @@ def _mooncake_row(text: str, line: int) -> TraceRow:
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     timestamp = record["timestamp"]
-    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)) or timestamp < 0:
-        raise ValueError(f"timestamp must be a number of ms >= 0, got {timestamp!r}")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        raise ValueError(f"timestamp must be a number of ms, got {timestamp!r}")
+    _seconds(timestamp, "timestamp", "ms")
     n_in = _length(record["input_length"], "input_length")
     n_out = _length(record["output_length"], "output_length")
     hashes = record["hash_ids"]
@@ -69,50 +82,121 @@ def _mooncake_row(text: str, line: int) -> TraceRow:
 
 
 def _azure_timestamp(text: str) -> datetime:
-    """'2023-11-16 18:15:46.6805900' (100 ns digits) -> datetime (microseconds kept)."""
-    whole, _, fraction = text.strip().partition(".")
-    stamp = datetime.strptime(whole, "%Y-%m-%d %H:%M:%S")
+    """'2023-11-16 18:15:46.6805900' (2023: 100 ns digits, no zone) or '2024-05-10 00:00:00.009930+00:00'
+    (2024: a UTC offset) -> naive UTC datetime (microseconds kept)."""
+    text = text.strip()
+    offset = timedelta(0)
+    if text.endswith("Z"):
+        text = text[:-1]
+    elif len(text) > 6 and text[-6] in "+-" and text[-3] == ":":
+        sign = 1 if text[-6] == "+" else -1
+        offset = sign * timedelta(hours=int(_digits(text[-5:-3], text)), minutes=int(_digits(text[-2:], text)))
+        text = text[:-6]
+    whole, _, fraction = text.partition(".")
+    try:
+        stamp = datetime.strptime(whole, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise ValueError(f"TIMESTAMP must look like 2023-11-16 18:15:46.6805900, got {text!r}") from None
     if fraction:
-        if not fraction.isdigit():
-            raise ValueError(f"bad TIMESTAMP {text!r}")
-        stamp = stamp.replace(microsecond=int(fraction[:6].ljust(6, "0")))
-    return stamp
+        stamp = stamp.replace(microsecond=int(_digits(fraction, text)[:6].ljust(6, "0")))
+    return stamp - offset
+
+
+def _digits(part: str, text: str) -> str:
+    if not part.isdigit():
+        raise ValueError(f"bad TIMESTAMP {text!r}")
+    return part
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) of a trace file, gzip or plain; text is None for a line that is not UTF-8."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            for line, raw in enumerate(handle, start=1):
+                try:
+                    yield line, raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    yield line, None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise WorkloadError(f"{path}: not a readable gzip file ({exc})") from None
+    except OSError as exc:
+        raise WorkloadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+NOT_UTF8 = "not UTF-8 text (a trace is a text file; is this the right file?)"
 
 
 def _read_mooncake(path: Path, skip_bad_rows: bool) -> TraceLoad:
     rows, bad = [], []
-    with open(path, encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                rows.append(_mooncake_row(text, line))
-            except ValueError as exc:
-                _reject(path, line, str(exc), skip_bad_rows, bad)
+    for line, text in _lines(path):
+        if text is not None and not text.strip():
+            continue
+        try:
+            if text is None:
+                raise ValueError(NOT_UTF8)
+            rows.append(_mooncake_row(text, line))
+        except ValueError as exc:
+            _reject(path, line, str(exc), skip_bad_rows, bad)
     return TraceLoad(rows, bad)
+
+
+def _csv_rows(path: Path, skip_bad_rows: bool, bad: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of a CSV trace, the header first; undecodable lines are rejected here."""
+    for line, text in _lines(path):
+        if text is None:
+            if line == 1:
+                raise WorkloadError(f"{path}:1: {NOT_UTF8}")
+            _reject(path, line, NOT_UTF8, skip_bad_rows, bad)
+            continue
+        if text.strip():
+            yield line, next(csv.reader([text]))
 
 
 def _read_azure(path: Path, skip_bad_rows: bool) -> TraceLoad:
     rows, bad = [], []
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        expected = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
-        if header is None or [h.strip() for h in header] != expected:
-            raise WorkloadError(f"{path}:1: expected the header {','.join(expected)}, got {header!r}")
-        start = None
-        for line, fields in enumerate(reader, start=2):
-            try:
-                if len(fields) != 3:
-                    raise ValueError(f"expected 3 columns (TIMESTAMP,ContextTokens,GeneratedTokens), got {len(fields)}")
-                stamp = _azure_timestamp(fields[0])
-                n_in = _length(_int(fields[1], "ContextTokens"), "ContextTokens")
-                n_out = _length(_int(fields[2], "GeneratedTokens"), "GeneratedTokens")
-            except ValueError as exc:
-                _reject(path, line, str(exc), skip_bad_rows, bad)
-                continue
-            start = stamp if start is None else start
-            rows.append(TraceRow(line, (stamp - start).total_seconds(), n_in, n_out))
+    start = None
+    lines = _csv_rows(path, skip_bad_rows, bad)
+    header = next(lines, (1, None))[1]
+    if header is None or [h.strip() for h in header] != AZURE_HEADER:
+        raise WorkloadError(f"{path}:1: expected the header {','.join(AZURE_HEADER)}, got {header!r}")
+    for line, fields in lines:
+        try:
+            if len(fields) != 3:
+                raise ValueError(f"expected 3 columns ({','.join(AZURE_HEADER)}), got {len(fields)}")
+            stamp = _azure_timestamp(fields[0])
+            n_in = _length(_int(fields[1], "ContextTokens"), "ContextTokens")
+            n_out = _length(_int(fields[2], "GeneratedTokens"), "GeneratedTokens")
+        except ValueError as exc:
+            _reject(path, line, str(exc), skip_bad_rows, bad)
+            continue
+        start = stamp if start is None else start
+        rows.append(TraceRow(line, (stamp - start).total_seconds(), n_in, n_out))
+    return TraceLoad(rows, bad)
+
+
+def _read_burstgpt(path: Path, skip_bad_rows: bool) -> TraceLoad:
+    """BurstGPT (HPMLL/BurstGPT): ``Timestamp`` in seconds from the trace start, ``Request tokens``,
+    ``Response tokens``; other columns (Model, Total tokens, Log Type, Session ID, ...) are ignored. A
+    failed request has 0 response tokens: a bad row (``BurstGPT_without_fails_*.csv`` leaves them out)."""
+    rows, bad = [], []
+    lines = _csv_rows(path, skip_bad_rows, bad)
+    header = [h.strip() for h in (next(lines, (1, None))[1] or [])]
+    if not all(column in header for column in BURSTGPT_COLUMNS):
+        raise WorkloadError(f"{path}:1: expected a header with the columns {', '.join(BURSTGPT_COLUMNS)}, "
+                            f"got {header!r}")
+    at = [header.index(column) for column in BURSTGPT_COLUMNS]
+    for line, fields in lines:
+        try:
+            if len(fields) != len(header):
+                raise ValueError(f"expected {len(header)} columns, got {len(fields)}")
+            arrival = _seconds(_float(fields[at[0]], "Timestamp"), "Timestamp", "s")
+            n_in = _length(_int(fields[at[1]], "Request tokens"), "Request tokens")
+            n_out = _length(_int(fields[at[2]], "Response tokens"), "Response tokens")
+        except ValueError as exc:
+            _reject(path, line, str(exc), skip_bad_rows, bad)
+            continue
+        rows.append(TraceRow(line, arrival, n_in, n_out))
     return TraceLoad(rows, bad)
 
 
@@ -123,13 +207,21 @@ def _int(text: str, name: str) -> int:
         raise ValueError(f"{name} must be an integer, got {text!r}") from None
 
 
+def _float(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+
+
 def _reject(path: Path, line: int, message: str, skip: bool, bad: list[str]) -> None:
     if not skip:
         raise WorkloadError(f"{path}:{line}: {message} (set workload.skip_bad_rows: true to skip and count such rows)")
     bad.append(f"{path}:{line}: {message}")
 
 
-READERS = {"mooncake": _read_mooncake, "azure": _read_azure}
+READERS = {"mooncake": _read_mooncake, "azure": _read_azure, "burstgpt": _read_burstgpt}
+FORMATS = tuple(READERS)
 
 
 def load_trace(path: Path, fmt: str, *, skip_bad_rows: bool = False, first: int | None = None,

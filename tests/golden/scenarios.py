@@ -14,7 +14,6 @@ from simcxl.simulate import simulate
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent
 SCENARIOS = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
-NEEDS_TRACES = {"rdma_mooncake"}
 
 
 def summary_of(name: str, overrides: tuple[str, ...] = ()) -> dict:
