@@ -43,6 +43,6 @@ def simulate(loaded: LoadedScenario, progress: Callable[[int, int], None] | None
     start = time.perf_counter()
     cluster, workload = prepare(loaded)
     total = len(workload.requests)
-    cluster.run(workload.requests, (lambda done: progress(done, total)) if progress else None)
+    cluster.run(workload.requests, (lambda done: progress(done, total)) if progress else None, workload.concurrency)
     report = RunReport(cluster, workload)
     return RunOutcome(report, report.summary(), time.perf_counter() - start)

@@ -33,8 +33,23 @@ class Section(BaseModel):
 # --------------------------------------------------------------------------- hardware
 
 
+class AllReducePoint(Section):
+    """One measured or published all-reduce over NVLink: ``bytes`` per GPU take ``time`` at a tensor-parallel
+    degree. Between points time is interpolated linearly in bytes; beyond the last, it grows at the last
+    segment's rate (bandwidth-bound); below the first, it is the first point's (latency-bound)."""
+
+    tensor_parallel: Annotated[int, Field(ge=2)]
+    bytes: Bytes
+    time: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
 class GPUSpec(Section):
-    """One GPU: roofline peaks, memory, intra-node interconnect and calibrated efficiencies."""
+    """One GPU: roofline peaks, memory, intra-node interconnect and calibrated efficiencies.
+
+    ``fp8_peak_flops`` / ``fp8_compute_efficiency`` price the GEMMs of a model whose ``dtype`` is fp8
+    (FP8 weights and activations); ``allreduce`` lists measured or published all-reduce costs by
+    tensor-parallel degree (a degree not listed uses ``nvlink_latency`` and ``nvlink_bandwidth``).
+    """
 
     name: str
     peak_flops: FlopsPerSecond
@@ -49,7 +64,16 @@ class GPUSpec(Section):
     layer_overhead: Seconds
     nvlink_bandwidth: BytesPerSecond
     nvlink_latency: Seconds
+    fp8_peak_flops: FlopsPerSecond | None = None
+    fp8_compute_efficiency: Fraction | None = None
+    allreduce: list[AllReducePoint] = []
     calibrated: bool = False
+
+    @model_validator(mode="after")
+    def _fp8_pair(self) -> "GPUSpec":
+        if (self.fp8_peak_flops is None) != (self.fp8_compute_efficiency is None):
+            raise ValueError("fp8_peak_flops and fp8_compute_efficiency go together: give both or neither")
+        return self
 
 
 class PCIeSpec(Section):
@@ -201,10 +225,12 @@ class ModelSpec(Section):
 
 
 class ClusterSpec(Section):
-    """The rack: prefill and decode nodes, GPUs per node, tensor parallelism, NICs per node."""
+    """The rack: prefill and decode nodes (disaggregated serving) or ``nodes`` of colocated instances
+    (aggregated), GPUs per node, tensor parallelism, NICs per node."""
 
-    prefill_nodes: PositiveInt
-    decode_nodes: PositiveInt
+    prefill_nodes: PositiveInt | None = None
+    decode_nodes: PositiveInt | None = None
+    nodes: PositiveInt | None = None
     gpus_per_node: PositiveInt = 1
     tensor_parallel: PositiveInt = 1
     nics_per_node: PositiveInt = 1
@@ -227,10 +253,35 @@ class DecodeSpec(Section):
     max_batch_size: PositiveInt = 256
 
 
+class AggregatedSpec(Section):
+    """A colocated instance's scheduler, vLLM v1's: per iteration at most ``max_num_batched_tokens`` tokens
+    (running sequences first, then new prompts, long prompts in chunks) and ``max_num_seqs`` sequences;
+    KV in blocks of ``block_tokens`` allocated as sequences grow (preemption by recompute)."""
+
+    max_num_batched_tokens: PositiveInt = 8192
+    max_num_seqs: PositiveInt = 256
+    block_tokens: PositiveInt = 16
+
+    @model_validator(mode="after")
+    def _decodes_fit_the_budget(self) -> "AggregatedSpec":
+        if self.max_num_seqs > self.max_num_batched_tokens:
+            raise ValueError(f"max_num_seqs ({self.max_num_seqs}) exceeds max_num_batched_tokens "
+                             f"({self.max_num_batched_tokens}): every running sequence must fit one iteration")
+        return self
+
+
 class ServingSpec(Section):
+    """``mode: disaggregated`` (prefill and decode instances, KV handed off by the KV manager) or
+    ``aggregated`` (every instance prefills and decodes, chunked prefill mixed into decode iterations).
+    ``iteration_overhead`` is the engine's own time per forward pass beyond the GPU's (scheduling, input
+    preparation, sampling, detokenization not overlapped with the GPU)."""
+
+    mode: Literal["disaggregated", "aggregated"] = "disaggregated"
     router: Literal["round_robin", "least_loaded", "cache_aware"] = "round_robin"
     prefill: PrefillSpec = PrefillSpec()
     decode: DecodeSpec = DecodeSpec()
+    aggregated: AggregatedSpec = AggregatedSpec()
+    iteration_overhead: Seconds = 0.0
 
 
 class PrefixCacheSpec(Section):
@@ -380,7 +431,20 @@ class TraceWorkload(Section):
     skip_bad_rows: bool = False
 
 
-WorkloadSpec = Annotated[Union[PoissonWorkload, TraceWorkload], Field(discriminator="type")]
+class ClosedLoopWorkload(Section):
+    """``concurrency`` clients, each sending its next request when its last one finishes (all start at
+    once): a serving benchmark's ``--max-concurrency C --request-rate inf``. Every request generates its
+    full ``output_tokens`` (``--ignore-eos``)."""
+
+    type: Literal["closed_loop"]
+    concurrency: PositiveInt
+    num_requests: PositiveInt
+    input_tokens: LengthSpec
+    output_tokens: LengthSpec
+    block_tokens: PositiveInt = 16
+
+
+WorkloadSpec = Annotated[Union[PoissonWorkload, TraceWorkload, ClosedLoopWorkload], Field(discriminator="type")]
 
 
 MIN_SAMPLE_INTERVAL = 1e-3  # one SimPy event per sample: finer windows than a decode iteration say nothing
@@ -406,6 +470,18 @@ class Scenario(Section):
     kv_manager: KVManagerSpec = KVManagerSpec()
     workload: WorkloadSpec
     run: RunSpec = RunSpec()
+
+    @model_validator(mode="after")
+    def _layout_fits_mode(self) -> "Scenario":
+        c = self.cluster
+        if self.serving.mode == "aggregated":
+            if c.nodes is None or c.prefill_nodes is not None or c.decode_nodes is not None:
+                raise ValueError("cluster: aggregated serving takes 'nodes' (every instance prefills and decodes), "
+                                 "not prefill_nodes/decode_nodes")
+        elif c.prefill_nodes is None or c.decode_nodes is None or c.nodes is not None:
+            raise ValueError("cluster: disaggregated serving takes 'prefill_nodes' and 'decode_nodes' (not 'nodes'); "
+                             "set serving.mode: aggregated for colocated instances")
+        return self
 
     @field_validator("name")
     @classmethod

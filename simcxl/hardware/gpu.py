@@ -7,7 +7,11 @@ bytes at their own achieved bandwidth) and a fixed per-layer cost (kernel ramp-u
 GEMMs, attention and small ops, as measured at one token). With
 tensor parallelism over T GPUs, FLOPs and bytes split T ways and every layer pays two ring
 all-reduces of the activations over NVLink. The efficiencies come from measurements on a real GPU
-(``simcxl profile-gpu``); the peaks come from datasheets.
+(``simcxl profile-gpu``); the peaks come from datasheets. A model with FP8 weights and activations runs
+its GEMMs at the FP8 tensor peak and efficiency (``simcxl.profiling.fp8_gemms``); attention stays BF16.
+
+One forward pass may mix work, as an aggregated engine's iteration does (chunked prefill beside decodes):
+:meth:`GPUCompute.forward_time` prices decodes and prompt chunks together, the weights read once.
 """
 
 from __future__ import annotations
@@ -47,14 +51,17 @@ class GPUCompute:
         self.gpu = gpu
         self.llm = llm
         self.tp = tensor_parallel
+        fp8 = llm.spec.dtype == "fp8" and gpu.fp8_peak_flops is not None
         self.roofline = Roofline(
-            flops=gpu.peak_flops * gpu.compute_efficiency,
+            flops=gpu.fp8_peak_flops * gpu.fp8_compute_efficiency if fp8 else gpu.peak_flops * gpu.compute_efficiency,
             attention_flops=gpu.peak_flops * gpu.attention_efficiency,
             bandwidth=gpu.hbm_bandwidth * gpu.memory_efficiency,
             kv_bandwidth=gpu.hbm_bandwidth * (gpu.attention_memory_efficiency or gpu.memory_efficiency),
             elementwise_bandwidth=gpu.hbm_bandwidth * gpu.elementwise_efficiency,
         )
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
+        points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
+        self._allreduce_points = points
 
     # ------------------------------------------------------------------ capacity
 
@@ -71,12 +78,24 @@ class GPUCompute:
     # ------------------------------------------------------------------ latency
 
     def allreduce_time(self, tokens: int) -> float:
-        """Per-forward time of the tensor-parallel all-reduces for ``tokens`` activations (ring algorithm)."""
+        """Per-forward time of the tensor-parallel all-reduces for ``tokens`` activations: from the profile's
+        all-reduce table at this degree, or else a ring over NVLink (2 (T-1)/T of the message per GPU)."""
         if self.tp == 1:
             return 0.0
         nbytes = tokens * self._activation_bytes_per_token
-        ring = 2.0 * (self.tp - 1) / self.tp * nbytes / self.gpu.nvlink_bandwidth
-        return self.llm.layers * ALLREDUCES_PER_LAYER * (ring + self.gpu.nvlink_latency)
+        return self.llm.layers * ALLREDUCES_PER_LAYER * self.one_allreduce(nbytes)
+
+    def one_allreduce(self, nbytes: float) -> float:
+        """Seconds of one all-reduce of ``nbytes`` per GPU across the instance's GPUs."""
+        points = self._allreduce_points
+        if not points:
+            return 2.0 * (self.tp - 1) / self.tp * nbytes / self.gpu.nvlink_bandwidth + self.gpu.nvlink_latency
+        if nbytes <= points[0][0] or len(points) == 1:
+            return points[0][1] if nbytes <= points[0][0] else points[0][1] * nbytes / points[0][0]
+        for (b0, t0), (b1, t1) in zip(points, points[1:]):
+            if nbytes <= b1:
+                return t0 + (t1 - t0) * (nbytes - b0) / (b1 - b0)
+        return t1 + (t1 - t0) * (nbytes - b1) / (b1 - b0)
 
     def _fixed_and_elementwise(self, tokens: int) -> float:
         """Per-layer fixed costs (kernel ramp-up, small ops) and the unfused elementwise traffic."""
@@ -125,6 +144,33 @@ class GPUCompute:
                                             (attended * llm.kv_bytes_per_token
                                              + total_context * llm.indexer_bytes_per_token) / tp)
         return linear + attention + self._fixed_and_elementwise(batch_size) + self.allreduce_time(batch_size)
+
+
+    def forward_time(self, decode_seqs: int, decode_context: int, chunks: list[tuple[int, int, bool]]) -> float:
+        """One forward pass of an aggregated engine's iteration: ``decode_seqs`` sequences decoding one token
+        each over ``decode_context`` cached tokens in all, plus prompt chunks ``(new, cached, last)``: ``new``
+        tokens computed after ``cached`` ones of the same prompt, ``last`` when the chunk ends the prompt (its
+        last token's logits are sampled). Weights are read once for all the pass's tokens; decode attention
+        (bytes-bound) and chunk attention (FLOP-bound) are priced as the separate kernels they are."""
+        llm, tp = self.llm, self.tp
+        chunk_tokens = sum(new for new, _, _ in chunks)
+        tokens = decode_seqs + chunk_tokens
+        if tokens == 0:
+            return 0.0
+        sampled = decode_seqs + sum(1 for _, _, last in chunks if last)
+        flops = tokens * (llm.linear_flops_per_token - llm.lm_head_flops_per_token) + sampled * llm.lm_head_flops_per_token
+        linear = self.roofline.linear(flops / tp, llm.decode_weight_bytes(tokens) / tp)
+        attention = 0.0
+        if decode_seqs:
+            attention += self.roofline.attention(
+                decode_context * llm.attention_flops_per_pair(decode=True) * llm.layers / tp,
+                decode_context * llm.kv_bytes_per_token / tp)
+        if chunks:
+            pairs = sum(n * c + n * (n + 1) / 2 for n, c, _ in chunks)
+            kv_tokens = sum(n + c for n, c, _ in chunks)
+            attention += self.roofline.attention(pairs * llm.attention_flops_per_pair(decode=False) * llm.layers / tp,
+                                                 kv_tokens * llm.kv_bytes_per_token / tp)
+        return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
 
 
 def _sparse_pairs(new: int, cached: int, topk: int) -> float:

@@ -55,20 +55,22 @@ class RunReport:
 
     def _request_rows(self) -> list[tuple]:
         """One row per request; token times come from the decode workers' iteration end times."""
-        ends = {w.index: np.asarray(w.iteration_ends) for w in self.cluster.decode}
+        ends = {w.index: np.asarray(w.iteration_ends) for w in self.cluster.token_workers}
         gaps = {index: np.diff(e) for index, e in ends.items()}
         self._token_intervals: list[np.ndarray] = []
         rows = []
         for r in self.cluster.requests:
             first_token = tbt_mean = tbt_max = math.nan
-            if r.join_iteration >= 0 and r.join_iteration < len(ends[r.decode_instance]):
-                e = ends[r.decode_instance]
-                first_token = float(e[r.join_iteration])
-                last = min(r.finish_iteration, len(e) - 1)
-                intervals = gaps[r.decode_instance][r.join_iteration:last]
+            stints = self._stints(r, len(ends[r.decode_instance]) if r.decode_instance >= 0 else 0)
+            if stints:
+                e, g = ends[r.decode_instance], gaps[r.decode_instance]
+                first_token = float(e[stints[0][0]])
+                parts = [g[first:last] for first, last in stints]
+                parts += [np.array([e[b[0]] - e[a[1]]]) for a, b in zip(stints, stints[1:])]  # preemption gaps
+                intervals = parts[0] if len(parts) == 1 else np.concatenate(parts)
                 if len(intervals):
                     self._token_intervals.append(intervals)
-                    tbt_mean = float((e[last] - e[r.join_iteration]) / len(intervals))
+                    tbt_mean = float((e[stints[-1][1]] - e[stints[0][0]]) / len(intervals))
                     tbt_max = float(intervals.max())
             r.first_token = first_token
             rows.append((r.id, r.arrival, r.input_tokens, r.output_tokens, r.prefill_instance, r.decode_instance,
@@ -77,6 +79,15 @@ class RunReport:
                          first_token, r.finish, first_token - r.arrival, tbt_mean, tbt_max, r.finish - r.arrival,
                          r.kv_bytes))
         return rows
+
+    @staticmethod
+    def _stints(r, iterations: int) -> list[tuple[int, int]]:
+        """(first, last) iteration of each run of tokens the request emitted, within the ``iterations`` run."""
+        stints = list(r.stints)
+        if 0 <= r.join_iteration < iterations:
+            last = r.finish_iteration if 0 <= r.finish_iteration < iterations else iterations - 1
+            stints.append((r.join_iteration, last))
+        return stints
 
     def summary(self) -> dict:
         c, df, t = self.cluster, self.requests, self.simulated_s
@@ -90,6 +101,7 @@ class RunReport:
             "ttft_s": _stats(df.ttft_s.to_numpy()),
             "tbt_s": _stats(self._tbt_intervals),
             "e2e_s": _stats(done.e2e_s.to_numpy(), ("mean", "p50", "p90", "p99")),
+            "tpot_s": _stats(((done.e2e_s - done.ttft_s) / (done.output_tokens - 1))[done.output_tokens > 1].to_numpy()),
             "throughput": {
                 "output_tokens_per_s": float(done.output_tokens.sum() / t) if t > 0 else 0.0,
                 "requests_per_s": float(len(done) / t) if t > 0 else 0.0,
@@ -105,8 +117,10 @@ class RunReport:
                 "first_decode": _mean((df.first_token_s - df.kv_transfer_end_s).to_numpy()),
             },
             "decode_wait_s": _stats(reached_decode.decode_wait_s.to_numpy(), ("mean", "p99", "max")),
+            "preemptions": {"count": sum(w.preemptions for w in c.token_workers),
+                            "recomputed_tokens": sum(w.recomputed_tokens for w in c.token_workers)},
             "kv": {
-                "manager": c.kv_manager.name,
+                "manager": c.kv_manager.name if c.decode else "none (aggregated serving)",
                 "bytes_moved": {kind: float(v) for kind, v in sorted(c.kv_manager.bytes_moved.items())},
                 "bytes_per_token": c.llm.kv_bytes_per_token,
                 **(c.kv_manager.prefix_cache.summary() if c.kv_manager.prefix_cache else {}),
@@ -126,11 +140,13 @@ class RunReport:
         if t <= 0:
             return {"gpu": {}, "link": {}}
         gpu = {role: float(np.mean([w.busy_time for w in workers]) / t)
-               for role, workers in (("prefill", c.prefill), ("decode", c.decode))}
+               for role, workers in (("prefill", c.prefill), ("decode", c.decode), ("aggregated", c.aggregated))
+               if workers}
         for key, workers, idle in (("prefill_blocked", c.prefill, "blocked_time"),
                                    ("prefill_loading", c.prefill, "loading_time"),
                                    ("decode_receiving", c.decode, "receive_time")):
-            gpu[key] = float(np.mean([getattr(w, idle) for w in workers]) / t)
+            if workers:
+                gpu[key] = float(np.mean([getattr(w, idle) for w in workers]) / t)
         by_kind: dict[str, list[float]] = defaultdict(list)
         for link in c.fabric.topology.links:
             by_kind[link.kind].append(link.carried / (link.capacity * t))

@@ -26,8 +26,9 @@ class UtilizationSampler:
     def _totals(self) -> dict[str, float]:
         c = self.cluster
         totals: dict[str, float] = defaultdict(float)
-        for role, workers in (("prefill", c.prefill), ("decode", c.decode)):
-            totals[f"gpu.{role}"] = sum(w.busy_time for w in workers) / len(workers)
+        for role, workers in (("prefill", c.prefill), ("decode", c.decode), ("aggregated", c.aggregated)):
+            if workers:
+                totals[f"gpu.{role}"] = sum(w.busy_time for w in workers) / len(workers)
         capacity: dict[str, float] = defaultdict(float)
         for link in c.fabric.topology.links:
             totals[f"link.{link.kind}"] += link.carried

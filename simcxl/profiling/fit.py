@@ -77,8 +77,22 @@ gpu:
   layer_overhead: {fit['layer_overhead'] * 1e6:.1f} us          # one token's layer beyond those rates (GEMM ramp-up, attention, small ops); same measurement
   nvlink_bandwidth: {base.nvlink_bandwidth / 1e9:g} GB/s     # NVIDIA datasheet (not measured: one GPU)
   nvlink_latency: {base.nvlink_latency * 1e6:g} us           # estimate: NCCL all-reduce latency floor within one HGX board (not measured)
-  calibrated: true
+{_kept_from_base(base)}  calibrated: true
 """
+
+
+def _kept_from_base(base: GPUSpec) -> str:
+    """The base profile's FP8 rates and all-reduce table: other measurements than this fit's, kept as they are."""
+    lines = []
+    if base.fp8_peak_flops is not None:
+        lines += [f"  fp8_peak_flops: {base.fp8_peak_flops / 1e12:g} TFLOP/s   # kept from the base profile (see its source)",
+                  f"  fp8_compute_efficiency: {base.fp8_compute_efficiency!r}   # kept from the base profile "
+                  f"(simcxl.profiling.fp8_gemms)"]
+    if base.allreduce:
+        lines.append("  allreduce:   # kept from the base profile (see its sources)")
+        lines += [f"    - {{tensor_parallel: {p.tensor_parallel}, bytes: {p.bytes!r} B, time: {p.time!r} s}}"
+                  for p in base.allreduce]
+    return "".join(line + "\n" for line in lines)
 
 
 def validation_rows(gpu: GPUSpec, model_spec, measured: list[dict]) -> list[dict]:

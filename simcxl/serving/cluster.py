@@ -1,12 +1,15 @@
 """The cluster: builds the rack from a validated scenario, replays a workload through it, and runs SimPy.
 
-Prefill nodes come first, then decode nodes; each node holds ``gpus_per_node / tensor_parallel``
-instances of ``tensor_parallel`` consecutive GPUs. The cluster checks up front that the model and the
+Prefill nodes come first, then decode nodes (aggregated serving: ``nodes`` of colocated instances);
+each node holds ``gpus_per_node / tensor_parallel`` instances of ``tensor_parallel`` consecutive GPUs.
+Requests arrive at their trace or drawn times (open loop), or, with a closed-loop workload, each of
+``concurrency`` clients sends its next request when its last one finishes. The cluster checks up front that the model and the
 largest request fit, so that a run can never wait forever on memory that does not exist.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Callable
 
 import simpy
@@ -22,6 +25,7 @@ from simcxl.hardware.gpu import GPUCompute
 from simcxl.hardware.model import LLM
 from simcxl.kvcache.base import KV_MANAGERS
 from simcxl.metrics.timeseries import UtilizationSampler
+from simcxl.serving.aggregated import AggregatedWorker
 from simcxl.serving.decode import DecodeWorker
 from simcxl.serving.prefill import PrefillWorker
 from simcxl.serving.request import Request
@@ -54,8 +58,12 @@ class Cluster:
         self.compute = GPUCompute(scenario.gpu, self.llm, scenario.cluster.tensor_parallel)
         self._check_weights_fit(loaded)
         cluster = scenario.cluster
-        self.fabric = Fabric(self.env, scenario.fabric, cluster.prefill_nodes + cluster.decode_nodes,
-                             cluster.gpus_per_node, cluster.nics_per_node)
+        aggregated = scenario.serving.mode == "aggregated"
+        if aggregated and self.llm.topk:
+            raise loaded.error("serving.mode", f"aggregated serving of a sparse-attention model ({self.llm.spec.name}) "
+                                               "is not modelled yet; use disaggregated serving")
+        nodes = cluster.nodes if aggregated else cluster.prefill_nodes + cluster.decode_nodes
+        self.fabric = Fabric(self.env, scenario.fabric, nodes, cluster.gpus_per_node, cluster.nics_per_node)
         manager = KV_MANAGERS[scenario.kv_manager.type]
         missing = manager.missing(scenario)
         if missing:
@@ -63,16 +71,20 @@ class Cluster:
         self.kv_manager = manager(self, block_tokens)
         tp = cluster.tensor_parallel
         instances = [node[i:i + tp] for node in self.fabric.topology.nodes for i in range(0, cluster.gpus_per_node, tp)]
-        per_node = cluster.gpus_per_node // tp
-        prefill_instances = instances[:cluster.prefill_nodes * per_node]
-        decode_instances = instances[cluster.prefill_nodes * per_node:]
-        self.prefill = [PrefillWorker(self.env, i, self.compute, scenario.serving.prefill, gpus, self.kv_manager)
-                        for i, gpus in enumerate(prefill_instances)]
-        self.decode = [DecodeWorker(self.env, i, self.compute, scenario.serving.decode, gpus, self._on_finished,
-                                    self.kv_manager)
-                       for i, gpus in enumerate(decode_instances)]
-        self.router = Router(scenario.serving.router, self.prefill, self.decode, self.kv_manager.prefix_cache)
+        serving, overhead = scenario.serving, scenario.serving.iteration_overhead
+        first_decode = 0 if aggregated else cluster.prefill_nodes * cluster.gpus_per_node // tp
+        self.prefill = [PrefillWorker(self.env, i, self.compute, serving.prefill, gpus, self.kv_manager, overhead)
+                        for i, gpus in enumerate(instances[:first_decode])]
+        self.decode = [] if aggregated else [
+            DecodeWorker(self.env, i, self.compute, serving.decode, gpus, self._on_finished, self.kv_manager, overhead)
+            for i, gpus in enumerate(instances[first_decode:])]
+        self.aggregated = [AggregatedWorker(self.env, i, self.compute, serving.aggregated, overhead, gpus,
+                                            self._on_finished)
+                           for i, gpus in enumerate(instances)] if aggregated else []
+        self.router = Router(serving.router, self.prefill or self.aggregated, self.decode,
+                             self.kv_manager.prefix_cache)
         self.requests: list[Request] = []
+        self._closed_loop: deque[Request] | None = None
         self.completed = 0
         self._all_done = self.env.event()
         self._progress: Callable[[int], None] | None = None
@@ -133,28 +145,51 @@ class Cluster:
 
     # ------------------------------------------------------------------ running
 
+    @property
+    def token_workers(self) -> list:
+        """The instances whose iterations emit tokens (decode or aggregated), by instance index."""
+        return self.decode or self.aggregated
+
     def _on_finished(self, request: Request) -> None:
         self.completed += 1
+        if self._closed_loop:  # that client sends its next request now
+            self._send_next()
         if self._progress is not None:
             self._progress(self.completed)
         if self.completed == len(self.requests):
             self._all_done.succeed()
+
+    def _submit(self, request: Request) -> None:
+        self.kv_manager.on_arrival(request)
+        self.router.pick_prefill(request).submit(request)
+
+    def _send_next(self) -> None:
+        """A closed-loop client sends the next request: it arrives now."""
+        request = self._closed_loop.popleft()
+        request.arrival = self.env.now
+        self._submit(request)
 
     def _arrivals(self):
         env = self.env
         for request in self.requests:
             if request.arrival > env.now:
                 yield env.timeout(request.arrival - env.now)
-            self.kv_manager.on_arrival(request)
-            self.router.pick_prefill(request).submit(request)
+            self._submit(request)
 
-    def run(self, requests: list[Request], progress: Callable[[int], None] | None = None) -> None:
-        """Replay ``requests`` until all finish or ``run.max_simulated_time`` passes."""
+    def run(self, requests: list[Request], progress: Callable[[int], None] | None = None,
+            concurrency: int | None = None) -> None:
+        """Replay ``requests`` until all finish or ``run.max_simulated_time`` passes: at their arrival times,
+        or, with ``concurrency``, as that many closed-loop clients (a request arrives when it is sent)."""
         self.requests = requests
         self._progress = progress
         if not requests:
             return
-        self.env.process(self._arrivals())
+        if concurrency is None:
+            self.env.process(self._arrivals())
+        else:
+            self._closed_loop = deque(requests)
+            for _ in range(min(concurrency, len(requests))):
+                self._send_next()
         self.env.process(self.sampler.run())
         limit = self.env.timeout(self.scenario.run.max_simulated_time)
         self.env.run(until=self.env.any_of([self._all_done, limit]))

@@ -31,8 +31,10 @@ class DecodeWorker:
     """One decode instance (``tensor_parallel`` GPUs)."""
 
     def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: DecodeSpec,
-                 gpus: list[GPUPort], on_finished: Callable[[Request], None], kv_manager: "KVManager"):
+                 gpus: list[GPUPort], on_finished: Callable[[Request], None], kv_manager: "KVManager",
+                 iteration_overhead: float = 0.0):
         self.env = env
+        self.iteration_overhead = iteration_overhead
         self.on_finished = on_finished
         self.kv_manager = kv_manager
         self.topk = compute.llm.topk
@@ -56,6 +58,8 @@ class DecodeWorker:
         self.iteration = 0
         self.iteration_ends: list[float] = []
         self.busy_time = 0.0
+        self.preemptions = 0
+        self.recomputed_tokens = 0
         self._wakeup: simpy.Event | None = None
         env.process(self.run())
 
@@ -168,7 +172,8 @@ class DecodeWorker:
                 self._wakeup = None
                 continue
             start = env.now
-            duration = self.compute.decode_step_time(len(self._batch), self.context_tokens, self.attended_tokens)
+            duration = self.compute.decode_step_time(len(self._batch), self.context_tokens, self.attended_tokens) \
+                + self.iteration_overhead
             fetch = self.kv_manager.step_fetch(self)
             if fetch is None:
                 yield env.timeout(duration)

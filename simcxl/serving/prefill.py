@@ -27,8 +27,9 @@ class PrefillWorker:
     """One prefill instance (``tensor_parallel`` GPUs) with an FCFS queue."""
 
     def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: PrefillSpec,
-                 gpus: list[GPUPort], kv_manager: "KVManager"):
+                 gpus: list[GPUPort], kv_manager: "KVManager", iteration_overhead: float = 0.0):
         self.env = env
+        self.iteration_overhead = iteration_overhead
         self.index = index
         self.compute = compute
         self.spec = spec
@@ -110,7 +111,7 @@ class PrefillWorker:
             for request in batch:
                 request.prefix_load_end = env.now
             duration = self.compute.prefill_time([r.input_tokens - r.cached_tokens for r in batch],
-                                                 [r.cached_tokens for r in batch])
+                                                 [r.cached_tokens for r in batch]) + self.iteration_overhead
             yield env.timeout(duration)
             self.busy_time += duration
             self.running_tokens = 0

@@ -6,6 +6,11 @@ arrival -> (queue) -> prefill_start -> (load cached prefix KV) -> prefix_load_en
 -> ... -> finish.
 TTFT is arrival -> first_token, where the first token is the one the decode worker streams after its
 first iteration (as in vLLM's and Dynamo's disaggregated serving), so it includes the KV transfer.
+In aggregated serving the instance that prefills also decodes: the first token ends the prefill.
+
+A request emits one token per iteration of its instance from ``join_iteration`` to ``finish_iteration``.
+A preempted one (its KV dropped, recomputed later) emits in several stints: ``stints`` holds the
+(first, last) iterations of each earlier one.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ class Request:
                  "prefill_instance", "decode_instance", "prefill_start", "prefill_end",
                  "decode_admit", "kv_transfer_start", "kv_transfer_end", "first_token", "finish",
                  "kv_bytes", "join_iteration", "finish_iteration", "cached_tokens", "ideal_hit_blocks",
-                 "prefix_load_end", "decode_wait", "kv_sync", "decode_kv_tokens")
+                 "prefix_load_end", "decode_wait", "kv_sync", "decode_kv_tokens",
+                 "computed", "target", "generated", "blocks", "stints")
 
     def __init__(self, request_id: int, arrival: float, input_tokens: int, output_tokens: int,
                  block_hashes: tuple[int, ...] = ()):
@@ -53,6 +59,11 @@ class Request:
         self.decode_wait = 0.0  # seconds waiting for KV space on the decode worker
         self.kv_sync = 0.0  # seconds of synchronization before the KV may be read (locks, flushes)
         self.decode_kv_tokens = 0  # KV tokens the decode worker must hold (0: all of prompt + output)
+        self.computed = 0  # tokens whose KV the instance holds (paged, on-demand engines)
+        self.target = input_tokens  # tokens to compute before the next token can be sampled (grows on recompute)
+        self.generated = 0  # output tokens emitted so far
+        self.blocks = 0  # KV blocks held on its instance
+        self.stints: tuple[tuple[int, int], ...] = ()  # (first, last) token iterations of stints cut by preemption
 
     @property
     def total_tokens(self) -> int:

@@ -1,4 +1,5 @@
-"""Synthetic workloads: Poisson or bursty (gamma) arrivals with lengths from simple or empirical distributions.
+"""Synthetic workloads: Poisson or bursty (gamma) arrivals with lengths from simple or empirical distributions,
+or a closed loop of clients (arrivals decided during the run).
 
 Each request carries chained block hashes (one per ``block_tokens`` of prompt; a block's hash stands
 for every token up to its end) so prefix caching works on synthetic traffic too:
@@ -18,7 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from simcxl.config.schema import EmpiricalLength, FixedLength, LognormalLength, PoissonWorkload, UniformLength
+from simcxl.config.schema import (ClosedLoopWorkload, EmpiricalLength, FixedLength, LognormalLength, PoissonWorkload,
+                                  UniformLength)
 from simcxl.serving.request import Request
 from simcxl.workload import Resolver, as_written
 
@@ -97,3 +99,15 @@ def poisson_requests(spec: PoissonWorkload, seed: int, resolve: Resolver = as_wr
             history = prompt + int(outputs[i])
     drafts.sort(key=lambda d: (d[0], d[1], d[2]))
     return [Request(i, arrival, n_in, n_out, hashes) for i, (arrival, _, _, n_in, n_out, hashes) in enumerate(drafts)]
+
+
+def closed_loop_requests(spec: ClosedLoopWorkload, seed: int, resolve: Resolver = as_written) -> list[Request]:
+    """The requests closed-loop clients send, in sending order; each arrives when it is sent (set by the
+    cluster), so ``arrival`` is 0 here. Prompts share nothing (a benchmark's random dataset)."""
+    rng = np.random.default_rng(seed)
+    n = spec.num_requests
+    inputs = sample_lengths(spec.input_tokens, n, rng, lambda p: resolve(("workload", "input_tokens", "trace"), p))
+    outputs = sample_lengths(spec.output_tokens, n, rng, lambda p: resolve(("workload", "output_tokens", "trace"), p))
+    fresh = count()
+    return [Request(i, 0.0, int(n_in), int(n_out), _TokenStream(fresh, spec.block_tokens).prompt_hashes(int(n_in)))
+            for i, (n_in, n_out) in enumerate(zip(inputs, outputs))]

@@ -1,0 +1,169 @@
+"""An aggregated (colocated) instance: one engine prefills and decodes, vLLM v1's scheduler in short.
+
+Each iteration is one forward pass, one SimPy event. The scheduler fills a token budget
+(``max_num_batched_tokens``): running decodes first (one token each), then the next chunk of running
+sequences still in their prompt, then waiting prompts while the budget and ``max_num_seqs`` allow,
+the last one possibly as a partial chunk (chunked prefill). KV blocks are allocated on demand for
+exactly the tokens scheduled; when a decoding sequence needs a block and none is free, the newest
+running sequence is preempted by recompute: its blocks are freed and it returns to the front of the
+queue, to prefill its prompt and the tokens it already generated again. No new prompt is admitted in
+an iteration that preempted (as vLLM v1).
+
+Work per iteration is linear in the running sequences, as an engine's own scheduler is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+import simpy
+
+from simcxl.config.schema import AggregatedSpec
+from simcxl.fabric.topology import GPUPort
+from simcxl.hardware.gpu import GPUCompute
+from simcxl.serving.kv_blocks import KVBlocks
+from simcxl.serving.request import Request
+
+
+class AggregatedWorker:
+    """One colocated instance (``tensor_parallel`` GPUs) with continuous batching and chunked prefill."""
+
+    def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: AggregatedSpec,
+                 iteration_overhead: float, gpus: list[GPUPort], on_finished: Callable[[Request], None]):
+        self.env = env
+        self.index = index
+        self.compute = compute
+        self.spec = spec
+        self.iteration_overhead = iteration_overhead
+        self.gpus = gpus
+        self.on_finished = on_finished
+        self.kv = KVBlocks(compute.kv_capacity_tokens, spec.block_tokens)
+        self.waiting: deque[Request] = deque()
+        self.running: list[Request] = []  # in admission order: the newest is last, and preempted first
+        self.queued_tokens = 0
+        self.iteration = 0
+        self.iteration_ends: list[float] = []
+        self.busy_time = 0.0
+        self.preemptions = 0
+        self.recomputed_tokens = 0  # KV tokens computed again after preemptions
+        self._wakeup: simpy.Event | None = None
+        env.process(self.run())
+
+    @property
+    def load_tokens(self) -> int:
+        """Prompt tokens waiting here (the least-loaded router's measure)."""
+        return self.queued_tokens
+
+    def submit(self, request: Request) -> None:
+        request.prefill_instance = request.decode_instance = self.index
+        self.waiting.append(request)
+        self.queued_tokens += request.input_tokens
+        if self._wakeup is not None and not self._wakeup.triggered:
+            self._wakeup.succeed()
+
+    def _preempt(self, victim: Request) -> None:
+        """Drop ``victim``'s KV; it waits at the front of the queue to recompute prompt + generated tokens."""
+        self.running.remove(victim)
+        self.kv.release(victim)
+        if victim.join_iteration >= 0:  # it was emitting tokens: that stint ends with the last iteration
+            victim.stints += ((victim.join_iteration, self.iteration - 1),)
+            victim.join_iteration = -1
+        self.recomputed_tokens += victim.computed
+        victim.computed = 0
+        victim.target = victim.input_tokens + victim.generated
+        self.waiting.appendleft(victim)
+        self.queued_tokens += victim.target
+        self.preemptions += 1
+
+    def _allocate(self, request: Request, tokens: int) -> bool:
+        """Blocks for ``tokens`` of ``request``'s KV, preempting the newest running sequences until they fit;
+        False if ``request`` itself had to go."""
+        while not self.kv.grow(request, tokens):
+            victim = self.running[-1]
+            self._preempt(victim)
+            if victim is request:
+                return False
+        return True
+
+    def _schedule(self) -> tuple[list[Request], list[tuple[Request, int]]]:
+        """This iteration's decoding sequences and prompt chunks ``(request, tokens)``, blocks allocated.
+
+        Decoding sequences go first, one token each, so that every one of them emits a token every
+        iteration; a decode that finds no free block preempts the newest running sequences. Prompt chunks
+        of running sequences follow, then new prompts; a chunk waits (preempting nothing) when its blocks
+        are not free."""
+        budget = self.spec.max_num_batched_tokens
+        preemptions = self.preemptions
+        decodes = [r for r in self.running if r.computed >= r.target]
+        scheduled: list[Request] = []
+        for request in decodes:
+            if request.computed < request.target:  # preempted for an older sequence's block
+                continue
+            if not self._allocate(request, request.computed + 1):
+                break
+            scheduled.append(request)
+            budget -= 1
+        chunks: list[tuple[Request, int]] = []
+        for request in [r for r in self.running if r.computed < r.target]:
+            tokens = min(request.target - request.computed, budget)
+            if tokens <= 0 or not self.kv.grow(request, request.computed + tokens):
+                break
+            chunks.append((request, tokens))
+            budget -= tokens
+        while (self.waiting and budget > 0 and self.preemptions == preemptions
+               and len(self.running) < self.spec.max_num_seqs):
+            request = self.waiting[0]
+            tokens = min(request.target - request.computed, budget)
+            if not self.kv.grow(request, request.computed + tokens):
+                break
+            self.waiting.popleft()
+            self.queued_tokens -= request.target
+            self.running.append(request)
+            if request.prefill_start != request.prefill_start:  # NaN: its first schedule
+                request.prefill_start = request.prefix_load_end = self.env.now
+            chunks.append((request, tokens))
+            budget -= tokens
+        return scheduled, chunks
+
+    def _advance(self, decodes: list[Request], chunks: list[tuple[Request, int]]) -> None:
+        """The pass has ended: every scheduled sequence holds its new KV; each one that completed its prompt,
+        and each decoding one, emitted a token."""
+        now = self.env.now
+        for request in decodes:
+            request.computed += 1
+            request.generated += 1
+        for request, tokens in chunks:
+            request.computed += tokens
+            if request.computed == request.target:
+                if request.generated == 0:
+                    request.prefill_end = now
+                request.join_iteration = self.iteration
+                request.generated += 1
+        finished = [r for r in self.running if r.generated == r.output_tokens]
+        for request in finished:
+            request.finish_iteration = self.iteration
+            request.finish = now
+            self.running.remove(request)
+            self.kv.release(request)
+            self.on_finished(request)
+
+    def run(self):
+        """SimPy process: one timeout per iteration (one forward pass of decodes and prompt chunks)."""
+        env = self.env
+        while True:
+            decodes, chunks = self._schedule()
+            if not decodes and not chunks:
+                self._wakeup = env.event()
+                yield self._wakeup
+                self._wakeup = None
+                continue
+            context = sum(r.computed + 1 for r in decodes)
+            duration = self.compute.forward_time(len(decodes), context, [
+                (tokens, r.computed, r.computed + tokens == r.target) for r, tokens in chunks])
+            duration += self.iteration_overhead
+            yield env.timeout(duration)
+            self.busy_time += duration
+            self.iteration_ends.append(env.now)
+            self._advance(decodes, chunks)
+            self.iteration += 1
