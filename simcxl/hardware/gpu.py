@@ -90,8 +90,10 @@ class GPUCompute:
         points = self._allreduce_points
         if not points:
             return 2.0 * (self.tp - 1) / self.tp * nbytes / self.gpu.nvlink_bandwidth + self.gpu.nvlink_latency
-        if nbytes <= points[0][0] or len(points) == 1:
-            return points[0][1] if nbytes <= points[0][0] else points[0][1] * nbytes / points[0][0]
+        if nbytes <= points[0][0]:
+            return points[0][1]
+        if len(points) == 1:
+            return points[0][1] * nbytes / points[0][0]
         for (b0, t0), (b1, t1) in zip(points, points[1:]):
             if nbytes <= b1:
                 return t0 + (t1 - t0) * (nbytes - b0) / (b1 - b0)
@@ -102,6 +104,13 @@ class GPUCompute:
         llm = self.llm
         traffic = tokens * llm.activation_bytes_per_token_per_layer / self.tp / self.roofline.elementwise_bandwidth
         return llm.layers * (self.gpu.layer_overhead + traffic)
+
+    def _linear(self, tokens: int, sampled: int) -> float:
+        """The GEMMs of one forward pass over ``tokens``, of which ``sampled`` go through the LM head; the
+        weights are read once (for MoE, the experts these tokens route to)."""
+        llm, tp = self.llm, self.tp
+        flops = tokens * (llm.linear_flops_per_token - llm.lm_head_flops_per_token) + sampled * llm.lm_head_flops_per_token
+        return self.roofline.linear(flops / tp, llm.decode_weight_bytes(tokens) / tp)
 
     def prefill_time(self, new_tokens: list[int] | tuple[int, ...], cached_tokens: list[int] | tuple[int, ...] = ()
                      ) -> float:
@@ -118,9 +127,7 @@ class GPUCompute:
             return 0.0
         all_pairs = sum(n * c + n * (n + 1) / 2 for n, c in zip(new_tokens, cached))
         pairs = all_pairs if not llm.topk else sum(_sparse_pairs(n, c, llm.topk) for n, c in zip(new_tokens, cached))
-        flops = tokens * (llm.linear_flops_per_token - llm.lm_head_flops_per_token) \
-            + len(new_tokens) * llm.lm_head_flops_per_token
-        linear = self.roofline.linear(flops / tp, llm.decode_weight_bytes(tokens) / tp)
+        linear = self._linear(tokens, sampled=len(new_tokens))
         kv_bytes = (tokens + sum(cached)) * llm.kv_bytes_per_token / tp
         attention = self.roofline.attention((pairs * llm.attention_flops_per_pair(decode=False)
                                              + all_pairs * llm.indexer_flops_per_pair()) * llm.layers / tp, kv_bytes)
@@ -137,8 +144,7 @@ class GPUCompute:
             return 0.0
         llm, tp = self.llm, self.tp
         attended = total_context if attended_context is None else attended_context
-        linear = self.roofline.linear(batch_size * llm.linear_flops_per_token / tp,
-                                      llm.decode_weight_bytes(batch_size) / tp)
+        linear = self._linear(batch_size, sampled=batch_size)
         flops = attended * llm.attention_flops_per_pair(decode=True) + total_context * llm.indexer_flops_per_pair()
         attention = self.roofline.attention(flops * llm.layers / tp,
                                             (attended * llm.kv_bytes_per_token
@@ -158,8 +164,7 @@ class GPUCompute:
         if tokens == 0:
             return 0.0
         sampled = decode_seqs + sum(1 for _, _, last in chunks if last)
-        flops = tokens * (llm.linear_flops_per_token - llm.lm_head_flops_per_token) + sampled * llm.lm_head_flops_per_token
-        linear = self.roofline.linear(flops / tp, llm.decode_weight_bytes(tokens) / tp)
+        linear = self._linear(tokens, sampled)
         attention = 0.0
         if decode_seqs:
             attention += self.roofline.attention(
