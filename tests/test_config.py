@@ -111,7 +111,7 @@ def test_model_weights_larger_than_hbm(write_yaml):
 
 def test_one_request_kv_larger_than_hbm(write_yaml):
     message = _error(write_yaml("s.yaml", BASE), "workload.input_tokens={dist: fixed, value: 600000}")
-    assert "workload.input_tokens: up to 600,000 tokens, but one instance has KV room for 426,788 tokens" in message
+    assert "workload.input_tokens: up to 600,000 tokens, but one instance has KV room for 426,784 tokens" in message
     # each length fits alone, prompt + output does not: caught once the requests are drawn
     message = _error(write_yaml("s.yaml", BASE), "workload.input_tokens={dist: fixed, value: 420000}",
                      "workload.output_tokens={dist: fixed, value: 10000}")

@@ -28,6 +28,12 @@ def test_profile_is_the_fit_of_its_committed_measurements(profile, raw):
                 "elementwise_efficiency"):
         assert getattr(gpu, key) == pytest.approx(fitted[key], abs=6e-4), key
     assert gpu.layer_overhead == pytest.approx(fitted["layer_overhead"], abs=1e-7)
+    calibration = CONFIGS / f"hardware/calibration/{raw}"
+    assert gpu.fp8_compute_efficiency == pytest.approx(
+        fit.fit_fp8(fit.read_rows(calibration / "fp8_gemms.csv"), gpu.fp8_peak_flops), abs=6e-3)
+    fused = fit.fit_fused(fit.read_rows(calibration / "compiled_layer.csv"), gpu)
+    assert gpu.fused_elementwise_efficiency == pytest.approx(fused["fused_elementwise_efficiency"], abs=6e-4)
+    assert gpu.fused_layer_overhead == pytest.approx(fused["fused_layer_overhead"], abs=1e-7)
 
 
 @pytest.mark.parametrize("profile, raw", CALIBRATED)

@@ -67,14 +67,36 @@ def gpu(**overrides) -> GPUSpec:
     return GPUSpec.model_validate(values)
 
 
-def elementwise(model: LLM, tokens: int, bandwidth: float = 2e12) -> float:
-    """The unfused elementwise ops' traffic at the given achieved bandwidth, all layers."""
-    return model.layers * tokens * model.activation_bytes_per_token_per_layer / bandwidth
+def elementwise(model: LLM, tokens: int, bandwidth: float = 2e12, tp: int = 1) -> float:
+    """The elementwise ops' traffic on one of ``tp`` GPUs at the given achieved bandwidth, all layers."""
+    per_gpu = model.replicated_activation_bytes + model.sharded_activation_bytes / tp
+    return model.layers * tokens * per_gpu / bandwidth
 
 
 def test_activation_traffic_by_hand():
     model = llm("llama-3.1-8b")
-    assert model.activation_bytes_per_token_per_layer == 2 * (10 * 4096 + 2 * (32 + 8) * 128 + 3 * 14336)
+    assert model.replicated_activation_bytes == 2 * 10 * 4096  # norms and residuals: whole hidden state
+    assert model.sharded_activation_bytes == 2 * (2 * (32 + 8) * 128 + 3 * 14336)  # RoPE, SwiGLU: split by TP
+
+
+def test_tensor_parallel_splits_rope_and_swiglu_but_every_gpu_normalizes_the_whole_hidden_state():
+    model = llm("llama-3.1-70b")
+    one, four = GPUCompute(gpu(), model, 1), GPUCompute(gpu(), model, 4)
+    tokens = 4096
+    traffic = lambda c: c._fixed_and_elementwise(tokens)  # noqa: E731
+    assert traffic(one) == pytest.approx(80 * tokens * 2 * (10 * 8192 + 2 * (64 + 8) * 128 + 3 * 28672) / 2e12)
+    assert traffic(four) == pytest.approx(80 * tokens * 2 * (10 * 8192 + (2 * (64 + 8) * 128 + 3 * 28672) / 4) / 2e12)
+
+
+def test_fused_execution_uses_the_fused_figures_and_needs_them():
+    model = llm("llama-3.1-8b")
+    fused_gpu = gpu(layer_overhead="50 us", elementwise_efficiency=0.25, fused_layer_overhead="20 us",
+                    fused_elementwise_efficiency=1.5)
+    eager, fused = GPUCompute(fused_gpu, model), GPUCompute(fused_gpu, model, fused=True)
+    assert eager._fixed_and_elementwise(1000) == pytest.approx(32 * 50e-6 + elementwise(model, 1000, 0.5e12))
+    assert fused._fixed_and_elementwise(1000) == pytest.approx(32 * 20e-6 + elementwise(model, 1000, 3e12))
+    with pytest.raises(ValueError, match="fused_layer_overhead"):
+        GPUCompute(gpu(), model, fused=True)
 
 
 def test_decode_linear_roofline_corner():
@@ -118,8 +140,11 @@ def test_tensor_parallel_splits_work_and_adds_two_ring_allreduces_per_layer():
     tokens = 4096
     ring = 2 * 3 / 4 * tokens * 8192 * 2 / 400e9
     assert four.allreduce_time(tokens) == pytest.approx(80 * 2 * (ring + 2e-6))
-    assert four.prefill_time([tokens]) == pytest.approx(one.prefill_time([tokens]) / 4 + four.allreduce_time(tokens))
-    assert four.decode_step_time(64, 10_000) == pytest.approx(one.decode_step_time(64, 10_000) / 4
+    # GEMMs, attention and the sharded ops split 4 ways; the norms and residuals do not
+    replicated = lambda b: 3 / 4 * 80 * b * model.replicated_activation_bytes / 2e12  # noqa: E731
+    assert four.prefill_time([tokens]) == pytest.approx(one.prefill_time([tokens]) / 4 + replicated(tokens)
+                                                        + four.allreduce_time(tokens))
+    assert four.decode_step_time(64, 10_000) == pytest.approx(one.decode_step_time(64, 10_000) / 4 + replicated(64)
                                                              + four.allreduce_time(64))
     assert one.kv_capacity_bytes == pytest.approx(80e9 - model.weight_bytes)
     assert four.kv_capacity_bytes == pytest.approx(4 * 80e9 - model.weight_bytes)

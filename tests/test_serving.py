@@ -49,7 +49,7 @@ def test_every_request_finishes_and_tokens_are_conserved():
     assert summary["throughput"]["output_tokens_per_s"] * summary["sim"]["simulated_s"] == pytest.approx(
         df.output_tokens.sum())
     # every decode worker ends empty: all reserved KV released
-    assert all(w.kv_reserved_tokens == 0 and w.batch_size == 0 for w in outcome.report.cluster.decode)
+    assert all(w.kv.free == w.kv.total and w.batch_size == 0 for w in outcome.report.cluster.decode)
     assert all(w.kv_held_tokens == 0 for w in outcome.report.cluster.prefill)
 
 

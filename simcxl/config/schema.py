@@ -21,6 +21,7 @@ FlopsPerSecond = Annotated[float, BeforeValidator(parse_flop_rate), Field(gt=0)]
 MessagesPerSecond = Annotated[float, BeforeValidator(parse_message_rate), Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
 TraceFormat = Literal["mooncake", "azure", "burstgpt"]
 
 
@@ -49,6 +50,10 @@ class GPUSpec(Section):
     ``fp8_peak_flops`` / ``fp8_compute_efficiency`` price the GEMMs of a model whose ``dtype`` is fp8
     (FP8 weights and activations); ``allreduce`` lists measured or published all-reduce costs by
     tensor-parallel degree (a degree not listed uses ``nvlink_latency`` and ``nvlink_bandwidth``).
+    ``elementwise_efficiency`` and ``layer_overhead`` describe unfused ops launched one by one (an eager
+    engine); ``fused_*`` the same ops fused and replayed from CUDA graphs (``serving.execution: fused``).
+    The fused efficiency is the nominal unfused traffic over the time taken, so it may exceed 1: fusion
+    skips the round trips that traffic counts.
     """
 
     name: str
@@ -66,6 +71,8 @@ class GPUSpec(Section):
     nvlink_latency: Seconds
     fp8_peak_flops: FlopsPerSecond | None = None
     fp8_compute_efficiency: Fraction | None = None
+    fused_elementwise_efficiency: PositiveFloat | None = None
+    fused_layer_overhead: Seconds | None = None
     allreduce: list[AllReducePoint] = []
     calibrated: bool = False
 
@@ -73,6 +80,8 @@ class GPUSpec(Section):
     def _fp8_pair(self) -> "GPUSpec":
         if (self.fp8_peak_flops is None) != (self.fp8_compute_efficiency is None):
             raise ValueError("fp8_peak_flops and fp8_compute_efficiency go together: give both or neither")
+        if (self.fused_elementwise_efficiency is None) != (self.fused_layer_overhead is None):
+            raise ValueError("fused_elementwise_efficiency and fused_layer_overhead go together: give both or neither")
         return self
 
 
@@ -250,7 +259,14 @@ class PrefillSpec(Section):
 
 
 class DecodeSpec(Section):
+    """A decode instance's batch and KV admission. ``on_demand`` (vLLM, SGLang): a request lands with blocks
+    for its prompt, sequences take a block of ``block_tokens`` as they cross into it, and when none is free
+    the newest sequence is preempted and later recomputed here. ``reserve``: the whole footprint (prompt +
+    output) is reserved before the KV moves, which needs the output length no engine knows; no preemption."""
+
     max_batch_size: PositiveInt = 256
+    admission: Literal["on_demand", "reserve"] = "on_demand"
+    block_tokens: PositiveInt = 16
 
 
 class AggregatedSpec(Section):
@@ -273,14 +289,18 @@ class AggregatedSpec(Section):
 class ServingSpec(Section):
     """``mode: disaggregated`` (prefill and decode instances, KV handed off by the KV manager) or
     ``aggregated`` (every instance prefills and decodes, chunked prefill mixed into decode iterations).
-    ``iteration_overhead`` is the engine's own time per forward pass beyond the GPU's (scheduling, input
-    preparation, sampling, detokenization not overlapped with the GPU)."""
+    ``execution: fused``: the engine runs fused elementwise kernels replayed from CUDA graphs, as vLLM
+    (torch.compile) and SGLang (its own fused kernels) do by default; ``eager``: unfused ops launched one
+    by one (vLLM ``--enforce-eager``, plain PyTorch). ``iteration_overhead`` is the engine's own time per
+    forward pass beyond the GPU's (scheduling, input preparation, sampling, detokenization not overlapped
+    with the GPU)."""
 
     mode: Literal["disaggregated", "aggregated"] = "disaggregated"
     router: Literal["round_robin", "least_loaded", "cache_aware"] = "round_robin"
     prefill: PrefillSpec = PrefillSpec()
     decode: DecodeSpec = DecodeSpec()
     aggregated: AggregatedSpec = AggregatedSpec()
+    execution: Literal["fused", "eager"] = "fused"
     iteration_overhead: Seconds = 0.0
 
 
@@ -481,6 +501,10 @@ class Scenario(Section):
         elif c.prefill_nodes is None or c.decode_nodes is None or c.nodes is not None:
             raise ValueError("cluster: disaggregated serving takes 'prefill_nodes' and 'decode_nodes' (not 'nodes'); "
                              "set serving.mode: aggregated for colocated instances")
+        if self.serving.execution == "fused" and self.gpu.fused_layer_overhead is None:
+            raise ValueError(f"serving.execution: fused needs the GPU profile's fused_layer_overhead and "
+                             f"fused_elementwise_efficiency, which {self.gpu.name}'s lacks; measure them with "
+                             f"`python -m simcxl.profiling.compiled_layer` or set serving.execution: eager")
         return self
 
     @field_validator("name")

@@ -2,10 +2,12 @@
 
 time(group) = max(FLOPs / (peak x efficiency), bytes / (HBM bandwidth x memory efficiency)).
 A forward pass sums two groups per layer, the linear layers (GEMMs over the weights) and attention
-(over the KV cache), plus the unfused elementwise ops (norms, RoPE, SwiGLU, residuals: activation
-bytes at their own achieved bandwidth) and a fixed per-layer cost (kernel ramp-up of the layer's
-GEMMs, attention and small ops, as measured at one token). With
-tensor parallelism over T GPUs, FLOPs and bytes split T ways and every layer pays two ring
+(over the KV cache), plus the elementwise ops (norms, RoPE, SwiGLU, residuals: activation bytes at
+their own achieved bandwidth) and a fixed per-layer cost (kernel ramp-up of the layer's GEMMs,
+attention and small ops, as measured at one token). Both of the last two come in two measured kinds:
+unfused ops launched one by one (an eager engine) or fused kernels replayed from CUDA graphs (vLLM,
+SGLang; ``fused=True``). With tensor parallelism over T GPUs, GEMM and attention FLOPs and bytes split
+T ways, the norms and residuals run on the whole hidden state on every GPU, and every layer pays two
 all-reduces of the activations over NVLink. The efficiencies come from measurements on a real GPU
 (``simcxl profile-gpu``); the peaks come from datasheets. A model with FP8 weights and activations runs
 its GEMMs at the FP8 tensor peak and efficiency (``simcxl.profiling.fp8_gemms``); attention stays BF16.
@@ -45,9 +47,11 @@ class Roofline:
 class GPUCompute:
     """Prefill and decode-step latency of one model instance (``tensor_parallel`` GPUs)."""
 
-    def __init__(self, gpu: GPUSpec, llm: LLM, tensor_parallel: int = 1):
+    def __init__(self, gpu: GPUSpec, llm: LLM, tensor_parallel: int = 1, fused: bool = False):
         if tensor_parallel < 1:
             raise ValueError(f"tensor_parallel must be >= 1, got {tensor_parallel}")
+        if fused and gpu.fused_layer_overhead is None:
+            raise ValueError(f"fused execution needs {gpu.name}'s fused_layer_overhead and fused_elementwise_efficiency")
         self.gpu = gpu
         self.llm = llm
         self.tp = tensor_parallel
@@ -57,8 +61,10 @@ class GPUCompute:
             attention_flops=gpu.peak_flops * gpu.attention_efficiency,
             bandwidth=gpu.hbm_bandwidth * gpu.memory_efficiency,
             kv_bandwidth=gpu.hbm_bandwidth * (gpu.attention_memory_efficiency or gpu.memory_efficiency),
-            elementwise_bandwidth=gpu.hbm_bandwidth * gpu.elementwise_efficiency,
+            elementwise_bandwidth=gpu.hbm_bandwidth * (gpu.fused_elementwise_efficiency if fused
+                                                        else gpu.elementwise_efficiency),
         )
+        self.layer_overhead = gpu.fused_layer_overhead if fused else gpu.layer_overhead
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
@@ -100,10 +106,10 @@ class GPUCompute:
         return t1 + (t1 - t0) * (nbytes - b1) / (b1 - b0)
 
     def _fixed_and_elementwise(self, tokens: int) -> float:
-        """Per-layer fixed costs (kernel ramp-up, small ops) and the unfused elementwise traffic."""
+        """Per-layer fixed costs (kernel ramp-up, small ops) and the elementwise traffic of one GPU."""
         llm = self.llm
-        traffic = tokens * llm.activation_bytes_per_token_per_layer / self.tp / self.roofline.elementwise_bandwidth
-        return llm.layers * (self.gpu.layer_overhead + traffic)
+        per_gpu = llm.replicated_activation_bytes + llm.sharded_activation_bytes / self.tp
+        return llm.layers * (self.layer_overhead + tokens * per_gpu / self.roofline.elementwise_bandwidth)
 
     def _linear(self, tokens: int, sampled: int) -> float:
         """The GEMMs of one forward pass over ``tokens``, of which ``sampled`` go through the LM head; the

@@ -93,12 +93,16 @@ class LLM:
         return 2.0 * self.lm_head_params
 
     @cached_property
-    def activation_bytes_per_token_per_layer(self) -> float:
-        """HBM traffic of one token's unfused elementwise ops in a layer (averaged over layers).
+    def replicated_activation_bytes(self) -> float:
+        """HBM traffic per token and layer of the ops every tensor-parallel GPU runs on the whole hidden state:
+        two RMSNorms and two residual adds touch it 10 times (bf16)."""
+        return 2.0 * 10 * self.spec.hidden
 
-        Two RMSNorms and two residual adds touch the hidden state 10 times; RoPE reads and writes q and
-        k; SwiGLU reads gate and up and writes their product. Activations are bf16.
-        """
+    @cached_property
+    def sharded_activation_bytes(self) -> float:
+        """HBM traffic per token and layer of the ops split across tensor-parallel GPUs with the heads and
+        the MLP (averaged over layers): RoPE reads and writes q and k; SwiGLU reads gate and up and writes
+        their product (bf16)."""
         s = self.spec
         if s.attention == "mla":
             qk = s.heads * (s.mla.qk_nope_head_dim + s.mla.qk_rope_head_dim) + s.mla.qk_rope_head_dim
@@ -108,7 +112,7 @@ class LLM:
         if s.moe:
             routed = (s.moe.experts_per_token + s.moe.shared_experts) * s.moe.expert_intermediate
             mlp = (self.moe_layers * routed + (self.layers - self.moe_layers) * s.intermediate) / self.layers
-        return 2.0 * (10 * s.hidden + 2 * qk + 3 * mlp)
+        return 2.0 * (2 * qk + 3 * mlp)
 
     @cached_property
     def kv_bytes_per_token_per_layer(self) -> int:

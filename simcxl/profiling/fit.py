@@ -8,7 +8,11 @@ achieved fraction of the datasheet peak over the shapes where that roofline term
 - attention_memory_efficiency: decode attention reading >= 256 MB of KV;
 - elementwise_efficiency: the unfused elementwise ops of a layer at >= 1024 tokens;
 - layer_overhead: what one token's layer costs beyond those rates: each GEMM's time at one token minus
-  its weight-streaming time, plus decode attention's and the elementwise ops' time at one token.
+  its weight-streaming time, plus decode attention's and the elementwise ops' time at one token;
+- fp8_compute_efficiency: FP8 GEMMs with >= 1024 tokens (``simcxl.profiling.fp8_gemms``);
+- fused_elementwise_efficiency and fused_layer_overhead: the same two for whole layers compiled by
+  torch.compile and replayed from a CUDA graph (``simcxl.profiling.compiled_layer``): what they take
+  beyond the GEMM and attention rooflines above.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import json
 import statistics
 from pathlib import Path
 
-from simcxl.config.schema import GPUSpec
+from simcxl.config.schema import GPUSpec, ModelSpec
 
 PER_LAYER_GEMMS = ((6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336))  # QKV, O, gate+up, down
 
 
 def read_rows(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
-        return [{k: (v if k in ("kind", "phase") else float(v)) for k, v in row.items()}
+        return [{k: (v if k in ("kind", "phase", "mode", "layer") else float(v or "nan")) for k, v in row.items()}
                 for row in csv.DictReader(handle)]
 
 
@@ -47,15 +51,64 @@ def fit_efficiencies(rows: list[dict], peak_flops: float, hbm_bandwidth: float) 
         / hbm_bandwidth,
         "elementwise_efficiency": median("elementwise_layer", bandwidth, lambda r: r["m"] >= 1024) / hbm_bandwidth,
     }
+    fit["layer_overhead"] = _ramp_up(rows, fit, hbm_bandwidth) + _at_one_token(rows, "elementwise_layer")
+    return fit
+
+
+def _ramp_up(rows: list[dict], fit: dict[str, float], hbm_bandwidth: float) -> float:
+    """One token's layer of GEMMs and decode attention beyond their streaming time at the fitted rates."""
     weight_rate = fit["memory_efficiency"] * hbm_bandwidth
     gemm_fixed = sum(
         next(r["seconds"] for r in rows if r["kind"] == "gemm" and r["m"] == 1 and (r["n"], r["k"]) == shape)
         - shape[0] * shape[1] * 2 / weight_rate for shape in PER_LAYER_GEMMS)
     attention = min((r for r in rows if r["kind"] == "attention_decode"), key=lambda r: r["bytes"])
     attention_fixed = attention["seconds"] - attention["bytes"] / (fit["attention_memory_efficiency"] * hbm_bandwidth)
-    elementwise = next(r["seconds"] for r in rows if r["kind"] == "elementwise_layer" and r["m"] == 1)
-    fit["layer_overhead"] = max(0.0, gemm_fixed) + max(0.0, attention_fixed) + elementwise
-    return fit
+    return max(0.0, gemm_fixed) + max(0.0, attention_fixed)
+
+
+def _at_one_token(rows: list[dict], kind: str, mode: str | None = None) -> float:
+    return next(r["seconds"] for r in rows if r["kind"] == kind and r["m"] == 1 and mode in (None, r.get("mode")))
+
+
+def fit_fp8(rows: list[dict], fp8_peak_flops: float) -> float:
+    """FP8 compute efficiency: the median FP8 GEMM rate with >= 1024 tokens over the FP8 peak."""
+    return statistics.median(r["flops"] / r["seconds"] for r in rows if r["kind"] == "fp8" and r["m"] >= 1024) \
+        / fp8_peak_flops
+
+
+def fit_fused(compiled_rows: list[dict], gpu: GPUSpec) -> dict[str, float]:
+    """The fused figures, from whole layers compiled and replayed from CUDA graphs as an engine runs them
+    (``simcxl.profiling.compiled_layer``): what each measured layer takes beyond the profile's GEMM and
+    attention rooflines is the fused ops and the per-layer fixed cost. Decode layers (few tokens) give the
+    fixed cost; prefill layers (>= 1024 tokens) then give the fused ops' effective bandwidth over their
+    nominal traffic."""
+    from simcxl.hardware.gpu import GPUCompute
+    from simcxl.hardware.model import LLM
+    from simcxl.profiling import compiled_layer as shape
+
+    layer = ModelSpec(name="one Llama-3.1-70B layer", layers=1, hidden=shape.HIDDEN, heads=shape.HEADS,
+                      kv_heads=shape.KV_HEADS, head_dim=shape.HEAD_DIM, intermediate=shape.INTERMEDIATE,
+                      vocab=1, dtype="fp8", kv_dtype="bf16")
+    compute = GPUCompute(gpu, LLM(layer), shape.TP)
+
+    def beyond_rooflines(row: dict) -> tuple[float, float]:
+        """(seconds the layer took beyond its GEMMs and attention, tokens it carried)"""
+        m, batch, context = int(row["m"]), int(row["batch"]), int(row["context"])
+        tokens = m if row["phase"] == "prefill" else batch
+        modelled = (compute.prefill_time([m]) if row["phase"] == "prefill"
+                    else compute.decode_step_time(batch, batch * context))
+        rooflines = modelled - compute.allreduce_time(tokens) - compute._fixed_and_elementwise(tokens)
+        return row["seconds"] - rooflines, tokens
+
+    layers = [r for r in compiled_rows if r["kind"] == "layer" and r["mode"] == "compiled"]
+    decode = [beyond_rooflines(r) for r in layers if r["phase"] == "decode"]
+    prefill = [beyond_rooflines(r) for r in layers if r["phase"] == "prefill" and r["m"] >= 1024]
+    overhead = statistics.median(rest for rest, _ in decode)
+    efficiency = statistics.median(shape.nominal_elementwise_bytes(tokens) / (rest - overhead)
+                                   for rest, tokens in prefill) / gpu.hbm_bandwidth
+    overhead = statistics.median(rest - shape.nominal_elementwise_bytes(tokens) / (efficiency * gpu.hbm_bandwidth)
+                                 for rest, tokens in decode)
+    return {"fused_elementwise_efficiency": efficiency, "fused_layer_overhead": overhead}
 
 
 def profile_yaml(base: GPUSpec, fit: dict[str, float], info: dict, csv_path: str) -> str:
@@ -82,12 +135,17 @@ gpu:
 
 
 def _kept_from_base(base: GPUSpec) -> str:
-    """The base profile's FP8 rates and all-reduce table: other measurements than this fit's, kept as they are."""
+    """The base profile's FP8 rates, fused-op figures and all-reduce table: other measurements than this
+    fit's, kept as they are."""
     lines = []
     if base.fp8_peak_flops is not None:
         lines += [f"  fp8_peak_flops: {base.fp8_peak_flops / 1e12:g} TFLOP/s   # kept from the base profile (see its source)",
                   f"  fp8_compute_efficiency: {base.fp8_compute_efficiency!r}   # kept from the base profile "
                   f"(simcxl.profiling.fp8_gemms)"]
+    if base.fused_layer_overhead is not None:
+        lines += [f"  fused_elementwise_efficiency: {base.fused_elementwise_efficiency!r}   # kept from the base "
+                  f"profile (simcxl.profiling.compiled_layer)",
+                  f"  fused_layer_overhead: {base.fused_layer_overhead!r} s   # kept from the base profile"]
     if base.allreduce:
         lines.append("  allreduce:   # kept from the base profile (see its sources)")
         lines += [f"    - {{tensor_parallel: {p.tensor_parallel}, bytes: {p.bytes!r} B, time: {p.time!r} s}}"

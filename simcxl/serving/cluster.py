@@ -55,7 +55,8 @@ class Cluster:
         self.scenario = scenario
         self.env = CountingEnvironment()
         self.llm = LLM(scenario.model)
-        self.compute = GPUCompute(scenario.gpu, self.llm, scenario.cluster.tensor_parallel)
+        self.compute = GPUCompute(scenario.gpu, self.llm, scenario.cluster.tensor_parallel,
+                                  fused=scenario.serving.execution == "fused")
         self._check_weights_fit(loaded)
         cluster = scenario.cluster
         aggregated = scenario.serving.mode == "aggregated"
@@ -103,6 +104,13 @@ class Cluster:
                 f"memory_utilization {compute.gpu.memory_utilization}); raise cluster.tensor_parallel or pick a "
                 f"larger GPU")
 
+    @property
+    def kv_room_tokens(self) -> int:
+        """KV tokens one token-generating instance can hold: its room after the weights, in whole blocks."""
+        serving = self.scenario.serving
+        block = serving.aggregated.block_tokens if serving.mode == "aggregated" else serving.decode.block_tokens
+        return self.compute.kv_capacity_tokens // block * block
+
     def check_workload_fits(self, loaded: LoadedScenario) -> None:
         """Before any request is drawn: the number of requests fits in this machine's memory, and no
         synthetic length can exceed one instance's KV room (such a request could never run)."""
@@ -115,7 +123,7 @@ class Cluster:
                 f"{count:,} requests need about {count * BYTES_PER_REQUEST / GB:,.0f} GB of memory "
                 f"(~{BYTES_PER_REQUEST // 1000} KB each); this machine has {memory / GB:.0f} GB: at most "
                 f"{memory // BYTES_PER_REQUEST:,} requests per run")
-        capacity = self.compute.kv_capacity_tokens
+        capacity = self.kv_room_tokens
         for key, tokens in length_bounds(spec).items():
             if tokens > capacity:
                 raise loaded.error(key, f"up to {tokens:,} tokens, but one instance has KV room for {capacity:,} "
@@ -127,7 +135,7 @@ class Cluster:
         if not requests:
             return
         largest = max(requests, key=lambda r: r.total_tokens)
-        capacity = self.compute.kv_capacity_tokens
+        capacity = self.kv_room_tokens
         if largest.total_tokens > capacity:
             raise loaded.error(
                 "gpu.hbm_capacity",

@@ -6,8 +6,16 @@ in a heap keyed by that iteration and does O(1) work per iteration plus O(log n)
 Token timestamps are the iteration end times, recorded once per iteration; per-request TBT is derived
 from them when the run ends.
 
-KV admission reserves a request's whole footprint (prompt + output tokens) up front, FCFS: a request
-that does not fit waits, and its wait is reported. Reserving up front means no preemption is needed.
+KV is paged in blocks (:class:`KVBlocks`). Admission (``decode.admission``) is FCFS and decides what a
+request must be granted before its KV moves here:
+- ``on_demand``, as vLLM and SGLang do: blocks for its prompt and first token. A sequence takes another
+  block each time it crosses into one; a heap of those iterations keeps this O(log n) per crossing.
+  When no block is free, the newest sequence is preempted by recompute: its blocks are freed, and it
+  waits here (its prompt came from a prefill instance, but the decode engine recomputes locally, as a
+  vLLM v1 decode instance re-runs a preempted request's prefill) to prefill prompt + generated tokens
+  again in a pass of its own before the step it rejoins, stalling the batch for that pass.
+- ``reserve``: the whole footprint, prompt + output, which needs an output length no engine knows;
+  no sequence ever needs a block later, so nothing is preempted.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import simpy
 from simcxl.config.schema import DecodeSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
+from simcxl.serving.kv_blocks import KVBlocks
 from simcxl.serving.request import Request
 
 if TYPE_CHECKING:
@@ -41,46 +50,59 @@ class DecodeWorker:
         self.attended_tokens = 0  # sum over the batch of min(context, top-k): what sparse attention reads
         self.joined_attended = 0  # the part of it belonging to sequences that joined this iteration
         self._saturating: list[tuple[int, int]] = []  # (iteration its context reaches top-k, request id)
-        self._unsaturated: set[int] = set()
+        self._unsaturated: dict[int, int] = {}  # request id -> that iteration, for sequences still under top-k
         self.index = index
         self.compute = compute
         self.spec = spec
         self.gpus = gpus
-        self.kv_capacity_tokens = compute.kv_capacity_tokens
-        self.kv_reserved_tokens = 0
+        self.on_demand = spec.admission == "on_demand"
+        self.kv = KVBlocks(compute.kv_capacity_tokens, spec.block_tokens)
         self._reservations: deque[tuple[Request, simpy.Event]] = deque()
         self._waiting_tokens = 0  # KV tokens the queued reservations will take
         self._ready: deque[Request] = deque()
         self._receiving: list[tuple[Request, Callable[[], simpy.Event], simpy.Event]] = []
         self.receive_time = 0.0  # the batch stalled while this worker received KV itself
-        self._batch: list[tuple[int, int, Request]] = []  # heap of (finish iteration, id, request)
+        self._running: dict[int, Request] = {}  # the batch, in admission order: the newest is preempted first
+        self._batch: list[tuple[int, int, Request]] = []  # heap of (finish iteration, id, request); stale kept
+        self._crossings: list[tuple[int, int, int, Request]] = []  # (iteration it needs a block, id, join, request)
+        self._recompute: deque[Request] = deque()  # preempted, waiting for blocks to prefill again here
         self.context_tokens = 0
         self.iteration = 0
         self.iteration_ends: list[float] = []
         self.busy_time = 0.0
         self.preemptions = 0
-        self.recomputed_tokens = 0
+        self.recomputed_tokens = 0  # prompt + generated tokens prefilled again after preemptions
+        self.recompute_time = 0.0  # the batch stalled while preempted sequences prefilled again
         self._wakeup: simpy.Event | None = None
         env.process(self.run())
 
     @property
     def batch_size(self) -> int:
-        return len(self._batch)
+        return len(self._running)
 
     @property
     def free_kv_tokens(self) -> int:
-        """KV tokens not yet promised, less what queued reservations will take (the router's measure)."""
-        return self.kv_capacity_tokens - self.kv_reserved_tokens - self._waiting_tokens
+        """KV tokens in free blocks, less what queued reservations will take (the router's measure)."""
+        return self.kv.free * self.kv.block_tokens - self._waiting_tokens
 
     @staticmethod
     def _footprint(request: Request) -> int:
+        """KV tokens the request holds here when it finishes."""
         return request.decode_kv_tokens or request.total_tokens
 
+    def _held_at_join(self, request: Request) -> int:
+        """KV tokens the request holds as it joins: its prompt's (what the KV manager lands, e.g. a hot buffer
+        for sparse attention) plus any tokens generated before a preemption."""
+        return self._footprint(request) - request.output_tokens + request.generated
+
+    def _grant_tokens(self, request: Request) -> int:
+        return self._held_at_join(request) + 1 if self.on_demand else self._footprint(request)
+
     def reserve(self, request: Request) -> simpy.Event:
-        """An event that fires once the request's whole KV footprint is reserved here (FCFS)."""
+        """An event that fires once the request's admission blocks are granted here (FCFS)."""
         event = self.env.event()
         self._reservations.append((request, event))
-        self._waiting_tokens += self._footprint(request)
+        self._waiting_tokens += self._grant_tokens(request)
         self._grant()
         return event
 
@@ -113,49 +135,109 @@ class DecodeWorker:
             landed.succeed()
 
     def _grant(self) -> None:
-        while self._reservations:
+        """Grant queued reservations in order while blocks are free; preempted sequences come first."""
+        while self._reservations and not self._recompute:
             request, event = self._reservations[0]
-            if self.kv_reserved_tokens + self._footprint(request) > self.kv_capacity_tokens:
+            tokens = self._grant_tokens(request)
+            if not self.kv.grow(request, tokens):
                 return
             self._reservations.popleft()
-            self._waiting_tokens -= self._footprint(request)
-            self.kv_reserved_tokens += self._footprint(request)
+            self._waiting_tokens -= tokens
             event.succeed()
 
-    def _join(self) -> None:
+    # ------------------------------------------------------------------ the batch
+
+    def _add(self, request: Request) -> None:
+        """``request`` joins the batch this iteration with the KV of its prompt and generated tokens."""
+        context = request.input_tokens + request.generated
+        request.join_iteration = self.iteration
+        request.finish_iteration = self.iteration + request.output_tokens - request.generated - 1
+        self._running[request.id] = request
+        heapq.heappush(self._batch, (request.finish_iteration, request.id, request))
+        self.context_tokens += context
+        attended = context if self.topk is None else min(context, self.topk)
+        self.attended_tokens += attended
+        self.joined_attended += attended
+        if self.topk is not None and context < self.topk:
+            self._unsaturated[request.id] = saturated = self.iteration + self.topk - context
+            heapq.heappush(self._saturating, (saturated, request.id))
+        if self.on_demand:  # the first iteration whose token no longer fits its blocks
+            crossing = self.iteration + request.blocks * self.kv.block_tokens - self._held_at_join(request)
+            heapq.heappush(self._crossings, (crossing, request.id, self.iteration, request))
+
+    def _remove(self, request: Request) -> None:
+        """``request`` leaves the batch at this iteration boundary (finished or preempted); its blocks free."""
+        del self._running[request.id]
+        context = request.input_tokens + request.generated + self.iteration - request.join_iteration
+        self.context_tokens -= context
+        self.attended_tokens -= context if self.topk is None else min(context, self.topk)
+        self._unsaturated.pop(request.id, None)
+        self.kv.release(request)
+
+    def _preempt(self, victim: Request) -> None:
+        """Drop ``victim``'s KV; it waits to prefill its prompt and generated tokens again on this worker."""
+        self._remove(victim)
+        victim.stints += ((victim.join_iteration, self.iteration - 1),)
+        victim.generated += self.iteration - victim.join_iteration
+        victim.join_iteration = victim.finish_iteration = -1
+        self.recomputed_tokens += victim.input_tokens + victim.generated
+        self._recompute.append(victim)
+        self.preemptions += 1
+
+    def _allocate_step(self) -> bool:
+        """A block for every sequence whose next token crosses into one, preempting the newest sequences
+        while none is free; True if any sequence was preempted."""
+        block_tokens, preempted = self.kv.block_tokens, False
+        while self._crossings and self._crossings[0][0] <= self.iteration:
+            crossing, _, joined, request = heapq.heappop(self._crossings)
+            if self._running.get(request.id) is not request or request.join_iteration != joined:
+                continue  # finished or preempted since
+            while not self.kv.grow(request, (request.blocks + 1) * block_tokens):
+                victim = next(reversed(self._running.values()))
+                self._preempt(victim)
+                preempted = True
+                if victim is request:
+                    break
+            else:
+                heapq.heappush(self._crossings, (crossing + block_tokens, request.id, joined, request))
+        return preempted
+
+    def _join(self) -> list[Request]:
+        """Preempted sequences whose blocks are free, then landed requests, join; returns the former."""
         self.joined_attended = 0
-        while self._ready and len(self._batch) < self.spec.max_batch_size:
-            request = self._ready.popleft()
-            request.join_iteration = self.iteration
-            request.finish_iteration = self.iteration + request.output_tokens - 1
-            heapq.heappush(self._batch, (request.finish_iteration, request.id, request))
-            self.context_tokens += request.input_tokens
-            attended = request.input_tokens if self.topk is None else min(request.input_tokens, self.topk)
-            self.attended_tokens += attended
-            self.joined_attended += attended
-            if self.topk is not None and request.input_tokens < self.topk:
-                self._unsaturated.add(request.id)
-                heapq.heappush(self._saturating, (self.iteration + self.topk - request.input_tokens, request.id))
+        rejoined = []
+        while self._recompute and len(self._running) < self.spec.max_batch_size:
+            request = self._recompute[0]
+            if not self.kv.grow(request, self._held_at_join(request) + 1):
+                break
+            self._recompute.popleft()
+            self._add(request)
+            rejoined.append(request)
+        while self._ready and len(self._running) < self.spec.max_batch_size:
+            self._add(self._ready.popleft())
+        self._grant()
+        return rejoined
 
     def _grow(self) -> None:
         """Every sequence is one token longer; with top-k attention, only those still under k attend to more."""
-        self.context_tokens += len(self._batch)
+        self.context_tokens += len(self._running)
         if self.topk is None:
-            self.attended_tokens += len(self._batch)
+            self.attended_tokens += len(self._running)
             return
         self.attended_tokens += len(self._unsaturated)
         while self._saturating and self._saturating[0][0] <= self.iteration:
-            self._unsaturated.discard(heapq.heappop(self._saturating)[1])
+            saturated, request_id = heapq.heappop(self._saturating)
+            if self._unsaturated.get(request_id) == saturated:
+                del self._unsaturated[request_id]
 
     def _leave(self) -> None:
         now = self.env.now
         while self._batch and self._batch[0][0] < self.iteration:
-            request = heapq.heappop(self._batch)[2]
+            finish, _, request = heapq.heappop(self._batch)
+            if self._running.get(request.id) is not request or request.finish_iteration != finish:
+                continue  # preempted since: it left by another door
+            self._remove(request)
             request.finish = now
-            self.context_tokens -= request.input_tokens + request.output_tokens
-            self.attended_tokens -= request.total_tokens if self.topk is None else min(request.total_tokens, self.topk)
-            self._unsaturated.discard(request.id)
-            self.kv_reserved_tokens -= self._footprint(request)
             self.on_finished(request)
         self._grant()
 
@@ -165,15 +247,20 @@ class DecodeWorker:
         while True:
             if self._receiving:
                 yield from self._receive_pending()
-            self._join()
-            if not self._batch:
+            preempted = self.on_demand and self._allocate_step()
+            rejoined = [] if preempted else self._join()  # no admissions in a preempting iteration (vLLM v1)
+            if not self._running:
+                if preempted:  # the batch preempted itself empty: its sequences may rejoin next time round
+                    continue
                 self._wakeup = env.event()
                 yield self._wakeup
                 self._wakeup = None
                 continue
             start = env.now
-            duration = self.compute.decode_step_time(len(self._batch), self.context_tokens, self.attended_tokens) \
-                + self.iteration_overhead
+            recompute = self.compute.prefill_time([r.input_tokens + r.generated for r in rejoined]) if rejoined else 0.0
+            self.recompute_time += recompute
+            duration = recompute + self.iteration_overhead + self.compute.decode_step_time(
+                len(self._running), self.context_tokens, self.attended_tokens)
             fetch = self.kv_manager.step_fetch(self)
             if fetch is None:
                 yield env.timeout(duration)
