@@ -23,7 +23,8 @@ def closed_loop(concurrency: int, requests: int, n_in: int, n_out: int) -> list[
 
 
 def test_one_client_ttft_is_one_prefill_pass_plus_the_engine_overhead():
-    loaded = scenario(ENGINE, *closed_loop(1, 3, 2000, 50), "serving.iteration_overhead=1 ms")
+    loaded = scenario(ENGINE, *closed_loop(1, 3, 2000, 50), "serving.iteration_overhead=1 ms",
+                      "serving.frontend_latency=0 s")
     outcome = simulate(loaded)
     compute = outcome.report.cluster.compute
     expected = compute.forward_time(0, 0, [(2000, 0, True)]) + 1e-3
@@ -33,13 +34,29 @@ def test_one_client_ttft_is_one_prefill_pass_plus_the_engine_overhead():
     assert outcome.report.requests.tbt_mean_s.iloc[0] > decode_step
 
 
+def test_the_frontend_counts_both_ways_and_a_sent_request_misses_the_step_already_running():
+    one = simulate(scenario(ENGINE, *closed_loop(1, 3, 2000, 50), "serving.frontend_latency=1 ms"))
+    compute = one.report.cluster.compute
+    # alone: in through the frontend, one prefill pass, out through the frontend
+    assert one.report.requests.ttft_s.to_numpy() == pytest.approx([compute.forward_time(0, 0, [(2000, 0, True)])
+                                                                 + 2e-3] * 3, rel=1e-12)
+    # four clients: a request sent when another finishes reaches the engine after the next step has begun
+    # (an engine takes new requests between steps) and waits for it; with no frontend it never waits
+    args = ("workload={type: closed_loop, concurrency: 4, num_requests: 40, input_tokens: {dist: uniform, min: 800, "
+            "max: 1000}, output_tokens: {dist: uniform, min: 150, max: 250}}",)
+    instant = simulate(scenario(ENGINE, *args, "serving.frontend_latency=0 s")).report.requests
+    sent = simulate(scenario(ENGINE, *args, "serving.frontend_latency=1 us")).report.requests
+    late = sent.ttft_s.mean() - instant.ttft_s.mean()
+    assert 0.5 * instant.tbt_mean_s.mean() < late < 1.5 * instant.tbt_mean_s.mean()
+
+
 def test_closed_loop_obeys_littles_law_and_keeps_concurrency_requests_in_flight():
     outcome = simulate(scenario(ENGINE, *closed_loop(8, 160, 1000, 200)))
     summary, table = outcome.summary, outcome.report.requests
     assert summary["requests"]["completed"] == 160
-    # each client sends its next request the moment its last one finishes
-    finishes = np.sort(table.finish_s.to_numpy())[:-8]
-    assert np.allclose(np.sort(table.arrival_s.to_numpy())[8:], finishes)
+    # each client sends its next request the moment it has seen its last one's final token
+    seen = np.sort((table.finish_s + outcome.report.cluster.frontend_latency).to_numpy())[:-8]
+    assert np.allclose(np.sort(table.arrival_s.to_numpy())[8:], seen)
     throughput = summary["throughput"]["requests_per_s"]
     little = 8 / summary["e2e_s"]["mean"]  # L = lambda W, with L = 8 clients
     assert throughput == pytest.approx(little, rel=0.05)

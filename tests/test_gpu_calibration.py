@@ -79,3 +79,14 @@ def test_bench_gpu_writes_the_latency_table(tmp_path):
     prefill = {tuple(line.split(",")[:3]): float(line.split(",")[3]) for line in lines[1:]}
     assert prefill[("prefill", "1", "32768")] > 2 * prefill[("prefill", "1", "16384")]  # quadratic attention
     assert prefill[("decode", "128", "16384")] > prefill[("decode", "1", "16384")]
+
+
+@pytest.mark.parametrize("profile, raw", CALIBRATED)
+def test_fused_figures_describe_the_compiled_layers_they_were_fitted_from(profile, raw):
+    gpu = load_profile(CONFIGS / f"hardware/{profile}.yaml", "gpu", GPUSpec)
+    rows = fit.layer_check_rows(gpu, fit.read_rows(CONFIGS / f"hardware/calibration/{raw}/compiled_layer.csv"))
+    fused = [abs(r["error"]) for r in rows if r["mode"] == "compiled"]
+    assert len(fused) == 7 and max(fused) <= 0.08
+    # the compiled layer is what the fusion saves: every measured layer runs faster than its eager twin
+    eager = {(r["phase"], r["batch"], r["context"]): r["measured_s"] for r in rows if r["mode"] == "eager"}
+    assert all(r["measured_s"] < eager[(r["phase"], r["batch"], r["context"])] for r in rows if r["mode"] == "compiled")

@@ -293,7 +293,9 @@ class ServingSpec(Section):
     (torch.compile) and SGLang (its own fused kernels) do by default; ``eager``: unfused ops launched one
     by one (vLLM ``--enforce-eager``, plain PyTorch). ``iteration_overhead`` is the engine's own time per
     forward pass beyond the GPU's (scheduling, input preparation, sampling, detokenization not overlapped
-    with the GPU)."""
+    with the GPU). ``frontend_latency`` is one way between a client and the engine (HTTP, tokenization and
+    IPC in; detokenization and streaming out): a request reaches the engine that long after it is sent,
+    and its tokens reach the client that long after they are sampled (TTFT and E2E are the client's)."""
 
     mode: Literal["disaggregated", "aggregated"] = "disaggregated"
     router: Literal["round_robin", "least_loaded", "cache_aware"] = "round_robin"
@@ -302,6 +304,7 @@ class ServingSpec(Section):
     aggregated: AggregatedSpec = AggregatedSpec()
     execution: Literal["fused", "eager"] = "fused"
     iteration_overhead: Seconds = 0.0
+    frontend_latency: Seconds = 0.0
 
 
 class PrefixCacheSpec(Section):

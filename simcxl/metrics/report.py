@@ -54,7 +54,9 @@ class RunReport:
         self._tbt_intervals = np.concatenate(self._token_intervals) if self._token_intervals else np.empty(0)
 
     def _request_rows(self) -> list[tuple]:
-        """One row per request; token times come from the decode workers' iteration end times."""
+        """One row per request; token times come from the decode workers' iteration end times, and TTFT and
+        E2E are what the client sees: from sending the request to receiving the token, through the frontend."""
+        out = self.cluster.frontend_latency
         ends = {w.index: np.asarray(w.iteration_ends) for w in self.cluster.token_workers}
         gaps = {index: np.diff(e) for index, e in ends.items()}
         self._token_intervals: list[np.ndarray] = []
@@ -76,7 +78,8 @@ class RunReport:
             rows.append((r.id, r.arrival, r.input_tokens, r.output_tokens, r.prefill_instance, r.decode_instance,
                          r.cached_tokens, r.prefill_start, r.prefix_load_end, r.prefill_end, r.decode_admit,
                          r.kv_transfer_start, r.kv_transfer_end, r.decode_wait, r.kv_sync,
-                         first_token, r.finish, first_token - r.arrival, tbt_mean, tbt_max, r.finish - r.arrival,
+                         first_token, r.finish, first_token + out - r.arrival, tbt_mean, tbt_max,
+                         r.finish + out - r.arrival,
                          r.kv_bytes))
         return rows
 

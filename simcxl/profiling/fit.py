@@ -82,22 +82,14 @@ def fit_fused(compiled_rows: list[dict], gpu: GPUSpec) -> dict[str, float]:
     attention rooflines is the fused ops and the per-layer fixed cost. Decode layers (few tokens) give the
     fixed cost; prefill layers (>= 1024 tokens) then give the fused ops' effective bandwidth over their
     nominal traffic."""
-    from simcxl.hardware.gpu import GPUCompute
-    from simcxl.hardware.model import LLM
     from simcxl.profiling import compiled_layer as shape
 
-    layer = ModelSpec(name="one Llama-3.1-70B layer", layers=1, hidden=shape.HIDDEN, heads=shape.HEADS,
-                      kv_heads=shape.KV_HEADS, head_dim=shape.HEAD_DIM, intermediate=shape.INTERMEDIATE,
-                      vocab=1, dtype="fp8", kv_dtype="bf16")
-    compute = GPUCompute(gpu, LLM(layer), shape.TP)
+    compute = _one_layer(gpu, fused=False)
 
     def beyond_rooflines(row: dict) -> tuple[float, float]:
         """(seconds the layer took beyond its GEMMs and attention, tokens it carried)"""
-        m, batch, context = int(row["m"]), int(row["batch"]), int(row["context"])
-        tokens = m if row["phase"] == "prefill" else batch
-        modelled = (compute.prefill_time([m]) if row["phase"] == "prefill"
-                    else compute.decode_step_time(batch, batch * context))
-        rooflines = modelled - compute.allreduce_time(tokens) - compute._fixed_and_elementwise(tokens)
+        tokens = int(row["m"] if row["phase"] == "prefill" else row["batch"])
+        rooflines = _predicted_layer(compute, row) - compute._fixed_and_elementwise(tokens)
         return row["seconds"] - rooflines, tokens
 
     layers = [r for r in compiled_rows if r["kind"] == "layer" and r["mode"] == "compiled"]
@@ -109,6 +101,41 @@ def fit_fused(compiled_rows: list[dict], gpu: GPUSpec) -> dict[str, float]:
     overhead = statistics.median(rest - shape.nominal_elementwise_bytes(tokens) / (efficiency * gpu.hbm_bandwidth)
                                  for rest, tokens in decode)
     return {"fused_elementwise_efficiency": efficiency, "fused_layer_overhead": overhead}
+
+
+def _one_layer(gpu: GPUSpec, fused: bool):
+    """The compute model of the measured layer: one Llama-3.1-70B layer, TP 4, FP8, no LM head."""
+    from simcxl.hardware.gpu import GPUCompute
+    from simcxl.hardware.model import LLM
+    from simcxl.profiling import compiled_layer as shape
+
+    layer = ModelSpec(name="one Llama-3.1-70B layer", layers=1, hidden=shape.HIDDEN, heads=shape.HEADS,
+                      kv_heads=shape.KV_HEADS, head_dim=shape.HEAD_DIM, intermediate=shape.INTERMEDIATE,
+                      vocab=1, dtype="fp8", kv_dtype="bf16")
+    return GPUCompute(gpu, LLM(layer), shape.TP, fused=fused)
+
+
+def _predicted_layer(compute, row: dict) -> float:
+    """The model's time for a measured layer row, without the all-reduces (priced from their own table)."""
+    m, batch, context = int(row["m"]), int(row["batch"]), int(row["context"])
+    if row["phase"] == "prefill":
+        return compute.prefill_time([m]) - compute.allreduce_time(m)
+    return compute.decode_step_time(batch, batch * context) - compute.allreduce_time(batch)
+
+
+def layer_check_rows(gpu: GPUSpec, compiled_rows: list[dict]) -> list[dict]:
+    """Predicted vs measured time of every measured layer, eager rows with the eager figures and compiled
+    rows with the fused ones (which were fitted from them: a check of the fit's residuals)."""
+    models = {"eager": _one_layer(gpu, fused=False), "compiled": _one_layer(gpu, fused=True)}
+    rows = []
+    for row in compiled_rows:
+        if row["kind"] != "layer":
+            continue
+        predicted = _predicted_layer(models[row["mode"]], row)
+        rows.append(dict(mode=row["mode"], phase=row["phase"], batch=int(row["batch"]),
+                         context=int(row["m"] if row["phase"] == "prefill" else row["context"]),
+                         measured_s=row["seconds"], predicted_s=predicted, error=predicted / row["seconds"] - 1))
+    return rows
 
 
 def profile_yaml(base: GPUSpec, fit: dict[str, float], info: dict, csv_path: str) -> str:

@@ -84,6 +84,7 @@ class Cluster:
                            for i, gpus in enumerate(instances)] if aggregated else []
         self.router = Router(serving.router, self.prefill or self.aggregated, self.decode,
                              self.kv_manager.prefix_cache)
+        self.frontend_latency = serving.frontend_latency
         self.requests: list[Request] = []
         self._closed_loop: deque[Request] | None = None
         self.completed = 0
@@ -160,16 +161,26 @@ class Cluster:
 
     def _on_finished(self, request: Request) -> None:
         self.completed += 1
-        if self._closed_loop:  # that client sends its next request now
-            self._send_next()
+        if self._closed_loop:  # that client sends its next request once it has seen this one's last token
+            self._after(self.frontend_latency, self._send_next)
         if self._progress is not None:
             self._progress(self.completed)
         if self.completed == len(self.requests):
             self._all_done.succeed()
 
+    def _after(self, delay: float, action: Callable[[], None]) -> None:
+        """Run ``action`` ``delay`` seconds from now (now itself, in this event, when there is no delay)."""
+        if delay > 0:
+            self.env.timeout(delay).callbacks.append(lambda _: action())
+        else:
+            action()
+
     def _submit(self, request: Request) -> None:
-        self.kv_manager.on_arrival(request)
-        self.router.pick_prefill(request).submit(request)
+        """The request was sent now; it reaches the engine after the frontend (HTTP, tokenization, IPC)."""
+        def enter() -> None:
+            self.kv_manager.on_arrival(request)
+            self.router.pick_prefill(request).submit(request)
+        self._after(self.frontend_latency, enter)
 
     def _send_next(self) -> None:
         """A closed-loop client sends the next request: it arrives now."""

@@ -7,6 +7,9 @@ arrival -> (queue) -> prefill_start -> (load cached prefix KV) -> prefix_load_en
 TTFT is arrival -> first_token, where the first token is the one the decode worker streams after its
 first iteration (as in vLLM's and Dynamo's disaggregated serving), so it includes the KV transfer.
 In aggregated serving the instance that prefills also decodes: the first token ends the prefill.
+``arrival`` is when the client sends the request; with a ``serving.frontend_latency`` the engine sees
+it that much later and the client sees each token that much after ``first_token`` / ``finish`` (engine
+times), and TTFT and E2E count both ways.
 
 A request emits one token per iteration of its instance from ``join_iteration`` to ``finish_iteration``.
 A preempted one (its KV dropped, recomputed later) emits in several stints: ``stints`` holds the
