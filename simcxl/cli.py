@@ -72,10 +72,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     cluster, workload = prepare(loaded)
     s = loaded.scenario
     skipped = f" ({len(workload.bad_rows)} bad trace rows skipped)" if workload.bad_rows else ""
-    print(f"{args.config}: ok: {s.name}: {len(cluster.prefill)} prefill + {len(cluster.decode)} decode instances of "
-          f"{s.model.name} on {s.gpu.name} (TP {s.cluster.tensor_parallel}), KV room "
-          f"{cluster.compute.kv_capacity_tokens:,} tokens per instance, {len(workload.requests):,} requests{skipped}, "
-          f"kv_manager {s.kv_manager.type}")
+    count = len(cluster.aggregated)
+    instances = (f"{count} aggregated instance{'s' if count != 1 else ''}" if cluster.aggregated
+                 else f"{len(cluster.prefill)} prefill + {len(cluster.decode)} decode instances")
+    manager = "" if cluster.aggregated else f", kv_manager {s.kv_manager.type}"
+    print(f"{args.config}: ok: {s.name}: {instances} of {s.model.name} on {s.gpu.name} "
+          f"(TP {s.cluster.tensor_parallel}), KV room {cluster.compute.kv_capacity_tokens:,} tokens per instance, "
+          f"{len(workload.requests):,} requests{skipped}{manager}")
     return 0
 
 

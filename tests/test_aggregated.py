@@ -127,3 +127,17 @@ def test_allreduce_table_interpolates_and_extrapolates_at_the_last_rate():
     slope = (1337.7e-6 - 115.4e-6) / (268435456 - 16777216)
     assert compute.one_allreduce(2 * 268435456) == pytest.approx(1337.7e-6 + slope * 268435456)
     assert compute.allreduce_time(4) == pytest.approx(80 * 2 * compute.one_allreduce(4 * 8192 * 2))
+
+
+def test_unmixed_prefill_pauses_decodes_for_whole_prefill_passes():
+    """SGLang without mixed chunks: a prompt runs in an iteration of its own, so a decoding sequence waits
+    a whole prefill pass between two tokens, while the prompt's first token comes sooner."""
+    args = ("workload={type: closed_loop, concurrency: 4, num_requests: 40, input_tokens: {dist: uniform, min: 1500, "
+            "max: 2000}, output_tokens: {dist: uniform, min: 100, max: 200}}", "serving.frontend_latency=0 s")
+    mixed = simulate(scenario(ENGINE, *args)).report
+    unmixed = simulate(scenario(ENGINE, *args, "serving.aggregated.mixed_prefill=false")).report
+    shortest_prefill = unmixed.cluster.compute.forward_time(0, 0, [(1500, 0, True)])
+    assert unmixed.requests.tbt_max_s.max() >= shortest_prefill
+    assert unmixed.requests.ttft_s.mean() < mixed.requests.ttft_s.mean()
+    for report in (mixed, unmixed):
+        assert report.requests.finish_s.notna().all()

@@ -3,7 +3,8 @@
 Each iteration is one forward pass, one SimPy event. The scheduler fills a token budget
 (``max_num_batched_tokens``): running decodes first (one token each), then the next chunk of running
 sequences still in their prompt, then waiting prompts while the budget and ``max_num_seqs`` allow,
-the last one possibly as a partial chunk (chunked prefill). KV blocks are allocated on demand for
+the last one possibly as a partial chunk (chunked prefill). With ``mixed_prefill: false`` (SGLang's
+default, no ``--enable-mixed-chunk``) prompt chunks run in prefill-only iterations that pause the decodes. KV blocks are allocated on demand for
 exactly the tokens scheduled; when a decoding sequence needs a block and none is free, the newest
 running sequence is preempted by recompute: its blocks are freed and it returns to the front of the
 queue, to prefill its prompt and the tokens it already generated again. No new prompt is admitted in
@@ -89,21 +90,32 @@ class AggregatedWorker:
     def _schedule(self) -> tuple[list[Request], list[tuple[Request, int]]]:
         """This iteration's decoding sequences and prompt chunks ``(request, tokens)``, blocks allocated.
 
-        Decoding sequences go first, one token each, so that every one of them emits a token every
-        iteration; a decode that finds no free block preempts the newest running sequences. Prompt chunks
-        of running sequences follow, then new prompts; a chunk waits (preempting nothing) when its blocks
-        are not free."""
+        Mixed (vLLM v1): decoding sequences go first, one token each, so that every one of them emits a
+        token every iteration, then prompt chunks fill the rest of the budget. Unmixed (SGLang's default):
+        an iteration is a prefill batch whenever a prompt chunk can run, and a decode batch otherwise."""
         budget = self.spec.max_num_batched_tokens
+        if not self.spec.mixed_prefill:
+            chunks = self._schedule_chunks(budget, self.preemptions)
+            return ([], chunks) if chunks else (self._schedule_decodes(budget), [])
         preemptions = self.preemptions
-        decodes = [r for r in self.running if r.computed >= r.target]
+        decodes = self._schedule_decodes(budget)
+        return decodes, self._schedule_chunks(budget - len(decodes), preemptions)
+
+    def _schedule_decodes(self, budget: int) -> list[Request]:
+        """Decoding sequences, a block each when they cross into one; one with no free block preempts the
+        newest running sequences."""
         scheduled: list[Request] = []
-        for request in decodes:
+        for request in [r for r in self.running if r.computed >= r.target][:budget]:
             if request.computed < request.target:  # preempted for an older sequence's block
                 continue
             if not self._allocate(request, request.computed + 1):
                 break
             scheduled.append(request)
-            budget -= 1
+        return scheduled
+
+    def _schedule_chunks(self, budget: int, preemptions: int) -> list[tuple[Request, int]]:
+        """Prompt chunks of running sequences, then new prompts (none in an iteration that preempted); a
+        chunk waits, preempting nothing, when its blocks are not free."""
         chunks: list[tuple[Request, int]] = []
         for request in [r for r in self.running if r.computed < r.target]:
             tokens = min(request.target - request.computed, budget)
@@ -124,7 +136,7 @@ class AggregatedWorker:
                 request.prefill_start = request.prefix_load_end = self.env.now
             chunks.append((request, tokens))
             budget -= tokens
-        return scheduled, chunks
+        return chunks
 
     def _advance(self, decodes: list[Request], chunks: list[tuple[Request, int]]) -> None:
         """The pass has ended: every scheduled sequence holds its new KV; each one that completed its prompt,

@@ -13,7 +13,8 @@ from simcxl.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent
-SCENARIOS = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
+SCENARIOS = sorted(str(p.relative_to(ROOT / "configs").with_suffix(""))
+                   for pattern in ("*.yaml", "engine/*.yaml") for p in (ROOT / "configs").glob(pattern))
 
 
 def summary_of(name: str, overrides: tuple[str, ...] = ()) -> dict:

@@ -8,5 +8,6 @@ from .scenarios import GOLDEN, SCENARIOS, summary_of
 
 if __name__ == "__main__":
     for name in SCENARIOS:
+        (GOLDEN / name).parent.mkdir(parents=True, exist_ok=True)
         write_atomic(GOLDEN / f"{name}.json", dump_json(summary_of(name)))
         print(f"wrote {GOLDEN / name}.json")
