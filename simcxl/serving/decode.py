@@ -9,7 +9,10 @@ from them when the run ends.
 KV is paged in blocks (:class:`KVBlocks`). Admission (``decode.admission``) is FCFS and decides what a
 request must be granted before its KV moves here:
 - ``on_demand``, as vLLM and SGLang do: blocks for its prompt and first token. A sequence takes another
-  block each time it crosses into one; a heap of those iterations keeps this O(log n) per crossing.
+  block each time it crosses into one. Every sequence grows by a token per iteration, so the ones that
+  cross at iteration i are those whose (join iteration - tokens held at join) is i modulo the block size:
+  a count per residue prices each iteration's new blocks in O(1), and holdings are worked out when a
+  sequence leaves.
   When no block is free, the newest sequence is preempted by recompute: its blocks are freed, and it
   waits here (its prompt came from a prefill instance, but the decode engine recomputes locally, as a
   vLLM v1 decode instance re-runs a preempted request's prefill) to prefill prompt + generated tokens
@@ -64,7 +67,7 @@ class DecodeWorker:
         self.receive_time = 0.0  # the batch stalled while this worker received KV itself
         self._running: dict[int, Request] = {}  # the batch, in admission order: the newest is preempted first
         self._batch: list[tuple[int, int, Request]] = []  # heap of (finish iteration, id, request); stale kept
-        self._crossings: list[tuple[int, int, int, Request]] = []  # (iteration it needs a block, id, join, request)
+        self._crossing_counts = [0] * spec.block_tokens  # sequences needing a block at iterations of each residue
         self._recompute: deque[Request] = deque()  # preempted, waiting for blocks to prefill again here
         self.context_tokens = 0
         self.iteration = 0
@@ -161,22 +164,32 @@ class DecodeWorker:
         if self.topk is not None and context < self.topk:
             self._unsaturated[request.id] = saturated = self.iteration + self.topk - context
             heapq.heappush(self._saturating, (saturated, request.id))
-        if self.on_demand:  # the first iteration whose token no longer fits its blocks
-            crossing = self.iteration + request.blocks * self.kv.block_tokens - self._held_at_join(request)
-            heapq.heappush(self._crossings, (crossing, request.id, self.iteration, request))
+        if self.on_demand:
+            self._crossing_counts[self._crossing_residue(request)] += 1
 
-    def _remove(self, request: Request) -> None:
-        """``request`` leaves the batch at this iteration boundary (finished or preempted); its blocks free."""
+    def _crossing_residue(self, request: Request) -> int:
+        """The iterations (mod block size) at which the sequence needs a new block: its token at iteration i
+        is its (held at join + i - join + 1)-th, which starts a block when that count is 1 mod the size."""
+        return (request.join_iteration - self._held_at_join(request)) % self.kv.block_tokens
+
+    def _remove(self, request: Request, allocated_through: int) -> None:
+        """``request`` leaves the batch at this iteration boundary (finished or preempted); its blocks, which
+        cover its tokens through iteration ``allocated_through``, free."""
         del self._running[request.id]
         context = request.input_tokens + request.generated + self.iteration - request.join_iteration
         self.context_tokens -= context
         self.attended_tokens -= context if self.topk is None else min(context, self.topk)
         self._unsaturated.pop(request.id, None)
+        if self.on_demand:
+            self._crossing_counts[self._crossing_residue(request)] -= 1
+            request.blocks = self.kv.blocks_for(
+                self._held_at_join(request) + allocated_through - request.join_iteration + 1)
         self.kv.release(request)
 
     def _preempt(self, victim: Request) -> None:
-        """Drop ``victim``'s KV; it waits to prefill its prompt and generated tokens again on this worker."""
-        self._remove(victim)
+        """Drop ``victim``'s KV before this iteration's blocks are taken; it waits to prefill its prompt and
+        generated tokens again on this worker."""
+        self._remove(victim, self.iteration - 1)
         victim.stints += ((victim.join_iteration, self.iteration - 1),)
         victim.generated += self.iteration - victim.join_iteration
         victim.join_iteration = victim.finish_iteration = -1
@@ -186,36 +199,32 @@ class DecodeWorker:
 
     def _allocate_step(self) -> bool:
         """A block for every sequence whose next token crosses into one, preempting the newest sequences
-        while none is free; True if any sequence was preempted."""
-        block_tokens, preempted = self.kv.block_tokens, False
-        while self._crossings and self._crossings[0][0] <= self.iteration:
-            crossing, _, joined, request = heapq.heappop(self._crossings)
-            if self._running.get(request.id) is not request or request.join_iteration != joined:
-                continue  # finished or preempted since
-            while not self.kv.grow(request, (request.blocks + 1) * block_tokens):
-                victim = next(reversed(self._running.values()))
-                self._preempt(victim)
-                preempted = True
-                if victim is request:
-                    break
-            else:
-                heapq.heappush(self._crossings, (crossing + block_tokens, request.id, joined, request))
+        while too few are free; True if any sequence was preempted."""
+        residue, preempted = self.iteration % self.kv.block_tokens, False
+        needed = self._crossing_counts[residue]
+        while needed > self.kv.free:  # rare: most iterations take their blocks and go
+            victim = next(reversed(self._running.values()))
+            needed -= self._crossing_residue(victim) == residue
+            self._preempt(victim)
+            preempted = True
+        self.kv.take(needed)
         return preempted
 
     def _join(self) -> list[Request]:
         """Preempted sequences whose blocks are free, then landed requests, join; returns the former."""
         self.joined_attended = 0
         rejoined = []
-        while self._recompute and len(self._running) < self.spec.max_batch_size:
-            request = self._recompute[0]
-            if not self.kv.grow(request, self._held_at_join(request) + 1):
-                break
-            self._recompute.popleft()
-            self._add(request)
-            rejoined.append(request)
+        if self._recompute:
+            while self._recompute and len(self._running) < self.spec.max_batch_size:
+                request = self._recompute[0]
+                if not self.kv.grow(request, self._held_at_join(request) + 1):
+                    break
+                self._recompute.popleft()
+                self._add(request)
+                rejoined.append(request)
+            self._grant()  # reservations queue behind preempted sequences
         while self._ready and len(self._running) < self.spec.max_batch_size:
             self._add(self._ready.popleft())
-        self._grant()
         return rejoined
 
     def _grow(self) -> None:
@@ -236,7 +245,7 @@ class DecodeWorker:
             finish, _, request = heapq.heappop(self._batch)
             if self._running.get(request.id) is not request or request.finish_iteration != finish:
                 continue  # preempted since: it left by another door
-            self._remove(request)
+            self._remove(request, self.iteration - 1)
             request.finish = now
             self.on_finished(request)
         self._grant()
@@ -257,10 +266,12 @@ class DecodeWorker:
                 self._wakeup = None
                 continue
             start = env.now
-            recompute = self.compute.prefill_time([r.input_tokens + r.generated for r in rejoined]) if rejoined else 0.0
-            self.recompute_time += recompute
-            duration = recompute + self.iteration_overhead + self.compute.decode_step_time(
+            duration = self.iteration_overhead + self.compute.decode_step_time(
                 len(self._running), self.context_tokens, self.attended_tokens)
+            if rejoined:
+                recompute = self.compute.prefill_time([r.input_tokens + r.generated for r in rejoined])
+                self.recompute_time += recompute
+                duration += recompute
             fetch = self.kv_manager.step_fetch(self)
             if fetch is None:
                 yield env.timeout(duration)

@@ -32,6 +32,12 @@ class KVBlocks:
             request.blocks += needed
         return True
 
+    def take(self, count: int) -> None:
+        """``count`` blocks for sequences that grow together, whose holdings their owner keeps track of."""
+        if count > self.free:
+            raise ValueError(f"{count} blocks asked for, {self.free} free")
+        self.free -= count
+
     def release(self, request) -> None:
         self.free += request.blocks
         request.blocks = 0
