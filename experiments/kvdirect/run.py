@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rate_sweep import sweep_scenarios  # noqa: E402
 
 PAPER_LATENCY_REDUCTION = 0.55
-RATES = [16, 24, 28, 32, 34, 35, 36]
+RATES = [16, 24, 28, 32, 34, 35, 36, 37, 38]
 
 
 def main() -> None:
