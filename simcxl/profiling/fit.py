@@ -51,7 +51,8 @@ def fit_efficiencies(rows: list[dict], peak_flops: float, hbm_bandwidth: float) 
         / hbm_bandwidth,
         "elementwise_efficiency": median("elementwise_layer", bandwidth, lambda r: r["m"] >= 1024) / hbm_bandwidth,
     }
-    fit["layer_overhead"] = _ramp_up(rows, fit, hbm_bandwidth) + _at_one_token(rows, "elementwise_layer")
+    elementwise = next(r["seconds"] for r in rows if r["kind"] == "elementwise_layer" and r["m"] == 1)
+    fit["layer_overhead"] = _ramp_up(rows, fit, hbm_bandwidth) + elementwise
     return fit
 
 
@@ -64,10 +65,6 @@ def _ramp_up(rows: list[dict], fit: dict[str, float], hbm_bandwidth: float) -> f
     attention = min((r for r in rows if r["kind"] == "attention_decode"), key=lambda r: r["bytes"])
     attention_fixed = attention["seconds"] - attention["bytes"] / (fit["attention_memory_efficiency"] * hbm_bandwidth)
     return max(0.0, gemm_fixed) + max(0.0, attention_fixed)
-
-
-def _at_one_token(rows: list[dict], kind: str, mode: str | None = None) -> float:
-    return next(r["seconds"] for r in rows if r["kind"] == kind and r["m"] == 1 and mode in (None, r.get("mode")))
 
 
 def fit_fp8(rows: list[dict], fp8_peak_flops: float) -> float:

@@ -68,8 +68,7 @@ class AggregatedWorker:
         self.running.remove(victim)
         self.kv.release(victim)
         if victim.join_iteration >= 0:  # it was emitting tokens: that stint ends with the last iteration
-            victim.stints += ((victim.join_iteration, self.iteration - 1),)
-            victim.join_iteration = -1
+            victim.end_stint(self.iteration - 1)
         self.recomputed_tokens += victim.computed
         victim.computed = 0
         victim.target = victim.input_tokens + victim.generated

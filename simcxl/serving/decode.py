@@ -190,9 +190,9 @@ class DecodeWorker:
         """Drop ``victim``'s KV before this iteration's blocks are taken; it waits to prefill its prompt and
         generated tokens again on this worker."""
         self._remove(victim, self.iteration - 1)
-        victim.stints += ((victim.join_iteration, self.iteration - 1),)
         victim.generated += self.iteration - victim.join_iteration
-        victim.join_iteration = victim.finish_iteration = -1
+        victim.end_stint(self.iteration - 1)
+        victim.finish_iteration = -1
         self.recomputed_tokens += victim.input_tokens + victim.generated
         self._recompute.append(victim)
         self.preemptions += 1

@@ -68,6 +68,11 @@ class Request:
         self.blocks = 0  # KV blocks held on its instance
         self.stints: tuple[tuple[int, int], ...] = ()  # (first, last) token iterations of stints cut by preemption
 
+    def end_stint(self, last_iteration: int) -> None:
+        """Preempted: the tokens it emitted through ``last_iteration`` form one stint; none until it rejoins."""
+        self.stints += ((self.join_iteration, last_iteration),)
+        self.join_iteration = -1
+
     @property
     def total_tokens(self) -> int:
         """Tokens of KV the request holds when it finishes: prompt plus generated."""
