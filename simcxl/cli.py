@@ -31,7 +31,7 @@ def positive_int(text: str) -> int:
 
 
 def _add_scenario_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", type=Path, help="scenario YAML (e.g. configs/rdma.yaml)")
+    parser.add_argument("config", type=Path, help="scenario YAML (e.g. configs/rdma.yaml) or a bundled scenario's name (rdma, engine/vllm_llama-3.1-70b-fp8_h100)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a config value, e.g. --set workload.rate=8 (repeatable)")
 
@@ -182,14 +182,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _resolve_profile(value: Path, folder: str) -> Path:
-    """A profile path, or a name looked up in configs/<folder>/ (here, then beside the package)."""
-    if value.suffix in (".yaml", ".yml") or value.exists():
-        return value
-    for root in (Path("configs"), Path(__file__).resolve().parents[1] / "configs"):
-        candidate = root / folder / f"{value}.yaml"
-        if candidate.is_file():
-            return candidate
-    raise SimcxlError(f"{value}: no such profile file, and no configs/{folder}/{value}.yaml")
+    """A profile path, or a name looked up in configs/<folder>/ (here, then in the bundled configs)."""
+    from simcxl.config.bundled import find_config
+
+    return find_config(value, folder)
 
 
 def _cmd_profile_gpu(args: argparse.Namespace) -> int:
@@ -252,6 +248,28 @@ def _cmd_bench_gpu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model_from_hf(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from simcxl.config.hf_import import model_from_hf, read_hf_config
+    from simcxl.config.schema import ModelSpec
+    from simcxl.metrics.results import write_atomic
+
+    imported = model_from_hf(read_hf_config(args.config), args.config, args.name, args.dtype)
+    try:
+        ModelSpec.model_validate(imported.fields)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise SimcxlError(f"{args.config}: the imported model.{where} is not valid: {problem['msg']}") from None
+    if args.output is None:
+        print(imported.to_yaml(), end="")
+        return 0
+    write_atomic(args.output, imported.to_yaml())
+    print(f"wrote {args.output} ({imported.fields['name']}; use it with include: or model: {{hf_config: ...}})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simcxl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"simcxl {__version__}")
@@ -302,6 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--executor", choices=("local", "ray"), default="local")
     sweep.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     sweep.set_defaults(func=_cmd_sweep)
+
+    model = commands.add_parser("model", help="model profiles").add_subparsers(dest="what", required=True)
+    from_hf = model.add_parser("from-hf", help="a model profile from a Hugging Face config.json")
+    from_hf.add_argument("config", type=Path, help="the model's config.json")
+    from_hf.add_argument("-o", "--output", type=Path, help="profile YAML to write (default: print it)")
+    from_hf.add_argument("--name", help="the model's name (default: the folder holding config.json)")
+    from_hf.add_argument("--dtype", choices=("bf16", "fp16", "fp8"),
+                         help="price the weights in this dtype (for a quantization the roofline does not price)")
+    from_hf.set_defaults(func=_cmd_model_from_hf)
 
     profile = commands.add_parser("profile-gpu", help="calibrate a GPU profile on a real CUDA GPU (needs PyTorch)")
     profile.add_argument("-o", "--output", type=Path, required=True, help="GPU profile to write")

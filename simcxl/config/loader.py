@@ -73,7 +73,10 @@ def _merge(base: dict, update: dict, provenance: dict[KeyPath, str], sources: di
 
 
 def _changes_kind(old: dict, new: dict) -> bool:
-    """A mapping that names another ``type`` or ``dist`` replaces the old one instead of merging into it."""
+    """A mapping that names another ``type`` or ``dist`` replaces the old one instead of merging into it, and
+    so does a model read from a Hugging Face config (``hf_config``): it is a whole model."""
+    if "hf_config" in new and new.get("hf_config") != old.get("hf_config"):
+        return True
     return any(tag in new and tag in old and new[tag] != old[tag] for tag in ("type", "dist"))
 
 
@@ -154,8 +157,11 @@ class LoadedScenario:
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoadedScenario:
-    """Read, merge and validate a scenario; raise ConfigError with file and key path on any problem."""
-    path = Path(path)
+    """Read, merge and validate a scenario (a path, or the name of a bundled one: ``rdma``); raise ConfigError
+    with file and key path on any problem."""
+    from simcxl.config.bundled import find_config
+
+    path = find_config(path)
     merged, provenance = _load_with_includes(path, ())
     for text in overrides:
         key_path, value = parse_override(text)
@@ -163,11 +169,36 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         for key in reversed(key_path):
             patch = {key: patch}
         _merge(merged, patch, provenance, _all_from(patch, f"--set {text}"))
+    _import_hf_model(merged, provenance, path)
     try:
         scenario = Scenario.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, merged, provenance, path)) from None
     return LoadedScenario(scenario, merged, path, provenance)
+
+
+def _import_hf_model(merged: dict, provenance: dict[KeyPath, str], path: Path) -> None:
+    """``model: {hf_config: PATH, ...}``: the model section read from a Hugging Face config.json, the keys
+    written beside ``hf_config`` overriding what it implies. The merged scenario then holds the imported
+    fields, so ``config.resolved.yaml`` runs without the JSON file."""
+    model = merged.get("model")
+    if not isinstance(model, dict) or "hf_config" not in model:
+        return
+    from simcxl.config.hf_import import model_from_hf, read_hf_config
+
+    written = model.pop("hf_config")
+    source = provenance.pop(("model", "hf_config"), str(path))
+    if not isinstance(written, str):
+        raise ConfigError(f"{source}: model.hf_config: expected a path to a config.json, got {written!r}")
+    json_path = Path(written)
+    if not json_path.is_absolute() and not source.startswith("--set"):
+        json_path = Path(source).parent / json_path
+    imported = model_from_hf(read_hf_config(json_path), json_path).fields
+    written_beside = {key: value for key, value in provenance.items() if key[:1] == ("model",)}
+    provenance.update(_all_from({"model": imported}, str(json_path)))
+    provenance.update(written_beside)
+    _merge(imported, model, {}, _all_from(model, source))
+    merged["model"] = imported
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
