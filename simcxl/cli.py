@@ -56,12 +56,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if done % 64 == 0 or done == total:
                 progress.update(task, completed=done, total=total)
 
-        outcome = simulate(loaded, advance)
+        outcome = simulate(loaded, advance, _timeline(args))
     outcome.write(out_dir, loaded)
     if not args.quiet:
         print_summary(outcome.summary, outcome.wall_s)
-        print(f"results: {out_dir}/ (summary.json, requests.csv, timeseries.csv, config.resolved.yaml, run.json)")
+        extra = ", timeline.json" if args.timeline else ""
+        print(f"results: {out_dir}/ (summary.json, requests.csv, timeseries.csv, config.resolved.yaml, run.json{extra})")
+        if outcome.report.cluster.timeline is not None and outcome.report.cluster.timeline.dropped:
+            print(f"timeline: cut at {args.timeline_max_events:,} events ({outcome.report.cluster.timeline.dropped:,} "
+                  "left out); narrow it with --timeline-window START:END")
     return 0
+
+
+def _timeline(args: argparse.Namespace):
+    """The Timeline that ``--timeline [--timeline-window START:END]`` asks for, or None."""
+    if not args.timeline and args.timeline_window is None:
+        return None
+    from simcxl.metrics.timeline import Timeline
+
+    start, end = args.timeline_window or (0.0, float("inf"))
+    return Timeline(start, end, args.timeline_max_events)
+
+
+def _window(text: str) -> tuple[float, float]:
+    """argparse type: START:END in simulated seconds (END may be empty: to the end of the run)."""
+    start, sep, end = text.partition(":")
+    try:
+        window = (float(start or 0), float(end) if end else float("inf"))
+    except ValueError:
+        window = None
+    if not sep or window is None or not 0 <= window[0] < window[1] or window[0] == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected START:END in simulated seconds with 0 <= START < END, "
+                                         f"e.g. 10:12, got {text!r}")
+    return window
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -280,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scenario_args(run)
     run.add_argument("-o", "--output", type=Path, help="results folder (default: results/<scenario name>)")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    run.add_argument("--timeline", action="store_true",
+                     help="also write timeline.json (Chrome trace format: open it in ui.perfetto.dev)")
+    run.add_argument("--timeline-window", type=_window, metavar="START:END",
+                     help="record the timeline only between these simulated seconds (implies --timeline)")
+    run.add_argument("--timeline-max-events", type=positive_int, default=1_000_000, metavar="N",
+                     help="stop recording after N trace events (default 1,000,000, about 150 MB)")
     run.set_defaults(func=_cmd_run)
 
     validate = commands.add_parser("validate", help="check a scenario without running it")

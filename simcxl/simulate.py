@@ -12,7 +12,8 @@ from typing import Callable
 
 from simcxl.config.loader import LoadedScenario
 from simcxl.metrics.report import RunReport
-from simcxl.metrics.results import write_results
+from simcxl.metrics.results import write_atomic, write_results
+from simcxl.metrics.timeline import Timeline
 from simcxl.serving.cluster import Cluster
 from simcxl.workload import Workload, block_tokens_of, build_workload
 
@@ -26,22 +27,25 @@ class RunOutcome:
     def write(self, out_dir: Path, loaded: LoadedScenario) -> None:
         csv = self.report.requests.to_csv(index=False, lineterminator="\n")
         write_results(out_dir, self.summary, csv, loaded.resolved, self.wall_s, self.report.cluster.sampler.csv())
+        if self.report.cluster.timeline is not None:
+            write_atomic(out_dir / "timeline.json", self.report.cluster.timeline.json())
 
 
-def prepare(loaded: LoadedScenario) -> tuple[Cluster, Workload]:
+def prepare(loaded: LoadedScenario, timeline: Timeline | None = None) -> tuple[Cluster, Workload]:
     """Build the workload and the cluster and check they fit, without running (``simcxl validate``)."""
     spec = loaded.scenario.workload
-    cluster = Cluster(loaded, block_tokens_of(spec))
+    cluster = Cluster(loaded, block_tokens_of(spec), timeline)
     cluster.check_workload_fits(loaded)
     workload = build_workload(spec, loaded.scenario.seed, loaded.resolve_path)
     cluster.check_requests_fit(loaded, workload.requests)
     return cluster, workload
 
 
-def simulate(loaded: LoadedScenario, progress: Callable[[int, int], None] | None = None) -> RunOutcome:
-    """Run a scenario; ``progress(done, total)`` is called as requests finish."""
+def simulate(loaded: LoadedScenario, progress: Callable[[int, int], None] | None = None,
+             timeline: Timeline | None = None) -> RunOutcome:
+    """Run a scenario; ``progress(done, total)`` is called as requests finish; ``timeline`` records a trace."""
     start = time.perf_counter()
-    cluster, workload = prepare(loaded)
+    cluster, workload = prepare(loaded, timeline)
     total = len(workload.requests)
     cluster.run(workload.requests, (lambda done: progress(done, total)) if progress else None, workload.concurrency)
     report = RunReport(cluster, workload)

@@ -3,7 +3,8 @@
 From a sweep folder (``sweep.csv``): TTFT, TBT and throughput against a swept key, one line per
 combination of the other keys, with the P50-P99 band shaded. From run folders (``summary.json`` and
 ``requests.csv``): the TTFT CDF of each run, the mean TTFT broken into its parts, and GPU and link
-utilization side by side.
+utilization side by side; from a run recorded with ``--timeline``, a window of its timeline drawn as
+Perfetto shows it (one row per GPU instance, KV transfers in lanes below, arrows from prefill to first token).
 """
 
 from __future__ import annotations
@@ -163,6 +164,84 @@ def plot_timeseries(folders: list[Path], out: Path) -> list[Path]:
     return _save(fig, out, "utilization_over_time")
 
 
+def plot_timeline(folder: Path, out: Path, span: float = 0.2) -> list[Path]:
+    """``span`` seconds of a run's timeline.json, from where half its slices have begun."""
+    trace = _read_json(folder / "timeline.json")
+    events = trace.get("traceEvents") if isinstance(trace, dict) else None
+    if not isinstance(events, list):
+        raise SimcxlError(f"{folder / 'timeline.json'}: not a simcxl timeline (no traceEvents list)")
+    names = {(e["pid"], e.get("tid")): e["args"]["name"] for e in events if e.get("ph") == "M"}
+    slices = [e for e in events if e.get("ph") == "X"]
+    if not slices:
+        raise SimcxlError(f"{folder / 'timeline.json'}: no slices to draw (an empty window?)")
+    start = sorted(e["ts"] for e in slices)[len(slices) // 2] / 1e6
+    end = start + span
+    tracks = sorted({(e["pid"], e["tid"]) for e in slices})
+    rows = {track: i for i, track in enumerate(tracks)}
+    transfers = _transfers(events, start, end)
+    lanes = _lanes(transfers)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(12, 0.45 * (len(tracks) + max(lanes, default=-1) + 2) + 1.2))
+    colors = {}
+    for e in slices:
+        s, d = e["ts"] / 1e6, e["dur"] / 1e6
+        if s + d >= start and s <= end:
+            color = colors.setdefault(e["name"], f"C{len(colors)}")
+            ax.broken_barh([(s - start, d)], (rows[(e["pid"], e["tid"])] - 0.4, 0.8), color=color, linewidth=0.3,
+                           edgecolor="white", label=e["name"])
+    base = len(tracks)
+    for (s, e, name), lane in zip(transfers, lanes):
+        color = colors.setdefault(name, f"C{len(colors)}")
+        ax.broken_barh([(s - start, e - s)], (base + lane - 0.35, 0.7), color=color, alpha=0.8, label=name)
+    flows = {}
+    for e in events:
+        if e.get("ph") in ("s", "f") and (e["pid"], e["tid"]) in rows:
+            flows.setdefault(e["id"], {})[e["ph"]] = (e["ts"] / 1e6 - start, rows[(e["pid"], e["tid"])])
+    for ends in flows.values():  # request lifecycles: prefill batch -> first-token iteration
+        if len(ends) == 2 and ends["s"][0] <= span and ends["f"][0] >= 0:
+            ax.annotate("", xy=ends["f"], xytext=ends["s"],
+                        arrowprops={"arrowstyle": "->", "color": "0.3", "linewidth": 0.6, "alpha": 0.7})
+    labels = [f"{names.get((pid, None), pid)} / {names.get((pid, tid), tid)}" for pid, tid in tracks]
+    labels += [f"KV lane {lane}" for lane in range(max(lanes, default=-1) + 1)]
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, span)
+    ax.set_xlabel(f"simulated seconds after {start:.3f} s")
+    handles = {label: h for h, label in zip(*ax.get_legend_handles_labels())}
+    ax.legend(handles.values(), handles.keys(), loc="upper right", fontsize=8)
+    ax.set_title(f"{folder.name}: timeline ({span * 1e3:.0f} ms; open timeline.json in ui.perfetto.dev for all of it)")
+    fig.tight_layout()
+    return _save(fig, out, f"timeline_{folder.name}")
+
+
+def _transfers(events: list[dict], start: float, end: float) -> list[tuple[float, float, str]]:
+    """Async slices (KV transfers, loads, fetches) overlapping [start, end], as (begin, end, name)."""
+    begins = {}
+    found = []
+    for e in events:
+        if e.get("ph") == "b":
+            begins[(e["pid"], e["id"])] = e
+        elif e.get("ph") == "e" and (e["pid"], e["id"]) in begins:
+            b = begins.pop((e["pid"], e["id"]))
+            if e["ts"] / 1e6 >= start and b["ts"] / 1e6 <= end:
+                found.append((b["ts"] / 1e6, e["ts"] / 1e6, b["name"]))
+    return sorted(found)
+
+
+def _lanes(spans: list[tuple[float, float, str]]) -> list[int]:
+    """The first free lane of each span (sorted by start), so overlapping transfers stack."""
+    ends: list[float] = []
+    lanes = []
+    for s, e, _ in spans:
+        lane = next((i for i, last in enumerate(ends) if last <= s), len(ends))
+        if lane == len(ends):
+            ends.append(e)
+        else:
+            ends[lane] = e
+        lanes.append(lane)
+    return lanes
+
+
 def plot(paths: list[Path], out: Path, x: str | None = None) -> list[Path]:
     written: list[Path] = []
     runs = []
@@ -179,4 +258,7 @@ def plot(paths: list[Path], out: Path, x: str | None = None) -> list[Path]:
         with_series = [run for run in runs if (run / "timeseries.csv").is_file()]
         if with_series:
             written += plot_timeseries(with_series, out)
+        for run in runs:
+            if (run / "timeline.json").is_file():
+                written += plot_timeline(run, out)
     return written

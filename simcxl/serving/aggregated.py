@@ -16,7 +16,7 @@ Work per iteration is linear in the running sequences, as an engine's own schedu
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import simpy
 
@@ -25,6 +25,9 @@ from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.serving.kv_blocks import KVBlocks
 from simcxl.serving.request import Request
+
+if TYPE_CHECKING:
+    from simcxl.metrics.timeline import Timeline
 
 
 class AggregatedWorker:
@@ -49,6 +52,7 @@ class AggregatedWorker:
         self.preemptions = 0
         self.recomputed_tokens = 0  # KV tokens computed again after preemptions
         self._wakeup: simpy.Event | None = None
+        self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         env.process(self.run())
 
     @property
@@ -75,6 +79,8 @@ class AggregatedWorker:
         self.waiting.appendleft(victim)
         self.queued_tokens += victim.target
         self.preemptions += 1
+        if self.timeline is not None:
+            self.timeline.instant("aggregated", f"instance {self.index}", "preempt", self.env.now, request=victim.id)
 
     def _allocate(self, request: Request, tokens: int) -> bool:
         """Blocks for ``tokens`` of ``request``'s KV, preempting the newest running sequences until they fit;
@@ -175,6 +181,10 @@ class AggregatedWorker:
             duration += self.iteration_overhead
             yield env.timeout(duration)
             self.busy_time += duration
+            if self.timeline is not None:
+                self.timeline.slice("aggregated", f"instance {self.index}", "iteration", env.now - duration, env.now,
+                                    decodes=len(decodes), prefill_chunks=len(chunks),
+                                    prefill_tokens=sum(tokens for _, tokens in chunks))
             self.iteration_ends.append(env.now)
             self._advance(decodes, chunks)
             self.iteration += 1

@@ -24,6 +24,7 @@ from simcxl.fabric.fabric import Fabric
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.hardware.model import LLM
 from simcxl.kvcache.base import KV_MANAGERS
+from simcxl.metrics.timeline import Timeline
 from simcxl.metrics.timeseries import UtilizationSampler
 from simcxl.serving.aggregated import AggregatedWorker
 from simcxl.serving.decode import DecodeWorker
@@ -50,7 +51,7 @@ class CountingEnvironment(simpy.Environment):
 class Cluster:
     """Every entity of one run, wired together."""
 
-    def __init__(self, loaded: LoadedScenario, block_tokens: int = 16):
+    def __init__(self, loaded: LoadedScenario, block_tokens: int = 16, timeline: Timeline | None = None):
         scenario = loaded.scenario
         self.scenario = scenario
         self.env = CountingEnvironment()
@@ -91,6 +92,9 @@ class Cluster:
         self._all_done = self.env.event()
         self._progress: Callable[[int], None] | None = None
         self.sampler = UtilizationSampler(self, scenario.run.sample_interval)
+        self.timeline = timeline
+        for worker in self.prefill + self.decode + self.aggregated:
+            worker.timeline = timeline
 
     # ------------------------------------------------------------------ feasibility
 
@@ -161,12 +165,31 @@ class Cluster:
 
     def _on_finished(self, request: Request) -> None:
         self.completed += 1
+        if self.timeline is not None:
+            self._trace(request)
         if self._closed_loop:  # that client sends its next request once it has seen this one's last token
             self._after(self.frontend_latency, self._send_next)
         if self._progress is not None:
             self._progress(self.completed)
         if self.completed == len(self.requests):
             self._all_done.succeed()
+
+    def _trace(self, request: Request) -> None:
+        """A finished request on the timeline: its prefix load and KV transfer, and an arrow from the batch that
+        computed its prompt to the iteration that emitted its first token."""
+        timeline, path = self.timeline, f"KV {self.kv_manager.name}"
+        if request.cached_tokens and request.prefix_load_end > request.prefill_start:
+            timeline.transfer(path, "prefix load", request.prefill_start, request.prefix_load_end,
+                              request=request.id, tokens=request.cached_tokens)
+        if request.kv_transfer_end > request.kv_transfer_start:  # False when not set (NaN): none happened
+            timeline.transfer(path, "KV transfer", request.kv_transfer_start, request.kv_transfer_end,
+                              request=request.id, bytes=request.kv_bytes)
+        prefill, decode = ("aggregated", "aggregated") if self.aggregated else ("prefill", "decode")
+        first = request.stints[0][0] if request.stints else request.join_iteration
+        first_token = self.token_workers[request.decode_instance].iteration_ends[first]
+        instant = 1e-9  # inside the slices, not on their edges, so each end binds to its own slice
+        timeline.flow(request.id, (prefill, f"instance {request.prefill_instance}"), request.prefill_start + instant,
+                      (decode, f"instance {request.decode_instance}"), first_token - instant)
 
     def _after(self, delay: float, action: Callable[[], None]) -> None:
         """Run ``action`` ``delay`` seconds from now (now itself, in this event, when there is no delay)."""

@@ -37,6 +37,7 @@ from simcxl.serving.request import Request
 
 if TYPE_CHECKING:
     from simcxl.kvcache.base import KVManager
+    from simcxl.metrics.timeline import Timeline
 
 
 class DecodeWorker:
@@ -76,6 +77,7 @@ class DecodeWorker:
         self.preemptions = 0
         self.recomputed_tokens = 0  # prompt + generated tokens prefilled again after preemptions
         self.recompute_time = 0.0  # the batch stalled while preempted sequences prefilled again
+        self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         self._wakeup: simpy.Event | None = None
         env.process(self.run())
 
@@ -133,6 +135,9 @@ class DecodeWorker:
         start = self.env.now
         yield self.env.all_of([transfer() for _, transfer, _ in pending])
         self.receive_time += self.env.now - start
+        if self.timeline is not None:
+            self.timeline.slice("decode", f"instance {self.index}", "receive KV (batch stalled)", start, self.env.now,
+                                requests=len(pending))
         for request, _, landed in pending:
             self._ready.append(request)
             landed.succeed()
@@ -196,6 +201,8 @@ class DecodeWorker:
         self.recomputed_tokens += victim.input_tokens + victim.generated
         self._recompute.append(victim)
         self.preemptions += 1
+        if self.timeline is not None:
+            self.timeline.instant("decode", f"instance {self.index}", "preempt", self.env.now, request=victim.id)
 
     def _allocate_step(self) -> bool:
         """A block for every sequence whose next token crosses into one, preempting the newest sequences
@@ -250,6 +257,13 @@ class DecodeWorker:
             self.on_finished(request)
         self._grant()
 
+    def _trace_fetch(self, fetch: simpy.Event, moved_before: float) -> None:
+        """The KV entries this step fetches, as a transfer on the timeline ending when the last one lands."""
+        start, manager = self.env.now, self.kv_manager
+        moved = sum(manager.bytes_moved.values()) - moved_before
+        fetch.callbacks.append(lambda _: self.timeline.transfer(
+            f"KV {manager.name}", "step fetch", start, self.env.now, instance=self.index, bytes=moved))
+
     def run(self):
         """SimPy process: one timeout per iteration of the whole batch."""
         env = self.env
@@ -272,12 +286,19 @@ class DecodeWorker:
                 recompute = self.compute.prefill_time([r.input_tokens + r.generated for r in rejoined])
                 self.recompute_time += recompute
                 duration += recompute
+            moved = sum(self.kv_manager.bytes_moved.values()) if self.timeline is not None else 0.0
             fetch = self.kv_manager.step_fetch(self)
             if fetch is None:
                 yield env.timeout(duration)
             else:  # missing KV entries are fetched during the step; prefetch overlaps layer by layer
+                if self.timeline is not None:
+                    self._trace_fetch(fetch, moved)
                 yield from self.kv_manager.fetch_and_compute(self, fetch, duration)
             self.busy_time += env.now - start
+            if self.timeline is not None:
+                self.timeline.slice("decode", f"instance {self.index}", "decode", start, env.now,
+                                    batch=len(self._running), context_tokens=self.context_tokens,
+                                    recomputed_requests=len(rejoined))
             self.iteration_ends.append(env.now)
             self.iteration += 1
             self._grow()

@@ -21,6 +21,7 @@ from simcxl.serving.request import Request
 
 if TYPE_CHECKING:
     from simcxl.kvcache.base import KVManager
+    from simcxl.metrics.timeline import Timeline
 
 
 class PrefillWorker:
@@ -44,6 +45,7 @@ class PrefillWorker:
         self.blocked_time = 0.0  # GPU idle, waiting for a synchronous KV send to finish
         self.loading_time = 0.0  # GPU idle, waiting for its batch's cached prefixes to load
         self._wakeup: simpy.Event | None = None
+        self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         env.process(self.run())
 
     @property
@@ -98,7 +100,7 @@ class PrefillWorker:
             self.queued_tokens -= tokens
             self.running_tokens = tokens
             self.kv_held_tokens += tokens
-            loads = []
+            loads, batch_start = [], env.now
             for request in batch:
                 request.prefill_start = env.now
                 load = self.kv_manager.load_prefix(request, self)
@@ -114,6 +116,10 @@ class PrefillWorker:
                                                  [r.cached_tokens for r in batch]) + self.iteration_overhead
             yield env.timeout(duration)
             self.busy_time += duration
+            if self.timeline is not None:
+                self.timeline.slice("prefill", f"instance {self.index}", "prefill", batch_start, env.now,
+                                    requests=len(batch), tokens=tokens,
+                                    cached_tokens=sum(r.cached_tokens for r in batch))
             self.running_tokens = 0
             handoffs = []
             for request in batch:
@@ -124,3 +130,5 @@ class PrefillWorker:
                 blocked = env.now
                 yield env.all_of(handoffs)
                 self.blocked_time += env.now - blocked
+                if self.timeline is not None:
+                    self.timeline.slice("prefill", f"instance {self.index}", "KV send (blocking)", blocked, env.now)
