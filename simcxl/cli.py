@@ -275,6 +275,32 @@ def _cmd_bench_gpu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_goodput(args: argparse.Namespace) -> int:
+    from simcxl.config.loader import load_scenario
+    from simcxl.sweep import goodput
+    from simcxl.sweep.executors import make_executor
+
+    slos = [goodput.SLO.parse(text) for text in args.slo]
+    out = args.output or Path("results") / "goodput" / load_scenario(args.config, args.overrides).scenario.name
+    try:
+        executor = make_executor(args.executor, args.jobs, args.address)
+    except (RuntimeError, ValueError) as exc:
+        raise SimcxlError(str(exc)) from None
+    search = goodput.GoodputSearch(args.config, args.overrides, slos, args.attainment, out, executor, args.jobs,
+                                   args.tolerance)
+    print(f"goodput of {args.config} under {', '.join(map(str, slos))}"
+          + (f" (attainment >= {args.attainment:.0%})" if any(s.per_request for s in slos) else "")
+          + f": searching {search.knob} from {search.start:g}, -j {args.jobs}")
+    result = search.run()
+    goodput.plot(result, out)
+    if result["max_rate"] == 0:
+        print(f"no load tried meets the SLOs (the lowest tried, {search.knob}={result['lowest_missed']:.4g}, misses)")
+    else:
+        print(f"max {search.knob} meeting the SLOs: {result['max_rate']:.4g} (missed at {result['lowest_missed']:.4g}); "
+              f"wrote {out / 'goodput.json'} and goodput.png")
+    return 0
+
+
 def _cmd_model_from_hf(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -353,6 +379,21 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--executor", choices=("local", "ray"), default="local")
     sweep.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     sweep.set_defaults(func=_cmd_sweep)
+
+    goodput = commands.add_parser("goodput", help="the highest load meeting latency SLOs (bisection, resumable)")
+    _add_scenario_args(goodput)
+    goodput.add_argument("--slo", action="append", default=[], metavar="NAME=DURATION", required=True,
+                         help="an SLO: per request (ttft, tpot, tbt_max, e2e) or a statistic (ttft_p99, tbt_p99, "
+                              "tpot_mean, ...), e.g. --slo ttft_p99=2s --slo tbt_p99=100ms (repeatable)")
+    goodput.add_argument("--attainment", type=float, default=0.9,
+                         help="share of requests that must meet every per-request SLO (default 0.9, DistServe's)")
+    goodput.add_argument("--tolerance", type=float, default=0.02,
+                         help="stop when the bracket is within this relative width (default 0.02)")
+    goodput.add_argument("-o", "--output", type=Path, help="folder (default results/goodput/<scenario name>)")
+    goodput.add_argument("-j", "--jobs", type=positive_int, default=1, help="loads run in parallel per round")
+    goodput.add_argument("--executor", choices=("local", "ray"), default="local")
+    goodput.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    goodput.set_defaults(func=_cmd_goodput)
 
     model = commands.add_parser("model", help="model profiles").add_subparsers(dest="what", required=True)
     from_hf = model.add_parser("from-hf", help="a model profile from a Hugging Face config.json")

@@ -1,0 +1,225 @@
+"""Goodput: the highest offered load at which a scenario still meets its latency SLOs (DistServe's measure).
+
+An SLO is either per request (``ttft=2s``, ``tpot=100ms``, ``tbt_max=...``, ``e2e=...``), met by a run when
+at least ``attainment`` of its requests meet every per-request SLO (DistServe's definition), or a statistic
+of the run (``ttft_p99=2s``, ``tbt_p99=50ms``, ``e2e_mean=...``) from its summary. A run with unfinished
+requests meets none. The load knob is ``workload.rate`` (or a trace's ``workload.time_scale``).
+
+The search assumes that meeting the SLOs is monotone in load: it brackets the goodput by doubling or
+halving from the scenario's own load, then bisects, ``jobs`` loads per round spread evenly over the bracket,
+until the bracket is within ``tolerance``. Every load runs into its own results folder (``points/``), so an
+interrupted search resumes where it stopped, and the same arguments always try the same loads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from simcxl.config.units import parse_duration
+from simcxl.errors import ConfigError, SimcxlError
+from simcxl.metrics.results import dump_json, write_atomic
+from simcxl.sweep.executors import Executor
+from simcxl.sweep.runner import run_point
+
+PER_REQUEST = {"ttft": "ttft_s", "tpot": None, "tbt_max": "tbt_max_s", "e2e": "e2e_s", "tbt": "tbt_mean_s"}
+STATISTICS = {"ttft": "ttft_s", "tbt": "tbt_s", "tpot": "tpot_s", "e2e": "e2e_s"}
+_STATISTIC = re.compile(r"^(ttft|tbt|tpot|e2e)_(mean|p50|p90|p99)$")
+MAX_DOUBLINGS = 20
+
+
+@dataclass(frozen=True)
+class SLO:
+    """``name`` <= ``limit`` seconds: per request (``ttft``) or a statistic of the run (``ttft_p99``)."""
+
+    name: str
+    limit: float
+
+    @classmethod
+    def parse(cls, text: str) -> "SLO":
+        name, sep, value = text.partition("=")
+        name = name.strip()
+        if not sep or not (name in PER_REQUEST or _STATISTIC.match(name)):
+            raise ConfigError(f"--slo {text}: expected NAME=DURATION with NAME a per-request SLO "
+                              f"({', '.join(PER_REQUEST)}) or a statistic such as ttft_p99, tbt_p99, tpot_mean, "
+                              f"e2e_p90 (mean, p50, p90, p99), e.g. --slo ttft_p99=2s")
+        try:
+            limit = parse_duration(value.strip())
+        except ValueError as exc:
+            raise ConfigError(f"--slo {text}: {exc}") from None
+        if not limit > 0:
+            raise ConfigError(f"--slo {text}: the limit must be > 0")
+        return cls(name, limit)
+
+    @property
+    def per_request(self) -> bool:
+        return self.name in PER_REQUEST
+
+    def __str__(self) -> str:
+        return f"{self.name}<={self.limit * 1e3:g}ms"
+
+
+def request_values(requests: pd.DataFrame, name: str) -> np.ndarray:
+    """Each request's value of a per-request SLO metric; NaN (a miss) for a request that did not finish."""
+    if name == "tpot":  # as serving benchmarks and DistServe: (E2E - TTFT) / (output tokens - 1)
+        steps = (requests.output_tokens - 1).to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(steps > 0, (requests.e2e_s - requests.ttft_s).to_numpy() / steps, 0.0)
+    return requests[PER_REQUEST[name]].to_numpy(dtype=float)
+
+
+def judge(folder: Path, slos: list[SLO], attainment: float) -> dict:
+    """Whether the run in ``folder`` meets ``slos``, with the value behind each verdict."""
+    summary = json.loads((folder / "summary.json").read_text())
+    unfinished = summary["requests"]["unfinished"]
+    verdict: dict = {"unfinished": unfinished, "values": {}}
+    met = unfinished == 0
+    per_request = [slo for slo in slos if slo.per_request]
+    if per_request:
+        requests = pd.read_csv(folder / "requests.csv")
+        ok = np.ones(len(requests), dtype=bool)
+        for slo in per_request:
+            ok &= request_values(requests, slo.name) <= slo.limit  # NaN compares False: a miss
+        share = float(ok.mean()) if len(ok) else 0.0
+        verdict["attainment"] = share
+        met &= share >= attainment
+    for slo in slos:
+        if not slo.per_request:
+            metric, stat = slo.name.rsplit("_", 1)
+            value = summary[STATISTICS[metric]][stat]
+            verdict["values"][slo.name] = value
+            met &= value is not None and value <= slo.limit
+    verdict["met"] = bool(met)
+    return verdict
+
+
+def load_knob(resolved: dict) -> tuple[str, float]:
+    """The key that sets the offered load, and its value in the scenario."""
+    workload = resolved.get("workload", {})
+    if "rate" in workload:
+        return "workload.rate", float(workload["rate"])
+    if workload.get("type") == "trace":
+        return "workload.time_scale", float(workload.get("time_scale", 1.0))
+    raise ConfigError(f"workload: goodput searches the offered load, so the workload needs a rate "
+                      f"(poisson, gamma) or is a trace (time_scale); a {workload.get('type')!r} workload has neither")
+
+
+def _name(value: float) -> str:
+    return f"{value:.6g}"
+
+
+@dataclass
+class GoodputSearch:
+    """One search: the scenario (path and --set overrides), SLOs, and where the runs go."""
+
+    config: Path
+    overrides: list[str]
+    slos: list[SLO]
+    attainment: float
+    out: Path
+    executor: Executor
+    jobs: int
+    tolerance: float = 0.02
+    report: Callable[[str], None] = print
+
+    def __post_init__(self):
+        from simcxl.config.loader import load_scenario
+
+        if not self.slos:
+            raise ConfigError("goodput: give at least one --slo, e.g. --slo ttft_p99=2s")
+        if not 0 < self.attainment <= 1:
+            raise ConfigError(f"--attainment {self.attainment}: expected a share in (0, 1]")
+        loaded = load_scenario(self.config, self.overrides)
+        self.config = loaded.path
+        self.knob, self.start = load_knob(loaded.resolved)
+        self.tried: dict[float, dict] = {}
+
+    def _evaluate(self, loads: list[float]) -> None:
+        """Run (or find already run) every load, then judge each."""
+        loads = [float(_name(load)) for load in loads if float(_name(load)) not in self.tried]
+        folders = {load: self.out / "points" / f"{self.knob.split('.')[-1]}={_name(load)}" for load in loads}
+        todo = [(str(self.config), [*self.overrides, f"{self.knob}={_name(load)}"], str(folder))
+                for load, folder in folders.items() if not (folder / "summary.json").is_file()]
+        for folder, error in self.executor.run(run_point, todo):
+            if error is not None:
+                raise SimcxlError(f"{folder}: the run failed: {error.strip().splitlines()[-1]}")
+        for load, folder in sorted(folders.items()):
+            verdict = self.tried[load] = {self.knob: load, **judge(folder, self.slos, self.attainment)}
+            self.report(self._line(verdict))
+
+    def _line(self, verdict: dict) -> str:
+        parts = [f"{name} {value * 1e3:,.1f} ms" if value is not None else f"{name} -"
+                 for name, value in verdict["values"].items()]
+        if "attainment" in verdict:
+            parts.append(f"attainment {verdict['attainment']:.1%}")
+        if verdict["unfinished"]:
+            parts.append(f"{verdict['unfinished']} unfinished")
+        return f"  {self.knob}={_name(verdict[self.knob])}: {'met' if verdict['met'] else 'missed'} ({', '.join(parts)})"
+
+    def _bracket(self) -> tuple[float, float]:
+        """(highest load met, lowest load missed) with nothing in between tried."""
+        missed = [load for load, v in self.tried.items() if not v["met"]]
+        high = min(missed, default=math.inf)
+        met = [load for load, v in self.tried.items() if v["met"] and load < high]
+        return max(met, default=0.0), high
+
+    def run(self) -> dict:
+        jobs = self.jobs
+        self._evaluate([self.start * 2**k for k in range(jobs)])
+        for _ in range(MAX_DOUBLINGS):
+            low, high = self._bracket()
+            if low > 0 and high < math.inf:
+                break
+            if high == math.inf:
+                self._evaluate([low * 2**(k + 1) for k in range(jobs)])
+            else:
+                self._evaluate([high / 2**(k + 1) for k in range(jobs)])
+        low, high = self._bracket()
+        if high == math.inf:
+            raise SimcxlError(f"goodput: the SLOs are met even at {self.knob}={_name(low)} "
+                              f"({2**MAX_DOUBLINGS}x the scenario's): the load does not bind; check the SLOs")
+        while low > 0 and high / low - 1 > self.tolerance:
+            self._evaluate([low + (high - low) * (i + 1) / (jobs + 1) for i in range(jobs)])
+            low, high = self._bracket()
+        result = {"config": str(self.config), "overrides": self.overrides, "knob": self.knob,
+                  "slos": {slo.name: slo.limit for slo in self.slos}, "attainment": self.attainment,
+                  "tolerance": self.tolerance, "max_rate": low, "lowest_missed": high,
+                  "points": [self.tried[load] for load in sorted(self.tried)]}
+        write_atomic(self.out / "goodput.json", dump_json(result))
+        return result
+
+
+def plot(result: dict, out: Path) -> list[Path]:
+    """Each SLO's value (or the attainment) against the load, with its limit and the goodput marked."""
+    from simcxl.metrics.plots import _pyplot, _save
+
+    plt = _pyplot()
+    knob, points = result["knob"], result["points"]
+    panels = [name for name in result["slos"] if name not in PER_REQUEST]
+    per_request = len(panels) < len(result["slos"])
+    panels += ["attainment"] if per_request else []
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    loads = [p[knob] for p in points]
+    for ax, name in zip(axes[0], panels):
+        if name == "attainment":
+            ax.plot(loads, [p.get("attainment", 0) for p in points], "o-")
+            ax.axhline(result["attainment"], color="red", linestyle="--", label="target")
+            ax.set_ylabel("requests meeting every per-request SLO")
+        else:
+            ax.plot(loads, [(p["values"][name] or math.nan) * 1e3 for p in points], "o-")
+            ax.axhline(result["slos"][name] * 1e3, color="red", linestyle="--", label="SLO")
+            ax.set_ylabel(f"{name} (ms)")
+            ax.set_yscale("log")
+        ax.axvline(result["max_rate"], color="green", linestyle=":", label=f"goodput {result['max_rate']:.4g}")
+        ax.set_xlabel(knob)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"goodput of {Path(result['config']).name}")
+    fig.tight_layout()
+    return _save(fig, out, "goodput")
