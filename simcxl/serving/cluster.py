@@ -83,8 +83,11 @@ class Cluster:
         self.aggregated = [AggregatedWorker(self.env, i, self.compute, serving.aggregated, overhead, gpus,
                                             self._on_finished)
                            for i, gpus in enumerate(instances)] if aggregated else []
-        self.router = Router(serving.router, self.prefill or self.aggregated, self.decode,
-                             self.kv_manager.prefix_cache)
+        try:
+            self.router = Router(serving.router, self.prefill or self.aggregated, self.decode,
+                                 self.kv_manager.prefix_cache)
+        except ValueError as exc:
+            raise loaded.error("serving.router", str(exc)) from None
         self.frontend_latency = serving.frontend_latency
         self.requests: list[Request] = []
         self._closed_loop: deque[Request] | None = None
