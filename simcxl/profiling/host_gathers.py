@@ -15,17 +15,15 @@ DIR/host_gathers_info.json.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from simcxl.profiling import record
-from simcxl.profiling.page_copies import H2D, _cudart
+from simcxl.profiling.page_copies import H2D, REPEATS, _best, _cudart
 
 ENTRY_BYTES = 656
 POOL_ENTRIES = 2_000_000
 ITEMS = (64, 512, 2048, 8192, 32768, 131072)
 PER_ITEM_LIMIT = 8192
-REPEATS = 5
 
 
 class _Mapped:
@@ -34,19 +32,6 @@ class _Mapped:
     def __init__(self, pointer: int, rows: int, words: int):
         self.__cuda_array_interface__ = {"shape": (rows, words), "typestr": "<i4", "data": (pointer, False),
                                          "version": 3, "strides": None}
-
-
-def _best(run) -> float:
-    import torch
-
-    times = []
-    for _ in range(REPEATS):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def measure(out_dir: Path) -> dict:
