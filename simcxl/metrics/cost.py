@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-GiB = 2**30
-
+from simcxl.config.units import parse_size
 
 class CostTable(BaseModel):
     """Price per item, USD."""
@@ -46,15 +45,11 @@ def bill(resolved: dict) -> dict[str, float]:
     kv_type = resolved.get("kv_manager", {}).get("type")
     cxl = fabric.get("cxl")
     if cxl and kv_type in ("cxl_block", "cxl_sparse"):
-        from simcxl.config.units import parse_size
-
         counts["cxl_switch"] = 1
         counts["cxl_device"] = cxl["devices"]
         counts["dram_gb"] = cxl["devices"] * parse_size(cxl["device_capacity"]) / 1e9
     pool = fabric.get("memory_pool")
     if pool and kv_type == "rdma_pool":
-        from simcxl.config.units import parse_size
-
         counts["memory_server"] = pool["nodes"]
         counts["nic"] += pool["nodes"] * pool["nics_per_node"]
         counts["dram_gb"] = pool["nodes"] * parse_size(pool["capacity_per_node"]) / 1e9
