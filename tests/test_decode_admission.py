@@ -34,9 +34,9 @@ class FixedCompute:
 
 
 class NoFetch:
-    @staticmethod
-    def step_fetch(decode):
-        return None
+    """A KV manager whose decode steps never fetch."""
+
+    fetches_each_step = False
 
 
 def run_two_requests(admission: str):

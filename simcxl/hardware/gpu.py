@@ -68,6 +68,11 @@ class GPUCompute:
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
+        # A decode step is priced every iteration of every instance, so its batch-size terms are kept per size
+        # and its per-token attention constants once (the same arithmetic, so the same floats).
+        self._decode_batch_costs: list[tuple[float, float, float]] = []
+        self._decode_attention = (llm.attention_flops_per_pair(decode=True), llm.indexer_flops_per_pair(), llm.layers,
+                                  llm.kv_bytes_per_token, llm.indexer_bytes_per_token, tensor_parallel)
 
     # ------------------------------------------------------------------ capacity
 
@@ -148,14 +153,16 @@ class GPUCompute:
         """
         if batch_size == 0:
             return 0.0
-        llm, tp = self.llm, self.tp
         attended = total_context if attended_context is None else attended_context
-        linear = self._linear(batch_size, sampled=batch_size)
-        flops = attended * llm.attention_flops_per_pair(decode=True) + total_context * llm.indexer_flops_per_pair()
-        attention = self.roofline.attention(flops * llm.layers / tp,
-                                            (attended * llm.kv_bytes_per_token
-                                             + total_context * llm.indexer_bytes_per_token) / tp)
-        return linear + attention + self._fixed_and_elementwise(batch_size) + self.allreduce_time(batch_size)
+        costs = self._decode_batch_costs
+        while len(costs) <= batch_size:
+            b = len(costs)
+            costs.append((self._linear(b, sampled=b), self._fixed_and_elementwise(b), self.allreduce_time(b)))
+        linear, fixed, allreduce = costs[batch_size]
+        flop_per_pair, indexer_flop_per_pair, layers, kv_bytes, indexer_bytes, tp = self._decode_attention
+        attention = self.roofline.attention((attended * flop_per_pair + total_context * indexer_flop_per_pair)
+                                            * layers / tp, (attended * kv_bytes + total_context * indexer_bytes) / tp)
+        return linear + attention + fixed + allreduce
 
 
     def forward_time(self, decode_seqs: int, decode_context: int, chunks: list[tuple[int, int, bool]]) -> float:

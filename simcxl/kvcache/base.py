@@ -52,6 +52,7 @@ class KVManager(ABC):
     name = "abstract"
     # the fabric section this manager moves KV through, what it is, and a profile that provides it
     fabric_section: tuple[str, str, str] | None = None
+    fetches_each_step = False  # True where step_fetch moves KV (decode workers skip the call otherwise)
 
     @classmethod
     def missing(cls, scenario) -> str | None:

@@ -28,6 +28,7 @@ from simcxl.kvcache.sparse_access import hot_buffer_hit_rate
 
 @register("cxl_sparse")
 class CXLSparse(CXLBlock):
+    fetches_each_step = True
 
     @classmethod
     def missing(cls, scenario) -> str | None:

@@ -209,7 +209,7 @@ class DecodeWorker:
         while too few are free; True if any sequence was preempted."""
         residue, preempted = self.iteration % self.kv.block_tokens, False
         needed = self._crossing_counts[residue]
-        while needed > self.kv.free:  # rare: most iterations take their blocks and go
+        while needed > self.kv.free:
             victim = next(reversed(self._running.values()))
             needed -= self._crossing_residue(victim) == residue
             self._preempt(victim)
@@ -234,12 +234,8 @@ class DecodeWorker:
             self._add(self._ready.popleft())
         return rejoined
 
-    def _grow(self) -> None:
-        """Every sequence is one token longer; with top-k attention, only those still under k attend to more."""
-        self.context_tokens += len(self._running)
-        if self.topk is None:
-            self.attended_tokens += len(self._running)
-            return
+    def _grow_sparse(self) -> None:
+        """With top-k attention, only sequences still under k attend to one more token each iteration."""
         self.attended_tokens += len(self._unsaturated)
         while self._saturating and self._saturating[0][0] <= self.iteration:
             saturated, request_id = heapq.heappop(self._saturating)
@@ -265,14 +261,30 @@ class DecodeWorker:
             f"KV {manager.name}", "step fetch", start, self.env.now, instance=self.index, bytes=moved))
 
     def run(self):
-        """SimPy process: one timeout per iteration of the whole batch."""
-        env = self.env
+        """SimPy process: one timeout per iteration of the whole batch.
+
+        Every simulated run spends most of its events here, so the common iteration (no receive, no
+        preemption, no arrivals, nobody leaving) takes the short path: each step's rare branch is a method."""
+        env, kv, running, batch, crossing = self.env, self.kv, self._running, self._batch, self._crossing_counts
+        step_time, fetches = self.compute.decode_step_time, self.kv_manager.fetches_each_step
+        no_rejoins: list[Request] = []
         while True:
             if self._receiving:
                 yield from self._receive_pending()
-            preempted = self.on_demand and self._allocate_step()
-            rejoined = [] if preempted else self._join()  # no admissions in a preempting iteration (vLLM v1)
-            if not self._running:
+            preempted = False
+            if self.on_demand:
+                if crossing[self.iteration % kv.block_tokens] > kv.free:  # rare: most iterations take their blocks
+                    preempted = self._allocate_step()
+                else:
+                    kv.free -= crossing[self.iteration % kv.block_tokens]
+            if preempted:  # no admissions in a preempting iteration (vLLM v1)
+                rejoined = no_rejoins
+            elif self._recompute or self._ready:
+                rejoined = self._join()
+            else:
+                self.joined_attended = 0
+                rejoined = no_rejoins
+            if not running:
                 if preempted:  # the batch preempted itself empty: its sequences may rejoin next time round
                     continue
                 self._wakeup = env.event()
@@ -280,26 +292,35 @@ class DecodeWorker:
                 self._wakeup = None
                 continue
             start = env.now
-            duration = self.iteration_overhead + self.compute.decode_step_time(
-                len(self._running), self.context_tokens, self.attended_tokens)
+            duration = self.iteration_overhead + step_time(len(running), self.context_tokens, self.attended_tokens)
             if rejoined:
                 recompute = self.compute.prefill_time([r.input_tokens + r.generated for r in rejoined])
                 self.recompute_time += recompute
                 duration += recompute
-            moved = sum(self.kv_manager.bytes_moved.values()) if self.timeline is not None else 0.0
-            fetch = self.kv_manager.step_fetch(self)
+            fetch = self._step_fetch() if fetches else None
             if fetch is None:
                 yield env.timeout(duration)
             else:  # missing KV entries are fetched during the step; prefetch overlaps layer by layer
-                if self.timeline is not None:
-                    self._trace_fetch(fetch, moved)
                 yield from self.kv_manager.fetch_and_compute(self, fetch, duration)
             self.busy_time += env.now - start
             if self.timeline is not None:
                 self.timeline.slice("decode", f"instance {self.index}", "decode", start, env.now,
-                                    batch=len(self._running), context_tokens=self.context_tokens,
+                                    batch=len(running), context_tokens=self.context_tokens,
                                     recomputed_requests=len(rejoined))
             self.iteration_ends.append(env.now)
             self.iteration += 1
-            self._grow()
-            self._leave()
+            self.context_tokens += len(running)
+            if self.topk is None:
+                self.attended_tokens += len(running)
+            else:
+                self._grow_sparse()
+            if batch and batch[0][0] < self.iteration:
+                self._leave()
+
+    def _step_fetch(self) -> simpy.Event | None:
+        """The KV manager's fetch for the coming step, on the timeline when one is recorded."""
+        moved = sum(self.kv_manager.bytes_moved.values()) if self.timeline is not None else 0.0
+        fetch = self.kv_manager.step_fetch(self)
+        if fetch is not None and self.timeline is not None:
+            self._trace_fetch(fetch, moved)
+        return fetch
