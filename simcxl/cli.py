@@ -61,7 +61,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print_summary(outcome.summary, outcome.wall_s)
         extra = ", timeline.json" if args.timeline else ""
-        print(f"results: {out_dir}/ (summary.json, requests.csv, timeseries.csv, config.resolved.yaml, run.json{extra})")
+        print(f"results: {out_dir}/ (summary.json, requests.csv and .parquet, timeseries.csv, config.resolved.yaml, "
+              f"run.json{extra})")
         if outcome.report.cluster.timeline is not None and outcome.report.cluster.timeline.dropped:
             print(f"timeline: cut at {args.timeline_max_events:,} events ({outcome.report.cluster.timeline.dropped:,} "
                   "left out); narrow it with --timeline-window START:END")
@@ -105,7 +106,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     manager = "" if cluster.aggregated else f", kv_manager {s.kv_manager.type}"
     print(f"{args.config}: ok: {s.name}: {instances} of {s.model.name} on {s.gpu.name} "
           f"(TP {s.cluster.tensor_parallel}), KV room {cluster.compute.kv_capacity_tokens:,} tokens per instance, "
-          f"{len(workload.requests):,} requests{skipped}{manager}")
+          f"{len(workload):,} requests{skipped}{manager}")
     return 0
 
 

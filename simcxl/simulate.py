@@ -25,8 +25,8 @@ class RunOutcome:
     wall_s: float
 
     def write(self, out_dir: Path, loaded: LoadedScenario) -> None:
-        csv = self.report.requests.to_csv(index=False, lineterminator="\n")
-        write_results(out_dir, self.summary, csv, loaded.resolved, self.wall_s, self.report.cluster.sampler.csv())
+        write_results(out_dir, self.summary, self.report.requests, loaded.resolved, self.wall_s,
+                      self.report.cluster.sampler.csv())
         if self.report.cluster.timeline is not None:
             write_atomic(out_dir / "timeline.json", self.report.cluster.timeline.json())
 
@@ -37,7 +37,7 @@ def prepare(loaded: LoadedScenario, timeline: Timeline | None = None) -> tuple[C
     cluster = Cluster(loaded, block_tokens_of(spec), timeline)
     cluster.check_workload_fits(loaded)
     workload = build_workload(spec, loaded.scenario.seed, loaded.resolve_path)
-    cluster.check_requests_fit(loaded, workload.requests)
+    cluster.check_requests_fit(loaded, workload)
     return cluster, workload
 
 
@@ -46,7 +46,7 @@ def simulate(loaded: LoadedScenario, progress: Callable[[int, int], None] | None
     """Run a scenario; ``progress(done, total)`` is called as requests finish; ``timeline`` records a trace."""
     start = time.perf_counter()
     cluster, workload = prepare(loaded, timeline)
-    total = len(workload.requests)
-    cluster.run(workload.requests, (lambda done: progress(done, total)) if progress else None, workload.concurrency)
+    total = len(workload)
+    cluster.run(workload, (lambda done: progress(done, total)) if progress else None)
     report = RunReport(cluster, workload)
     return RunOutcome(report, report.summary(), time.perf_counter() - start)

@@ -12,7 +12,7 @@ import pytest
 from simcxl.cli import main
 from simcxl.config.schema import PoissonWorkload
 from simcxl.simulate import simulate
-from simcxl.workload.synthetic import interarrival_times, poisson_requests
+from simcxl.workload.synthetic import interarrival_times, poisson_workload
 
 from .conftest import ROOT, scenario
 
@@ -156,7 +156,7 @@ def test_shared_prefix_groups_produce_reusable_chained_blocks():
     spec = PoissonWorkload.model_validate(dict(
         type="poisson", rate=5, num_requests=50, input_tokens={"dist": "fixed", "value": 100},
         output_tokens={"dist": "fixed", "value": 4}, block_tokens=16, shared_prefix={"groups": 2, "tokens": 64}))
-    requests = poisson_requests(spec, seed=3)
+    requests = poisson_workload(spec, seed=3)
     assert {r.input_tokens for r in requests} == {164}
     assert all(len(r.block_hashes) == math.ceil(164 / 16) for r in requests)
     assert len({r.block_hashes[:4] for r in requests}) == 2  # two groups share 4 prefix blocks
@@ -179,7 +179,7 @@ def test_conversations_resend_history_and_reuse_its_full_blocks():
         type="poisson", rate=2, num_requests=9, input_tokens={"dist": "fixed", "value": 40},
         output_tokens={"dist": "fixed", "value": 30}, block_tokens=16,
         conversation={"turns": 3, "think_time": "20 s"}))
-    requests = poisson_requests(spec, seed=1)
+    requests = poisson_workload(spec, seed=1)
     by_conversation: dict[int, list] = {}
     for r in requests:
         by_conversation.setdefault(r.block_hashes[0], []).append(r)
@@ -200,7 +200,7 @@ def test_empirical_lengths_come_from_the_trace():
         type="poisson", rate=2, num_requests=2000,
         input_tokens={"dist": "empirical", "trace": str(AZURE), "format": "azure", "column": "input"},
         output_tokens={"dist": "empirical", "trace": str(AZURE), "format": "azure", "column": "output", "max": 500}))
-    requests = poisson_requests(spec, seed=0)
+    requests = poisson_workload(spec, seed=0)
     inputs = np.array([r.input_tokens for r in requests])
     assert inputs.mean() == pytest.approx(1155, rel=0.08)          # the trace's mean context (README)
     assert max(r.output_tokens for r in requests) == 500

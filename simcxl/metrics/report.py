@@ -7,7 +7,6 @@ versions), so the same scenario and seed give a byte-identical summary.json.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 
 import numpy as np
@@ -43,6 +42,27 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
+def _weighted_stats(values: np.ndarray, counts: np.ndarray) -> dict[str, float | None]:
+    """:func:`_stats` of the multiset holding ``counts[i]`` copies of ``values[i]``, without making it: the
+    same order statistics and linear interpolation as ``np.percentile``; the mean to float rounding."""
+    keep = counts > 0
+    values, counts = values[keep], counts[keep]
+    if not len(values):
+        return dict.fromkeys(("mean", "p50", "p90", "p99"))
+    order = np.argsort(values, kind="stable")
+    values, cumulative = values[order], np.cumsum(counts[order])
+    total = int(cumulative[-1])
+    out: dict[str, float | None] = {"mean": float(np.dot(values, counts[order]) / total)}
+    for q in (50, 90, 99):
+        virtual = (total - 1) * (q / 100)  # as np.percentile's 'linear' method
+        below = int(np.floor(virtual))
+        a = values[np.searchsorted(cumulative, below, side="right")]
+        b = values[np.searchsorted(cumulative, min(below + 1, total - 1), side="right")]
+        t = virtual - below
+        out[f"p{q}"] = float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+    return out
+
+
 class RunReport:
     """Tables and summary of one finished :class:`Cluster` run."""
 
@@ -50,47 +70,79 @@ class RunReport:
         self.cluster = cluster
         self.workload = workload
         self.simulated_s = cluster.env.now
-        self.requests = pd.DataFrame(self._request_rows(), columns=list(REQUEST_COLUMNS))
-        self._tbt_intervals = np.concatenate(self._token_intervals) if self._token_intervals else np.empty(0)
+        self.requests = self._request_table()
 
-    def _request_rows(self) -> list[tuple]:
-        """One row per request; token times come from the decode workers' iteration end times, and TTFT and
-        E2E are what the client sees: from sending the request to receiving the token, through the frontend."""
-        out = self.cluster.frontend_latency
-        ends = {w.index: np.asarray(w.iteration_ends) for w in self.cluster.token_workers}
-        gaps = {index: np.diff(e) for index, e in ends.items()}
-        self._token_intervals: list[np.ndarray] = []
-        rows = []
-        for r in self.cluster.requests:
-            first_token = tbt_mean = tbt_max = math.nan
-            stints = self._stints(r, len(ends[r.decode_instance]) if r.decode_instance >= 0 else 0)
-            if stints:
-                e, g = ends[r.decode_instance], gaps[r.decode_instance]
-                first_token = float(e[stints[0][0]])
-                parts = [g[first:last] for first, last in stints]
-                parts += [np.array([e[b[0]] - e[a[1]]]) for a, b in zip(stints, stints[1:])]  # preemption gaps
-                intervals = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    def _request_table(self) -> pd.DataFrame:
+        """One row per request; token times come from the token workers' iteration end times, and TTFT and
+        E2E are what the client sees: from sending the request to receiving the token, through the frontend.
+
+        Also gathers the TBT distribution: every iteration gap of an instance is one token interval for each
+        sequence that emitted tokens at both its ends, plus the gap a preemption cut into a sequence's tokens."""
+        log, out = self.cluster.log, self.cluster.frontend_latency
+        n = len(log)
+        first_token, tbt_mean, tbt_max = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        instance, join, finish = log.column("decode_instance"), log.column("join_iteration"), log.column(
+            "finish_iteration")
+        gaps, counts, preemption_gaps = [], [], []
+        preempted_ids = np.fromiter(log.stints, dtype=np.int64, count=len(log.stints))
+        for worker in self.cluster.token_workers:
+            ends = np.frombuffer(worker.iteration_ends) if len(worker.iteration_ends) else np.empty(0)
+            iterations, gap = len(ends), np.diff(ends)
+            ids = np.flatnonzero(instance == worker.index)
+            first, last = join[ids], finish[ids]
+            last = np.where((0 <= last) & (last < iterations), last, iterations - 1)  # still running at the end
+            cut = np.isin(ids, preempted_ids)
+            cut_ids = ids[cut]
+            stints = [self._stints_of(int(i), int(f), int(l), iterations) for i, f, l in zip(cut_ids, first[cut],
+                                                                                              last[cut])]
+            ids, first, last = ids[~cut], first[~cut], last[~cut]
+            running = (0 <= first) & (first < iterations)
+            ids, first, last = ids[running], first[running], last[running]
+            first_token[ids] = ends[first]
+            emitted = last > first
+            ids, first, last = ids[emitted], first[emitted], last[emitted]
+            tbt_mean[ids] = (ends[last] - ends[first]) / (last - first)
+            if len(ids):  # the largest gap of each [first, last) range: pairs of bounds in one reduceat
+                tbt_max[ids] = np.maximum.reduceat(np.append(gap, 0.0), np.column_stack((first, last)).ravel())[::2]
+            for request, runs in zip(cut_ids, stints):  # token runs cut by preemptions: few, one by one
+                if not runs:
+                    continue
+                first_token[request] = ends[runs[0][0]]
+                intervals = [gap[a:b] for a, b in runs] + [np.array([ends[b[0]] - ends[a[1]]])
+                                                          for a, b in zip(runs, runs[1:])]
+                intervals = np.concatenate(intervals)
                 if len(intervals):
-                    self._token_intervals.append(intervals)
-                    tbt_mean = float((e[stints[-1][1]] - e[stints[0][0]]) / len(intervals))
-                    tbt_max = float(intervals.max())
-            r.first_token = first_token
-            rows.append((r.id, r.arrival, r.input_tokens, r.output_tokens, r.prefill_instance, r.decode_instance,
-                         r.cached_tokens, r.prefill_start, r.prefix_load_end, r.prefill_end, r.decode_admit,
-                         r.kv_transfer_start, r.kv_transfer_end, r.decode_wait, r.kv_sync,
-                         first_token, r.finish, first_token + out - r.arrival, tbt_mean, tbt_max,
-                         r.finish + out - r.arrival,
-                         r.kv_bytes))
-        return rows
+                    tbt_mean[request] = (ends[runs[-1][1]] - ends[runs[0][0]]) / len(intervals)
+                    tbt_max[request] = intervals.max()
+                preemption_gaps += [ends[b[0]] - ends[a[1]] for a, b in zip(runs, runs[1:])]
+                first = np.append(first, [a for a, _ in runs])
+                last = np.append(last, [b for _, b in runs])
+            gaps.append(gap)
+            counts.append(np.cumsum(np.bincount(first, minlength=iterations + 1)
+                                    - np.bincount(last, minlength=iterations + 1))[:len(gap)])
+        gaps.append(np.array(preemption_gaps))
+        counts.append(np.ones(len(preemption_gaps), dtype=np.int64))
+        self._tbt = (np.concatenate(gaps), np.concatenate(counts))
+        column = log.column
+        arrival, finish_s = column("arrival"), column("finish")
+        table = {
+            "id": np.arange(n), "arrival_s": arrival, "input_tokens": column("input_tokens"),
+            "output_tokens": column("output_tokens"), "prefill_instance": column("prefill_instance"),
+            "decode_instance": instance, "cached_tokens": column("cached_tokens"),
+            "prefill_start_s": column("prefill_start"), "prefix_load_end_s": column("prefix_load_end"),
+            "prefill_end_s": column("prefill_end"), "decode_admit_s": column("decode_admit"),
+            "kv_transfer_start_s": column("kv_transfer_start"), "kv_transfer_end_s": column("kv_transfer_end"),
+            "decode_wait_s": column("decode_wait"), "kv_sync_s": column("kv_sync"), "first_token_s": first_token,
+            "finish_s": finish_s, "ttft_s": first_token + out - arrival, "tbt_mean_s": tbt_mean, "tbt_max_s": tbt_max,
+            "e2e_s": finish_s + out - arrival, "kv_bytes": column("kv_bytes")}
+        return pd.DataFrame(table, columns=list(REQUEST_COLUMNS))
 
-    @staticmethod
-    def _stints(r, iterations: int) -> list[tuple[int, int]]:
-        """(first, last) iteration of each run of tokens the request emitted, within the ``iterations`` run."""
-        stints = list(r.stints)
-        if 0 <= r.join_iteration < iterations:
-            last = r.finish_iteration if 0 <= r.finish_iteration < iterations else iterations - 1
-            stints.append((r.join_iteration, last))
-        return stints
+    def _stints_of(self, request: int, join: int, last: int, iterations: int) -> list[tuple[int, int]]:
+        """(first, last) iteration of each run of tokens a preempted request emitted within the run."""
+        runs = list(self.cluster.log.stints[request])
+        if 0 <= join < iterations:
+            runs.append((join, last))
+        return runs
 
     def summary(self) -> dict:
         c, df, t = self.cluster, self.requests, self.simulated_s
@@ -102,7 +154,7 @@ class RunReport:
             "requests": {"arrived": int((arrival <= t).sum()), "completed": len(done),
                          "unfinished": int(len(df) - len(done))},
             "ttft_s": _stats(df.ttft_s.to_numpy()),
-            "tbt_s": _stats(self._tbt_intervals),
+            "tbt_s": _weighted_stats(*self._tbt),
             "e2e_s": _stats(done.e2e_s.to_numpy(), ("mean", "p50", "p90", "p99")),
             "tpot_s": _stats(((done.e2e_s - done.ttft_s) / (done.output_tokens - 1))[done.output_tokens > 1].to_numpy()),
             "throughput": {

@@ -11,7 +11,9 @@ import os
 import platform
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
+import pandas as pd
 import yaml
 
 from simcxl import __version__
@@ -29,6 +31,12 @@ _UMASK = _umask()
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all; a path that cannot be written is the user's to fix."""
+    write_atomic_with(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_atomic_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Let ``write`` fill a temporary file beside ``path``, then rename it into place (large files stream to
+    disk instead of being built in memory first)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -36,8 +44,8 @@ def write_atomic(path: Path, text: str) -> None:
         raise SimcxlError(f"{path.parent}: cannot write results there: {exc.strerror or exc} "
                           f"(choose another output folder with -o)") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
         os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would have made it; mkstemp makes it private
         os.replace(tmp, path)
     except OSError as exc:
@@ -46,6 +54,24 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_table(out_dir: Path, name: str, table: pd.DataFrame) -> None:
+    """``name``.csv and ``name``.parquet: the CSV for any tool, the Parquet for pandas to read a million rows
+    in a second. Both written by Arrow (C++), ~20x faster than pandas' CSV writer; floats are written in
+    their shortest round-trip form (0.0 as 0) and NaN as an empty field."""
+    import pyarrow
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    arrow = pyarrow.Table.from_pandas(table, preserve_index=False)  # NaN -> null
+
+    def csv(handle: BinaryIO) -> None:
+        handle.write((",".join(table.columns) + "\n").encode())
+        pyarrow.csv.write_csv(arrow, handle, pyarrow.csv.WriteOptions(include_header=False, quoting_style="none"))
+
+    write_atomic_with(out_dir / f"{name}.csv", csv)
+    write_atomic_with(out_dir / f"{name}.parquet", lambda handle: pyarrow.parquet.write_table(arrow, handle))
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -63,21 +89,20 @@ def dump_json(data: dict) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
-def write_results(out_dir: Path, summary: dict, requests_csv: str, resolved: dict, wall_s: float,
+def write_results(out_dir: Path, summary: dict, requests: pd.DataFrame, resolved: dict, wall_s: float,
                   timeseries_csv: str) -> None:
-    """summary.json, requests.csv, timeseries.csv, config.resolved.yaml, run.json (the only file with
-    wall-clock data)."""
+    """summary.json, requests.csv and .parquet, timeseries.csv, config.resolved.yaml, run.json (the only file
+    with wall-clock data)."""
     import numpy
-    import pandas
     import simpy
 
-    write_atomic(out_dir / "requests.csv", requests_csv)
+    write_table(out_dir, "requests", requests)
     write_atomic(out_dir / "timeseries.csv", timeseries_csv)
     write_atomic(out_dir / "config.resolved.yaml", yaml.safe_dump(resolved, sort_keys=False))
     write_atomic(out_dir / "run.json", dump_json({
         "wall_s": wall_s,
         "events_per_wall_s": summary["sim"]["events"] / wall_s if wall_s > 0 else None,
         "simcxl": __version__, "python": platform.python_version(), "simpy": simpy.__version__,
-        "numpy": numpy.__version__, "pandas": pandas.__version__, "platform": platform.platform(),
+        "numpy": numpy.__version__, "pandas": pd.__version__, "platform": platform.platform(),
     }))
     write_atomic(out_dir / "summary.json", dump_json(summary))

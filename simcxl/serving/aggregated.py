@@ -15,6 +15,7 @@ Work per iteration is linear in the running sequences, as an engine's own schedu
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from typing import TYPE_CHECKING, Callable
 
@@ -47,7 +48,7 @@ class AggregatedWorker:
         self.running: list[Request] = []  # in admission order: the newest is last, and preempted first
         self.queued_tokens = 0
         self.iteration = 0
-        self.iteration_ends: list[float] = []
+        self.iteration_ends = array("d")  # end time of every iteration: its tokens' timestamps (8 bytes each)
         self.busy_time = 0.0
         self.preemptions = 0
         self.recomputed_tokens = 0  # KV tokens computed again after preemptions

@@ -9,9 +9,8 @@ largest request fit, so that a run can never wait forever on memory that does no
 
 from __future__ import annotations
 
-from collections import deque
 from itertools import count
-from typing import Callable
+from typing import Callable, Iterator
 
 import simpy
 
@@ -25,6 +24,7 @@ from simcxl.fabric.fabric import Fabric
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.hardware.model import LLM
 from simcxl.kvcache.base import KV_MANAGERS
+from simcxl.metrics.request_log import RequestLog
 from simcxl.metrics.timeline import Timeline
 from simcxl.metrics.timeseries import UtilizationSampler
 from simcxl.serving.aggregated import AggregatedWorker
@@ -32,7 +32,7 @@ from simcxl.serving.decode import DecodeWorker
 from simcxl.serving.prefill import PrefillWorker
 from simcxl.serving.request import Request
 from simcxl.serving.router import Router
-from simcxl.workload import BYTES_PER_REQUEST, length_bounds, memory_bytes
+from simcxl.workload import BYTES_PER_REQUEST, Workload, length_bounds, memory_bytes
 
 GB = 1e9
 
@@ -95,8 +95,11 @@ class Cluster:
         except ValueError as exc:
             raise loaded.error("serving.router", str(exc)) from None
         self.frontend_latency = serving.frontend_latency
-        self.requests: list[Request] = []
-        self._closed_loop: deque[Request] | None = None
+        self.workload: Workload | None = None
+        self.log: RequestLog | None = None  # every request's record, set by run()
+        self._in_flight: dict[int, Request] = {}  # sent, not finished: recorded when they finish or the run ends
+        self._closed_loop: Iterator[Request] | None = None  # the requests closed-loop clients have yet to send
+        self._unsent = 0
         self.completed = 0
         self._all_done = self.env.event()
         self._progress: Callable[[int], None] | None = None
@@ -144,11 +147,11 @@ class Cluster:
                                         f"tokens after {self.llm.spec.name} weights; shorten it, raise "
                                         f"cluster.tensor_parallel, or pick a larger GPU")
 
-    def check_requests_fit(self, loaded: LoadedScenario, requests: list[Request]) -> None:
+    def check_requests_fit(self, loaded: LoadedScenario, workload: Workload) -> None:
         """Every request's KV (prompt + output) must fit in one instance after the weights."""
-        if not requests:
+        if not len(workload):
             return
-        largest = max(requests, key=lambda r: r.total_tokens)
+        largest = workload.request(workload.largest)
         capacity = self.kv_room_tokens
         if largest.total_tokens > capacity:
             raise loaded.error(
@@ -157,7 +160,7 @@ class Cluster:
                 f"({largest.total_tokens * self.llm.kv_bytes_per_token / GB:.1f} GB), but one instance has room for "
                 f"{capacity} tokens ({self.compute.kv_capacity_bytes / GB:.1f} GB after {self.llm.spec.name} weights); "
                 f"shorten workload lengths, raise cluster.tensor_parallel, or pick a larger GPU")
-        longest = max(request.input_tokens for request in requests)
+        longest = int(workload.input_tokens.max())
         tier = self.kv_manager.gpu_cache_tokens
         if tier and longest > capacity - tier:
             raise loaded.error(
@@ -174,13 +177,15 @@ class Cluster:
 
     def _on_finished(self, request: Request) -> None:
         self.completed += 1
+        del self._in_flight[request.id]
+        self.log.record(request)
         if self.timeline is not None:
             self._trace(request)
-        if self._closed_loop:  # that client sends its next request once it has seen this one's last token
+        if self._unsent:  # that closed-loop client sends its next request once it has seen this one's last token
             self._after(self.frontend_latency, self._send_next)
         if self._progress is not None:
             self._progress(self.completed)
-        if self.completed == len(self.requests):
+        if self.completed == len(self.workload):
             self._all_done.succeed()
 
     def _trace(self, request: Request) -> None:
@@ -209,6 +214,8 @@ class Cluster:
 
     def _submit(self, request: Request) -> None:
         """The request was sent now; it reaches the engine after the frontend (HTTP, tokenization, IPC)."""
+        self._in_flight[request.id] = request
+
         def enter() -> None:
             self.kv_manager.on_arrival(request)
             self.router.pick_prefill(request).submit(request)
@@ -216,31 +223,35 @@ class Cluster:
 
     def _send_next(self) -> None:
         """A closed-loop client sends the next request: it arrives now."""
-        request = self._closed_loop.popleft()
+        request = next(self._closed_loop)
+        self._unsent -= 1
         request.arrival = self.env.now
         self._submit(request)
 
     def _arrivals(self):
         env = self.env
-        for request in self.requests:
+        for request in self.workload:
             if request.arrival > env.now:
                 yield env.timeout(request.arrival - env.now)
             self._submit(request)
 
-    def run(self, requests: list[Request], progress: Callable[[int], None] | None = None,
-            concurrency: int | None = None) -> None:
-        """Replay ``requests`` until all finish or ``run.max_simulated_time`` passes: at their arrival times,
-        or, with ``concurrency``, as that many closed-loop clients (a request arrives when it is sent)."""
-        self.requests = requests
+    def run(self, workload: Workload, progress: Callable[[int], None] | None = None) -> None:
+        """Replay ``workload`` until all its requests finish or ``run.max_simulated_time`` passes: at their
+        arrival times, or, with a closed loop, as that many clients (a request arrives when it is sent).
+        Requests are made as they are sent and recorded in :attr:`log` as they finish."""
+        self.workload = workload
+        self.log = RequestLog(workload.arrival, workload.input_tokens, workload.output_tokens)
         self._progress = progress
-        if not requests:
+        if not len(workload):
             return
-        if concurrency is None:
+        if workload.concurrency is None:
             self.env.process(self._arrivals())
         else:
-            self._closed_loop = deque(requests)
-            for _ in range(min(concurrency, len(requests))):
+            self._closed_loop, self._unsent = iter(workload), len(workload)
+            for _ in range(min(workload.concurrency, len(workload))):
                 self._send_next()
         self.env.process(self.sampler.run())
         limit = self.env.timeout(self.scenario.run.max_simulated_time)
         self.env.run(until=self.env.any_of([self._all_done, limit]))
+        for request in self._in_flight.values():  # unfinished when the run stopped
+            self.log.record(request)

@@ -24,6 +24,7 @@ request must be granted before its KV moves here:
 from __future__ import annotations
 
 import heapq
+from array import array
 from collections import deque
 from typing import TYPE_CHECKING, Callable
 
@@ -72,7 +73,7 @@ class DecodeWorker:
         self._recompute: deque[Request] = deque()  # preempted, waiting for blocks to prefill again here
         self.context_tokens = 0
         self.iteration = 0
-        self.iteration_ends: list[float] = []
+        self.iteration_ends = array("d")  # end time of every iteration: its tokens' timestamps (8 bytes each)
         self.busy_time = 0.0
         self.preemptions = 0
         self.recomputed_tokens = 0  # prompt + generated tokens prefilled again after preemptions

@@ -3,22 +3,60 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
 
 from simcxl.config.schema import ClosedLoopWorkload, PoissonWorkload, TraceWorkload
 from simcxl.serving.request import Request
 
 
-@dataclass
 class Workload:
-    """Requests sorted by arrival, the tokens per prefix-block hash, and trace rows that were skipped."""
+    """The requests a run replays, sorted by arrival, as columns: a request object is made only when the
+    cluster sends it, so a run of millions holds only the requests in flight. Also the trace rows that were
+    skipped, and, for a closed loop, the number of clients.
 
-    requests: list[Request]
-    block_tokens: int
-    bad_rows: list[str] = field(default_factory=list)
-    concurrency: int | None = None  # closed loop: that many clients; None: requests arrive at their times
+    ``hashes(i)`` gives request i's prefix-block hashes (chained: one per ``block_tokens`` of prompt)."""
+
+    def __init__(self, arrival: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray,
+                 hashes: Callable[[int], Sequence[int]], block_tokens: int, bad_rows: list[str] | None = None,
+                 concurrency: int | None = None):
+        if not len(arrival) == len(input_tokens) == len(output_tokens):
+            raise ValueError(f"workload columns differ in length: {len(arrival)}, {len(input_tokens)}, "
+                             f"{len(output_tokens)}")
+        self.arrival = np.asarray(arrival, dtype=np.float64)
+        self.input_tokens = np.asarray(input_tokens, dtype=np.int64)
+        self.output_tokens = np.asarray(output_tokens, dtype=np.int64)
+        self.hashes = hashes
+        self.block_tokens = block_tokens
+        self.bad_rows = bad_rows or []
+        self.concurrency = concurrency  # closed loop: that many clients; None: requests arrive at their times
+
+    @classmethod
+    def of_requests(cls, requests: list[Request], block_tokens: int, bad_rows: list[str] | None = None,
+                    concurrency: int | None = None) -> "Workload":
+        """A workload of requests already made (ids 0, 1, ... in order), e.g. read from a trace."""
+        hashes = [r.block_hashes for r in requests]
+        return cls(np.array([r.arrival for r in requests], dtype=np.float64),
+                   np.array([r.input_tokens for r in requests], dtype=np.int64),
+                   np.array([r.output_tokens for r in requests], dtype=np.int64),
+                   hashes.__getitem__, block_tokens, bad_rows, concurrency)
+
+    def __len__(self) -> int:
+        return len(self.arrival)
+
+    def request(self, i: int) -> Request:
+        return Request(i, float(self.arrival[i]), int(self.input_tokens[i]), int(self.output_tokens[i]),
+                       self.hashes(i))
+
+    def __iter__(self) -> Iterator[Request]:
+        return map(self.request, range(len(self)))
+
+    @property
+    def largest(self) -> int:
+        """The id of the request with the most KV (prompt + output) when it finishes (-1: none)."""
+        return int(np.argmax(self.input_tokens + self.output_tokens)) if len(self) else -1
 
 
 Resolver = Callable[[tuple[str, ...], str], Path]
@@ -64,15 +102,15 @@ def as_written(key_path: tuple[str, ...], written: str) -> Path:
 
 def build_workload(spec: PoissonWorkload | TraceWorkload | ClosedLoopWorkload, seed: int, resolve: Resolver = as_written) -> Workload:
     """The workload a spec describes; ``resolve(key path, path as written)`` finds the files it names."""
-    from simcxl.workload.synthetic import closed_loop_requests, poisson_requests
+    from simcxl.workload.synthetic import closed_loop_workload, poisson_workload
     from simcxl.workload.traces import MOONCAKE_BLOCK_TOKENS, load_trace
 
     if isinstance(spec, PoissonWorkload):
-        return Workload(poisson_requests(spec, seed, resolve), spec.block_tokens)
+        return poisson_workload(spec, seed, resolve)
     if isinstance(spec, ClosedLoopWorkload):
-        return Workload(closed_loop_requests(spec, seed, resolve), spec.block_tokens, concurrency=spec.concurrency)
+        return closed_loop_workload(spec, seed, resolve)
     requests, bad = load_trace(resolve(("workload", "path"), spec.path), spec.format,
                                skip_bad_rows=spec.skip_bad_rows, first=spec.first, start=spec.start, end=spec.end,
                                time_scale=spec.time_scale, max_input_tokens=spec.max_input_tokens,
                                max_output_tokens=spec.max_output_tokens)
-    return Workload(requests, MOONCAKE_BLOCK_TOKENS, bad)
+    return Workload.of_requests(requests, MOONCAKE_BLOCK_TOKENS, bad)

@@ -22,7 +22,7 @@ import numpy as np
 from simcxl.config.schema import (ClosedLoopWorkload, EmpiricalLength, FixedLength, LognormalLength, PoissonWorkload,
                                   UniformLength)
 from simcxl.serving.request import Request
-from simcxl.workload import Resolver, as_written
+from simcxl.workload import Resolver, Workload, as_written
 
 Length = FixedLength | UniformLength | LognormalLength | EmpiricalLength
 
@@ -69,13 +69,23 @@ class _TokenStream:
         return tuple(self.full_blocks[:full]) + ((next(self.fresh),) if partial else ())
 
 
-def poisson_requests(spec: PoissonWorkload, seed: int, resolve: Resolver = as_written) -> list[Request]:
+def _fresh_hashes(input_tokens: np.ndarray, block_tokens: int) -> Callable[[int], range]:
+    """Hashes of prompts that share nothing: each takes the next ceil(tokens / block_tokens) fresh numbers,
+    so request i's are one range, found from a running sum instead of being stored."""
+    blocks = -(-input_tokens // block_tokens)
+    first = np.concatenate(([0], np.cumsum(blocks)[:-1])).astype(np.int64)
+    return lambda i: range(int(first[i]), int(first[i] + blocks[i]))
+
+
+def poisson_workload(spec: PoissonWorkload, seed: int, resolve: Resolver = as_written) -> Workload:
     rng = np.random.default_rng(seed)
     n = spec.num_requests
     turns = spec.conversation.turns if spec.conversation else 1
     starts = np.cumsum(interarrival_times(spec.rate / turns, spec.burstiness, math.ceil(n / turns), rng))
     inputs = sample_lengths(spec.input_tokens, n, rng, lambda p: resolve(("workload", "input_tokens", "trace"), p))
     outputs = sample_lengths(spec.output_tokens, n, rng, lambda p: resolve(("workload", "output_tokens", "trace"), p))
+    if not spec.shared_prefix and not spec.conversation:  # arrivals already in order, prompts share nothing
+        return Workload(starts, inputs, outputs, _fresh_hashes(inputs, spec.block_tokens), spec.block_tokens)
     groups = rng.integers(spec.shared_prefix.groups, size=len(starts)) if spec.shared_prefix else None
     fresh = count()
     group_blocks: dict[int, tuple[int, ...]] = {}
@@ -98,16 +108,16 @@ def poisson_requests(spec: PoissonWorkload, seed: int, resolve: Resolver = as_wr
             drafts.append((arrival, c, t, prompt, int(outputs[i]), stream.prompt_hashes(prompt)))
             history = prompt + int(outputs[i])
     drafts.sort(key=lambda d: (d[0], d[1], d[2]))
-    return [Request(i, arrival, n_in, n_out, hashes) for i, (arrival, _, _, n_in, n_out, hashes) in enumerate(drafts)]
+    return Workload.of_requests([Request(i, arrival, n_in, n_out, hashes)
+                                 for i, (arrival, _, _, n_in, n_out, hashes) in enumerate(drafts)], spec.block_tokens)
 
 
-def closed_loop_requests(spec: ClosedLoopWorkload, seed: int, resolve: Resolver = as_written) -> list[Request]:
+def closed_loop_workload(spec: ClosedLoopWorkload, seed: int, resolve: Resolver = as_written) -> Workload:
     """The requests closed-loop clients send, in sending order; each arrives when it is sent (set by the
     cluster), so ``arrival`` is 0 here. Prompts share nothing (a benchmark's random dataset)."""
     rng = np.random.default_rng(seed)
     n = spec.num_requests
     inputs = sample_lengths(spec.input_tokens, n, rng, lambda p: resolve(("workload", "input_tokens", "trace"), p))
     outputs = sample_lengths(spec.output_tokens, n, rng, lambda p: resolve(("workload", "output_tokens", "trace"), p))
-    fresh = count()
-    return [Request(i, 0.0, int(n_in), int(n_out), _TokenStream(fresh, spec.block_tokens).prompt_hashes(int(n_in)))
-            for i, (n_in, n_out) in enumerate(zip(inputs, outputs))]
+    return Workload(np.zeros(n), inputs, outputs, _fresh_hashes(inputs, spec.block_tokens), spec.block_tokens,
+                    concurrency=spec.concurrency)
