@@ -183,7 +183,12 @@ class Network:
         routes, links = self._affected_component()
         now = self.env.now
         old_rates = [route.rate for route in routes]
-        allocate_max_min(routes, links)
+        if len(routes) == 1:  # alone on its links (the common case at light load): its bottleneck, no filling
+            route = routes[0]
+            route.rate = min(route.max_rate, min((link.capacity / w for link, w in zip(route.links, route.weights)
+                                                  if w > 0), default=math.inf))
+        else:
+            allocate_max_min(routes, links)
         for route, old_rate in zip(routes, old_rates):
             if route.rate != old_rate or route.updated == now:
                 new_rate, route.rate = route.rate, old_rate

@@ -72,7 +72,8 @@ class GPUCompute:
         # and its per-token attention constants once (the same arithmetic, so the same floats).
         self._decode_batch_costs: list[tuple[float, float, float]] = []
         self._decode_attention = (llm.attention_flops_per_pair(decode=True), llm.indexer_flops_per_pair(), llm.layers,
-                                  llm.kv_bytes_per_token, llm.indexer_bytes_per_token, tensor_parallel)
+                                  llm.kv_bytes_per_token, llm.indexer_bytes_per_token, tensor_parallel,
+                                  self.roofline.attention_flops, self.roofline.kv_bandwidth)
 
     # ------------------------------------------------------------------ capacity
 
@@ -159,9 +160,10 @@ class GPUCompute:
             b = len(costs)
             costs.append((self._linear(b, sampled=b), self._fixed_and_elementwise(b), self.allreduce_time(b)))
         linear, fixed, allreduce = costs[batch_size]
-        flop_per_pair, indexer_flop_per_pair, layers, kv_bytes, indexer_bytes, tp = self._decode_attention
-        attention = self.roofline.attention((attended * flop_per_pair + total_context * indexer_flop_per_pair)
-                                            * layers / tp, (attended * kv_bytes + total_context * indexer_bytes) / tp)
+        flop_per_pair, indexer_flop_per_pair, layers, kv_bytes, indexer_bytes, tp, flops, bandwidth = \
+            self._decode_attention
+        attention = max((attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops,
+                        (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth)  # Roofline.attention
         return linear + attention + fixed + allreduce
 
 

@@ -127,6 +127,11 @@ class KVManager(ABC):
         llm = self.cluster.llm
         return -(-tokens // self.page_tokens) * llm.layers * llm.kv_tensors_per_layer
 
+    def all_of(self, events: list[simpy.Event]) -> simpy.Event:
+        """An event that fires once all ``events`` have: the event itself when there is one (a transfer of a
+        single tensor-parallel rank), which saves the condition's own events on every request."""
+        return events[0] if len(events) == 1 else self.env.all_of(events)
+
     def posted(self, tokens: int, poster: "PrefillWorker", move: simpy.Event) -> simpy.Event:
         """``move``, finished only once ``poster`` has also posted its descriptors. Posting overlaps with
         the data movement, but each instance posts from one thread (per rank), so its postings queue."""

@@ -46,7 +46,7 @@ class PooledKV(KVManager):
 
     def _gpus_io(self, gpus, nbytes: float, write: bool) -> simpy.Event:
         """``nbytes`` split evenly over the tensor-parallel GPUs of one instance."""
-        return self.env.all_of([self.pool_io(gpu, nbytes / len(gpus), write) for gpu in gpus])
+        return self.all_of([self.pool_io(gpu, nbytes / len(gpus), write) for gpu in gpus])
 
     def _staged_io(self, gpus, nbytes: float, write: bool) -> Generator:
         """``_gpus_io``, after the sender's host copies (write) or before the receiver's (read), for a

@@ -29,15 +29,14 @@ class RDMAPush(KVManager):
     path = "rdma"
 
     def move_shard(self, src, dst, nbytes: float) -> simpy.Event:
-        """Move one tensor-parallel shard of the KV from prefill GPU ``src`` to decode GPU ``dst``."""
-        return self.env.process(self._send(src, dst, nbytes))
-
-    def _send(self, src, dst, nbytes: float) -> Generator:
-        """One shard: a single tensor-centric write, or 2 x layers messages, each after a rendezvous."""
-        rdma = self.cluster.fabric.rdma
+        """Move one tensor-parallel shard of the KV from prefill GPU ``src`` to decode GPU ``dst``: a single
+        tensor-centric write, or 2 x layers messages, each after a rendezvous."""
         if self.cluster.scenario.kv_manager.messages == "tensor":
-            yield rdma.write(src, dst, nbytes)
-            return
+            return self.cluster.fabric.rdma.write(src, dst, nbytes)
+        return self.env.process(self._send_layers(src, dst, nbytes))
+
+    def _send_layers(self, src, dst, nbytes: float) -> Generator:
+        rdma = self.cluster.fabric.rdma
         messages = 2 * self.cluster.llm.layers
         for _ in range(messages):
             yield self.env.timeout(2 * rdma.one_way_latency())  # receiver posts, sender learns it may send
@@ -66,7 +65,7 @@ class RDMAPush(KVManager):
         shard = request.kv_bytes / len(prefill.gpus)
 
         def transfer() -> simpy.Event:
-            return self.posted(request.input_tokens, prefill, env.all_of(
+            return self.posted(request.input_tokens, prefill, self.all_of(
                 [self._move(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)]))
 
         yield from self.land(request, decode, transfer)

@@ -29,6 +29,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 import simpy
+from simpy.events import Timeout
 
 from simcxl.config.schema import DecodeSpec
 from simcxl.fabric.topology import GPUPort
@@ -265,7 +266,8 @@ class DecodeWorker:
         """SimPy process: one timeout per iteration of the whole batch.
 
         Every simulated run spends most of its events here, so the common iteration (no receive, no
-        preemption, no arrivals, nobody leaving) takes the short path: each step's rare branch is a method."""
+        preemption, no arrivals, nobody leaving) takes the short path: each step's rare branch is a method,
+        and timeouts are made directly (``env.timeout`` binds a new callable at every use)."""
         env, kv, running, batch, crossing = self.env, self.kv, self._running, self._batch, self._crossing_counts
         step_time, fetches = self.compute.decode_step_time, self.kv_manager.fetches_each_step
         no_rejoins: list[Request] = []
@@ -274,10 +276,11 @@ class DecodeWorker:
                 yield from self._receive_pending()
             preempted = False
             if self.on_demand:
-                if crossing[self.iteration % kv.block_tokens] > kv.free:  # rare: most iterations take their blocks
+                needed = crossing[self.iteration % kv.block_tokens]
+                if needed > kv.free:  # rare: most iterations take their blocks and go
                     preempted = self._allocate_step()
                 else:
-                    kv.free -= crossing[self.iteration % kv.block_tokens]
+                    kv.free -= needed
             if preempted:  # no admissions in a preempting iteration (vLLM v1)
                 rejoined = no_rejoins
             elif self._recompute or self._ready:
@@ -300,15 +303,16 @@ class DecodeWorker:
                 duration += recompute
             fetch = self._step_fetch() if fetches else None
             if fetch is None:
-                yield env.timeout(duration)
+                yield Timeout(env, duration)
             else:  # missing KV entries are fetched during the step; prefetch overlaps layer by layer
                 yield from self.kv_manager.fetch_and_compute(self, fetch, duration)
-            self.busy_time += env.now - start
+            now = env.now
+            self.busy_time += now - start
             if self.timeline is not None:
-                self.timeline.slice("decode", f"instance {self.index}", "decode", start, env.now,
+                self.timeline.slice("decode", f"instance {self.index}", "decode", start, now,
                                     batch=len(running), context_tokens=self.context_tokens,
                                     recomputed_requests=len(rejoined))
-            self.iteration_ends.append(env.now)
+            self.iteration_ends.append(now)
             self.iteration += 1
             self.context_tokens += len(running)
             if self.topk is None:
