@@ -154,12 +154,15 @@ class Network:
         heapq.heappush(route.flows, (flow.target, next(self._seq), flow))  # ties finish in arrival order
         self.active_flows += 1
         if len(route.flows) == 1:  # the route becomes active: rates in its component change
-            if not route.links:
-                route.rate = route.max_rate
+            alone = True
+            for link in route.links:
+                alone = alone and not link.routes
+                link.routes[route] = None
+            if alone:  # its links carry nothing else: its bottleneck is its rate, nobody else's moves
+                route.rate = _solo_rate(route)
                 self._push(route)
                 return
             for link in route.links:
-                link.routes[route] = None
                 self._dirty[link] = None
             self._request_recompute()
         else:
@@ -183,10 +186,8 @@ class Network:
         routes, links = self._affected_component()
         now = self.env.now
         old_rates = [route.rate for route in routes]
-        if len(routes) == 1:  # alone on its links (the common case at light load): its bottleneck, no filling
-            route = routes[0]
-            route.rate = min(route.max_rate, min((link.capacity / w for link, w in zip(route.links, route.weights)
-                                                  if w > 0), default=math.inf))
+        if len(routes) == 1:  # alone on its links: its bottleneck, no filling
+            routes[0].rate = _solo_rate(routes[0])
         else:
             allocate_max_min(routes, links)
         for route, old_rate in zip(routes, old_rates):
@@ -252,12 +253,19 @@ class Network:
             self._push(route)
             return
         route.version += 1
-        route.served = 0.0
+        del self._routes[route.links, route.weights, route.max_rate]  # idle routes are forgotten: most never recur
         for link in route.links:
             del link.routes[route]
-            self._dirty[link] = None
+            if link.routes:  # routes still on it may speed up
+                self._dirty[link] = None
         if self._dirty:
             self._request_recompute()
+
+
+def _solo_rate(route: Route) -> float:
+    """The rate of a route that has its links to itself: its tightest link, or its own cap."""
+    return min(route.max_rate, min((link.capacity / w for link, w in zip(route.links, route.weights) if w > 0),
+                                   default=math.inf))
 
 
 def allocate_max_min(routes: list[Route], links: list[Link]) -> None:
