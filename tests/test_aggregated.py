@@ -85,7 +85,7 @@ def test_preemption_by_recompute_conserves_requests_tokens_and_blocks():
     intervals = sum(sum(last - first for first, last in log.stints.get(i, ())) + finish[i] - join[i]
                     + len(log.stints.get(i, ())) for i in range(len(log)))
     assert intervals == (log.column("output_tokens") - 1).sum()
-    assert outcome.report._tbt[1].sum() == intervals
+    assert outcome.report.token_intervals == intervals
 
 
 def test_aggregated_trades_tbt_interference_for_no_kv_transfer():

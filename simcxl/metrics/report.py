@@ -45,14 +45,14 @@ def _mean(values: np.ndarray) -> float | None:
 def _weighted_stats(values: np.ndarray, counts: np.ndarray) -> dict[str, float | None]:
     """:func:`_stats` of the multiset holding ``counts[i]`` copies of ``values[i]``, without making it: the
     same order statistics and linear interpolation as ``np.percentile``; the mean to float rounding."""
-    keep = counts > 0
-    values, counts = values[keep], counts[keep]
-    if not len(values):
+    if not len(values) or not counts.any():
         return dict.fromkeys(("mean", "p50", "p90", "p99"))
+    total = int(counts.sum())
+    out: dict[str, float | None] = {"mean": float(np.dot(values, counts) / total)}
     order = np.argsort(values, kind="stable")
-    values, cumulative = values[order], np.cumsum(counts[order])
-    total = int(cumulative[-1])
-    out: dict[str, float | None] = {"mean": float(np.dot(values, counts[order]) / total)}
+    values, cumulative = values[order], counts[order]
+    del order
+    np.cumsum(cumulative, out=cumulative)
     for q in (50, 90, 99):
         virtual = (total - 1) * (q / 100)  # as np.percentile's 'linear' method
         below = int(np.floor(virtual))
@@ -117,12 +117,15 @@ class RunReport:
                 preemption_gaps += [ends[b[0]] - ends[a[1]] for a, b in zip(runs, runs[1:])]
                 first = np.append(first, [a for a, _ in runs])
                 last = np.append(last, [b for _, b in runs])
-            gaps.append(gap)
-            counts.append(np.cumsum(np.bincount(first, minlength=iterations + 1)
-                                    - np.bincount(last, minlength=iterations + 1))[:len(gap)])
+            seen = np.cumsum(np.bincount(first, minlength=iterations + 1)
+                             - np.bincount(last, minlength=iterations + 1))[:len(gap)]
+            gaps.append(gap[seen > 0])  # an iteration nobody saw both ends of is no token interval
+            counts.append(seen[seen > 0])
         gaps.append(np.array(preemption_gaps))
         counts.append(np.ones(len(preemption_gaps), dtype=np.int64))
-        self._tbt = (np.concatenate(gaps), np.concatenate(counts))
+        gaps, counts = np.concatenate(gaps), np.concatenate(counts)
+        self.token_intervals = int(counts.sum())
+        self.tbt = _weighted_stats(gaps, counts)
         column = log.column
         arrival, finish_s = column("arrival"), column("finish")
         table = {
@@ -146,32 +149,34 @@ class RunReport:
 
     def summary(self) -> dict:
         c, df, t = self.cluster, self.requests, self.simulated_s
-        done = df[~df.finish_s.isna()]
-        reached_decode = df[~df.kv_transfer_end_s.isna()]
-        arrival = df.arrival_s.to_numpy()
+        col = {name: df[name].to_numpy() for name in df.columns}  # views: masks below copy single columns only
+        done = ~np.isnan(col["finish_s"])
+        decoded = ~np.isnan(col["kv_transfer_end_s"])
+        outputs = col["output_tokens"][done]
+        several = outputs > 1
         return {
             "scenario": c.scenario.name,
-            "requests": {"arrived": int((arrival <= t).sum()), "completed": len(done),
-                         "unfinished": int(len(df) - len(done))},
-            "ttft_s": _stats(df.ttft_s.to_numpy()),
-            "tbt_s": _weighted_stats(*self._tbt),
-            "e2e_s": _stats(done.e2e_s.to_numpy(), ("mean", "p50", "p90", "p99")),
-            "tpot_s": _stats(((done.e2e_s - done.ttft_s) / (done.output_tokens - 1))[done.output_tokens > 1].to_numpy()),
+            "requests": {"arrived": int((col["arrival_s"] <= t).sum()), "completed": int(done.sum()),
+                         "unfinished": int(len(df) - done.sum())},
+            "ttft_s": _stats(col["ttft_s"]),
+            "tbt_s": self.tbt,
+            "e2e_s": _stats(col["e2e_s"][done], ("mean", "p50", "p90", "p99")),
+            "tpot_s": _stats((col["e2e_s"][done][several] - col["ttft_s"][done][several]) / (outputs[several] - 1)),
             "throughput": {
-                "output_tokens_per_s": float(done.output_tokens.sum() / t) if t > 0 else 0.0,
-                "requests_per_s": float(len(done) / t) if t > 0 else 0.0,
+                "output_tokens_per_s": float(outputs.sum() / t) if t > 0 else 0.0,
+                "requests_per_s": float(done.sum() / t) if t > 0 else 0.0,
             },
             "ttft_breakdown_s": {
-                "queue": _mean((df.prefill_start_s - df.arrival_s).to_numpy()),
-                "prefix_load": _mean((df.prefix_load_end_s - df.prefill_start_s).to_numpy()),
-                "prefill": _mean((df.prefill_end_s - df.prefix_load_end_s).to_numpy()),
-                "decode_wait": _mean(reached_decode.decode_wait_s.to_numpy()),
-                "kv_sync": _mean(reached_decode.kv_sync_s.to_numpy()),
-                "kv_transfer": _mean((reached_decode.kv_transfer_end_s - reached_decode.prefill_end_s
-                                      - reached_decode.decode_wait_s - reached_decode.kv_sync_s).to_numpy()),
-                "first_decode": _mean((df.first_token_s - df.kv_transfer_end_s).to_numpy()),
+                "queue": _mean(col["prefill_start_s"] - col["arrival_s"]),
+                "prefix_load": _mean(col["prefix_load_end_s"] - col["prefill_start_s"]),
+                "prefill": _mean(col["prefill_end_s"] - col["prefix_load_end_s"]),
+                "decode_wait": _mean(col["decode_wait_s"][decoded]),
+                "kv_sync": _mean(col["kv_sync_s"][decoded]),
+                "kv_transfer": _mean((col["kv_transfer_end_s"] - col["prefill_end_s"] - col["decode_wait_s"]
+                                      - col["kv_sync_s"])[decoded]),
+                "first_decode": _mean(col["first_token_s"] - col["kv_transfer_end_s"]),
             },
-            "decode_wait_s": _stats(reached_decode.decode_wait_s.to_numpy(), ("mean", "p99", "max")),
+            "decode_wait_s": _stats(col["decode_wait_s"][decoded], ("mean", "p99", "max")),
             "preemptions": {"count": sum(w.preemptions for w in c.token_workers),
                             "recomputed_tokens": sum(w.recomputed_tokens for w in c.token_workers)},
             "kv": {

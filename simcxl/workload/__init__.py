@@ -51,7 +51,13 @@ class Workload:
                        self.hashes(i))
 
     def __iter__(self) -> Iterator[Request]:
-        return map(self.request, range(len(self)))
+        """The requests in order, made one by one (columns are read a chunk at a time as Python numbers)."""
+        for start in range(0, len(self), 4096):
+            stop = min(start + 4096, len(self))
+            for i, arrival, n_in, n_out in zip(range(start, stop), self.arrival[start:stop].tolist(),
+                                               self.input_tokens[start:stop].tolist(),
+                                               self.output_tokens[start:stop].tolist()):
+                yield Request(i, arrival, n_in, n_out, self.hashes(i))
 
     @property
     def largest(self) -> int:
