@@ -225,8 +225,9 @@ class Network:
         while heap and heap[0][2] != heap[0][3].version:
             heapq.heappop(heap)
         if heap and heap[0][0] < self._timer_at:
-            self._timer_at = heap[0][0]
-            self.env.timeout(max(0.0, heap[0][0] - self.env.now)).callbacks.append(self._on_timer)
+            delay = max(0.0, heap[0][0] - self.env.now)
+            self._timer_at = self.env.now + delay  # when the timeout fires: the finish time, to float rounding
+            self.env.timeout(delay).callbacks.append(self._on_timer)
 
     def _on_timer(self, _event: simpy.Event) -> None:
         now = self.env.now
@@ -234,7 +235,8 @@ class Network:
             return
         self._timer_at = math.inf
         heap = self._finish_heap
-        while heap and heap[0][0] <= now:
+        due = now + _TIME_RESOLUTION * max(1.0, now)  # a finish the clock cannot tell from now is due now
+        while heap and heap[0][0] <= due:
             _, _, version, route = heapq.heappop(heap)
             if version == route.version:
                 self._complete_due(route, now)
