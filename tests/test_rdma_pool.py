@@ -16,7 +16,7 @@ ONE = ("workload.num_requests=1", f"workload.input_tokens={{dist: fixed, value: 
 
 
 def _transfer(*overrides: str):
-    outcome = simulate(scenario("sac_rdma.yaml", *ONE, *overrides))
+    outcome = simulate(scenario("sac_rdma_hbm.yaml", *ONE, *overrides))
     return outcome, outcome.report.requests.iloc[0]
 
 
@@ -49,7 +49,7 @@ def test_decode_holds_the_whole_prefix_so_scarce_hbm_makes_requests_wait_unlike_
             "gpu.memory_utilization=0.605",
             f"workload.input_tokens={{dist: fixed, value: {PROMPT}}}",
             "workload.output_tokens={dist: fixed, value: 1024}")
-    pool = simulate(scenario("sac_rdma.yaml", *load))
+    pool = simulate(scenario("sac_rdma_hbm.yaml", *load))
     sac = simulate(scenario("sac.yaml", *load))
     capacity = pool.report.cluster.compute.kv_capacity_tokens
     assert capacity < 10 * PROMPT  # fewer than ten whole prefixes fit in the decode instance

@@ -73,6 +73,8 @@ class GPUSpec(Section):
     fp8_compute_efficiency: Fraction | None = None
     fused_elementwise_efficiency: PositiveFloat | None = None
     fused_layer_overhead: Seconds | None = None
+    host_gather_bandwidth: BytesPerSecond | None = None
+    host_gather_latency: Seconds = 0.0
     allreduce: list[AllReducePoint] = []
     calibrated: bool = False
 
@@ -348,9 +350,12 @@ class KVManagerSpec(Section):
     0 leaves it out; experiments sweep it because published per-descriptor costs span 1000x.
     ``blocking_send`` / ``blocking_receive``: the connector runs on the workers' own loops (vLLM v0).
     ``host_staging``: the connector copies the KV through host memory on both ends (see HostStagingSpec).
+    ``hot_buffer_tokens``, ``topk_overlap``, ``fetch_overlap``: sparse decode (``cxl_sparse``, ``rdma_sparse``);
+    ``host_pool``: the host memory of one decode instance that ``rdma_sparse`` keeps whole prefixes in
+    (default: the node's ``host_dram.capacity`` over its instances).
     """
 
-    type: Literal["rdma", "rdma_pull", "rdma_pool", "cxl_block", "cxl_sparse"] = "rdma"
+    type: Literal["rdma", "rdma_pull", "rdma_pool", "rdma_sparse", "cxl_block", "cxl_sparse"] = "rdma"
     prefix_cache: PrefixCacheSpec | None = None
     intra_node_lock: Seconds = 0.2e-6
     blocking_send: bool = False
@@ -363,6 +368,7 @@ class KVManagerSpec(Section):
     page_tokens: PositiveInt = 16
     topk_overlap: Fraction = 0.9
     fetch_overlap: bool = True
+    host_pool: Bytes | None = None
 
 
 # --------------------------------------------------------------------------- workload

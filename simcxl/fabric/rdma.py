@@ -76,7 +76,9 @@ class RDMA:
         return fetch(self.network, links, items, item_bytes, round_trip, self.nic.outstanding_reads,
                      overhead=self.nic.per_transfer_overhead, weights=weights)
 
-    def bulk_read(self, requester: GPUPort, target: GPUPort, nbytes: float, target_gpu: bool = True) -> simpy.Event:
-        """Read a contiguous region of ``nbytes`` from ``target`` into ``requester``'s GPU memory."""
+    def bulk_read(self, requester: GPUPort, target: GPUPort, nbytes: float, target_gpu: bool = True,
+                  gpu_memory: bool = True) -> simpy.Event:
+        """Read a contiguous region of ``nbytes`` from ``target`` into ``requester``'s GPU memory (or, with
+        ``gpu_memory=False``, its node's host DRAM)."""
         chunks = max(1, -(-int(nbytes) // BULK_READ_CHUNK_BYTES))
-        return self.read(requester, target, chunks, nbytes / chunks, target_gpu=target_gpu)
+        return self.read(requester, target, chunks, nbytes / chunks, gpu_memory=gpu_memory, target_gpu=target_gpu)

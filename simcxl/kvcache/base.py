@@ -238,6 +238,13 @@ class KVManager(ABC):
         yield fetch
         yield self.env.timeout(compute)
 
+    def too_large(self, input_tokens: int) -> str | None:
+        """Why a prompt of ``input_tokens`` could never be served by this manager (None: it can be)."""
+        return None
+
+    def on_finished(self, request: "Request") -> None:
+        """The request's last token was emitted: whatever the manager held for it may go."""
+
     def summary(self) -> dict:
         """Manager-specific metrics for summary.json's ``kv`` section."""
         return {}

@@ -10,7 +10,7 @@ script times the ways such a gather can be done, for k scattered entries (random
 - ``per_item``: one ``cudaMemcpyAsync`` per entry (up to 8,192 entries; through ctypes);
 - ``bulk``: one contiguous copy of the same bytes (the bandwidth ceiling).
 Each row: method, item_bytes, items, seconds (best of 5), gbps, per_item_us. Writes DIR/host_gathers.csv and
-DIR/host_gathers_info.json.
+DIR/host_gathers_info.json. :func:`fit_zero_copy` turns the CSV into a GPU profile's host_gather_* values.
 """
 
 from __future__ import annotations
@@ -86,6 +86,19 @@ def measure(out_dir: Path) -> dict:
             print(rows[-1], flush=True)
     return record.write(out_dir, "host_gathers", rows, entry_bytes=ENTRY_BYTES, pool_entries=POOL_ENTRIES,
                         repeats=REPEATS)
+
+
+def fit_zero_copy(csv_path: Path) -> tuple[float, float]:
+    """(fixed seconds, bytes per second) of the zero-copy gather: a least-squares line through the measured
+    times against bytes, what a profile's ``host_gather_latency`` and ``host_gather_bandwidth`` hold."""
+    import numpy as np
+    import pandas as pd
+
+    rows = pd.read_csv(csv_path)
+    rows = rows[rows.method == "zero_copy"]
+    design = np.column_stack([np.ones(len(rows)), rows["items"] * rows.item_bytes])
+    (fixed, seconds_per_byte), *_ = np.linalg.lstsq(design, rows.seconds.to_numpy(), rcond=None)
+    return float(fixed), float(1 / seconds_per_byte)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import simcxl.kvcache.cxl_sparse  # noqa: F401 - registers the 'cxl_sparse' mana
 import simcxl.kvcache.rdma  # noqa: F401 - registers the 'rdma' manager
 import simcxl.kvcache.rdma_pool  # noqa: F401 - registers the 'rdma_pool' manager
 import simcxl.kvcache.rdma_pull  # noqa: F401 - registers the 'rdma_pull' manager
+import simcxl.kvcache.rdma_sparse  # noqa: F401 - registers the 'rdma_sparse' manager
 from simcxl.config.loader import LoadedScenario
 from simcxl.fabric.fabric import Fabric
 from simcxl.hardware.gpu import GPUCompute
@@ -161,6 +162,9 @@ class Cluster:
                 f"{capacity} tokens ({self.compute.kv_capacity_bytes / GB:.1f} GB after {self.llm.spec.name} weights); "
                 f"shorten workload lengths, raise cluster.tensor_parallel, or pick a larger GPU")
         longest = int(workload.input_tokens.max())
+        problem = self.kv_manager.too_large(longest)
+        if problem:
+            raise loaded.error("kv_manager.type", problem)
         tier = self.kv_manager.gpu_cache_tokens
         if tier and longest > capacity - tier:
             raise loaded.error(
@@ -178,6 +182,7 @@ class Cluster:
     def _on_finished(self, request: Request) -> None:
         self.completed += 1
         del self._in_flight[request.id]
+        self.kv_manager.on_finished(request)
         self.log.record(request)
         if self.timeline is not None:
             self._trace(request)
