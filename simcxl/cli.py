@@ -302,6 +302,29 @@ def _cmd_goodput(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from simcxl.sweep import plan as planning
+    from simcxl.sweep.executors import make_executor
+
+    plan = planning.load_plan(args.spec)
+    out = args.output or Path("results") / "plan" / args.spec.stem
+    try:
+        executor = make_executor(args.executor, args.jobs, args.address)
+    except (RuntimeError, ValueError) as exc:
+        raise SimcxlError(str(exc)) from None
+    print(f"plan {args.spec}: {len(plan.points)} configuration(s) of {plan.base}, target {plan.spec.target:g} under "
+          f"{', '.join(map(str, plan.slos))}, -j {args.jobs}")
+    result = planning.run_plan(plan, out, executor, args.jobs)
+    planning.plot(result, out)
+    choice = result["cheapest_meeting_target"]
+    if choice is None:
+        print(f"no configuration meets the target {plan.spec.target:g}; wrote {out / 'plan.csv'} and plan.png")
+    else:
+        print(f"cheapest meeting the target: point {choice['point']} (goodput {choice['goodput']:.4g}, "
+              f"${choice['cost_usd']:,.0f}); wrote {out / 'plan.csv'}, plan.json and plan.png")
+    return 0
+
+
 def _cmd_model_from_hf(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -395,6 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
     goodput.add_argument("--executor", choices=("local", "ray"), default="local")
     goodput.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     goodput.set_defaults(func=_cmd_goodput)
+
+    plan = commands.add_parser("plan", help="goodput and cost over a grid of configurations; the cheapest meeting "
+                                            "a target")
+    plan.add_argument("spec", type=Path, help="plan YAML: base, grid/points, slo, target, costs")
+    plan.add_argument("-o", "--output", type=Path, help="folder (default results/plan/<spec name>)")
+    plan.add_argument("-j", "--jobs", type=positive_int, default=1, help="loads run in parallel per search round")
+    plan.add_argument("--executor", choices=("local", "ray"), default="local")
+    plan.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    plan.set_defaults(func=_cmd_plan)
 
     model = commands.add_parser("model", help="model profiles").add_subparsers(dest="what", required=True)
     from_hf = model.add_parser("from-hf", help="a model profile from a Hugging Face config.json")

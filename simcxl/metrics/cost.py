@@ -49,7 +49,7 @@ def bill(resolved: dict) -> dict[str, float]:
         counts["cxl_device"] = cxl["devices"]
         counts["dram_gb"] = cxl["devices"] * parse_size(cxl["device_capacity"]) / 1e9
     pool = fabric.get("memory_pool")
-    if pool and kv_type == "rdma_pool":
+    if pool and kv_type in ("rdma_pool", "rdma_sparse"):
         counts["memory_server"] = pool["nodes"]
         counts["nic"] += pool["nodes"] * pool["nics_per_node"]
         counts["dram_gb"] = pool["nodes"] * parse_size(pool["capacity_per_node"]) / 1e9

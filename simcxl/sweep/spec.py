@@ -68,6 +68,11 @@ def load_sweep(path: str | Path) -> Sweep:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    return sweep_of(path, spec)
+
+
+def sweep_of(path: Path, spec: SweepSpec) -> Sweep:
+    """The points of a validated spec read from ``path`` (whose folder relative paths start from)."""
     for key, values in spec.grid.items():
         if not values:
             raise ConfigError(f"{path}: grid.{key}: expected a non-empty list of values")
