@@ -61,3 +61,13 @@ def test_attainment_is_the_share_of_requests_meeting_every_per_request_slo(tmp_p
 def test_bad_goodput_arguments_exit_2(tmp_path, capsys, args, expected):
     assert main(["goodput", "rdma", "-o", str(tmp_path / "gp"), *args]) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_an_slo_no_single_request_can_meet_stops_the_search_at_goodput_zero(tmp_path, capsys):
+    """A TTFT below one prompt's prefill is missed at any load: two halvings that change nothing end the search."""
+    out = tmp_path / "gp"
+    assert main(["goodput", "rdma", "--slo", "ttft_p50=1ms", "-o", str(out), "-j", "2",
+                 "--set", "workload.num_requests=200"]) == 0
+    result = json.loads((out / "goodput.json").read_text())
+    assert result["max_rate"] == 0 and len(result["points"]) <= 10  # not the 40 loads of 20 halvings
+    assert "no load tried meets the SLOs" in capsys.readouterr().out

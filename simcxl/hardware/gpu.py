@@ -19,6 +19,7 @@ One forward pass may mix work, as an aggregated engine's iteration does (chunked
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from simcxl.config.schema import GPUSpec
 from simcxl.hardware.model import LLM
@@ -68,12 +69,7 @@ class GPUCompute:
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
-        # A decode step is priced every iteration of every instance, so its batch-size terms are kept per size
-        # and its per-token attention constants once (the same arithmetic, so the same floats).
-        self._decode_batch_costs: list[tuple[float, float, float]] = []
-        self._decode_attention = (llm.attention_flops_per_pair(decode=True), llm.indexer_flops_per_pair(), llm.layers,
-                                  llm.kv_bytes_per_token, llm.indexer_bytes_per_token, tensor_parallel,
-                                  self.roofline.attention_flops, self.roofline.kv_bandwidth)
+        self.decode_step_time = self._decode_step_pricer()
 
     # ------------------------------------------------------------------ capacity
 
@@ -145,27 +141,35 @@ class GPUCompute:
                                              + all_pairs * llm.indexer_flops_per_pair()) * llm.layers / tp, kv_bytes)
         return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
 
-    def decode_step_time(self, batch_size: int, total_context: int, attended_context: int | None = None) -> float:
-        """One decode iteration: one new token for each of ``batch_size`` sequences.
+    def _decode_step_pricer(self) -> Callable[..., float]:
+        """``decode_step_time(batch_size, total_context, attended_context=None)``: one decode iteration, one new
+        token for each of ``batch_size`` sequences.
 
         ``total_context`` is the sum over the batch of the cached tokens; with sparse attention each new
         token attends to only ``attended_context`` of them (the top-k), but the indexer scores them all.
         The KV of the attended tokens and the indexer keys of all tokens are read from HBM once per step.
+        Every decode worker prices every iteration with it, so it is a closure over its constants (and keeps
+        the batch-size terms per size): the same arithmetic as the other passes, without attribute lookups.
         """
-        if batch_size == 0:
-            return 0.0
-        attended = total_context if attended_context is None else attended_context
-        costs = self._decode_batch_costs
-        while len(costs) <= batch_size:
-            b = len(costs)
-            costs.append((self._linear(b, sampled=b), self._fixed_and_elementwise(b), self.allreduce_time(b)))
-        linear, fixed, allreduce = costs[batch_size]
-        flop_per_pair, indexer_flop_per_pair, layers, kv_bytes, indexer_bytes, tp, flops, bandwidth = \
-            self._decode_attention
-        attention = max((attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops,
-                        (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth)  # Roofline.attention
-        return linear + attention + fixed + allreduce
+        llm, tp, roofline = self.llm, self.tp, self.roofline
+        flop_per_pair, indexer_flop_per_pair = llm.attention_flops_per_pair(decode=True), llm.indexer_flops_per_pair()
+        layers, kv_bytes, indexer_bytes = llm.layers, llm.kv_bytes_per_token, llm.indexer_bytes_per_token
+        flops, bandwidth = roofline.attention_flops, roofline.kv_bandwidth
+        costs: list[tuple[float, float, float]] = []  # (linear, fixed + elementwise, all-reduce) by batch size
 
+        def decode_step_time(batch_size: int, total_context: int, attended_context: int | None = None) -> float:
+            if batch_size == 0:
+                return 0.0
+            attended = total_context if attended_context is None else attended_context
+            while len(costs) <= batch_size:
+                b = len(costs)
+                costs.append((self._linear(b, sampled=b), self._fixed_and_elementwise(b), self.allreduce_time(b)))
+            linear, fixed, allreduce = costs[batch_size]
+            attention = max((attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops,
+                            (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth)  # Roofline.attention
+            return linear + attention + fixed + allreduce
+
+        return decode_step_time
 
     def forward_time(self, decode_seqs: int, decode_context: int, chunks: list[tuple[int, int, bool]]) -> float:
         """One forward pass of an aggregated engine's iteration: ``decode_seqs`` sequences decoding one token

@@ -270,13 +270,15 @@ class DecodeWorker:
         and timeouts are made directly (``env.timeout`` binds a new callable at every use)."""
         env, kv, running, batch, crossing = self.env, self.kv, self._running, self._batch, self._crossing_counts
         step_time, fetches = self.compute.decode_step_time, self.kv_manager.fetches_each_step
+        on_demand, block_tokens, overhead = self.on_demand, kv.block_tokens, self.iteration_overhead
+        sparse, record_end = self.topk is not None, self.iteration_ends.append
         no_rejoins: list[Request] = []
         while True:
             if self._receiving:
                 yield from self._receive_pending()
             preempted = False
-            if self.on_demand:
-                needed = crossing[self.iteration % kv.block_tokens]
+            if on_demand:
+                needed = crossing[self.iteration % block_tokens]
                 if needed > kv.free:  # rare: most iterations take their blocks and go
                     preempted = self._allocate_step()
                 else:
@@ -296,7 +298,7 @@ class DecodeWorker:
                 self._wakeup = None
                 continue
             start = env.now
-            duration = self.iteration_overhead + step_time(len(running), self.context_tokens, self.attended_tokens)
+            duration = overhead + step_time(len(running), self.context_tokens, self.attended_tokens)
             if rejoined:
                 recompute = self.compute.prefill_time([r.input_tokens + r.generated for r in rejoined])
                 self.recompute_time += recompute
@@ -312,13 +314,13 @@ class DecodeWorker:
                 self.timeline.slice("decode", f"instance {self.index}", "decode", start, now,
                                     batch=len(running), context_tokens=self.context_tokens,
                                     recomputed_requests=len(rejoined))
-            self.iteration_ends.append(now)
+            record_end(now)
             self.iteration += 1
             self.context_tokens += len(running)
-            if self.topk is None:
-                self.attended_tokens += len(running)
-            else:
+            if sparse:
                 self._grow_sparse()
+            else:
+                self.attended_tokens += len(running)
             if batch and batch[0][0] < self.iteration:
                 self._leave()
 

@@ -170,6 +170,16 @@ class GoodputSearch:
         met = [load for load, v in self.tried.items() if v["met"] and load < high]
         return max(met, default=0.0), high
 
+    def _load_insensitive(self) -> bool:
+        """Whether the two lowest loads tried both miss with the same values (within 1%): the SLOs are missed
+        by requests alone, not by queueing, so a lower load cannot meet them (the goodput is 0)."""
+        lowest = [self.tried[load] for load in sorted(self.tried)[:2]]
+        if len(lowest) < 2 or any(v["met"] for v in lowest):
+            return False
+        a, b = ({**v["values"], **({"attainment": v["attainment"]} if "attainment" in v else {})} for v in lowest)
+        return all(a[k] is not None and b[k] is not None and abs(a[k] - b[k]) <= 0.01 * max(abs(b[k]), 1e-12)
+                   for k in a)
+
     def run(self) -> dict:
         jobs = self.jobs
         self._evaluate([self.start * 2**k for k in range(jobs)])
@@ -181,6 +191,8 @@ class GoodputSearch:
                 self._evaluate([low * 2**(k + 1) for k in range(jobs)])
             else:
                 self._evaluate([high / 2**(k + 1) for k in range(jobs)])
+            if low == 0 and self._load_insensitive():
+                break
         low, high = self._bracket()
         if high == math.inf:
             raise SimcxlError(f"goodput: the SLOs are met even at {self.knob}={_name(low)} "
