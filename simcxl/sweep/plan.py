@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
-from simcxl.config.loader import load_scenario, read_yaml
+from simcxl.config.loader import load_scenario
 from simcxl.errors import ConfigError, SimcxlError
 from simcxl.metrics.cost import CostTable, bill, capital_cost
 from simcxl.metrics.results import dump_json, write_atomic
 from simcxl.sweep.executors import Executor
 from simcxl.sweep.goodput import SLO, GoodputSearch
-from simcxl.sweep.spec import SweepSpec, sweep_of
+from simcxl.sweep.spec import SweepSpec, invalid, read_spec, sweep_of
 
 
 class PlanSpec(SweepSpec):
@@ -62,15 +62,11 @@ class Plan:
 
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
-    data = read_yaml(path)
-    try:
-        spec = PlanSpec.model_validate(data)
-    except ValidationError as exc:
-        raise _invalid(path, "", exc) from None
+    spec = read_spec(path, PlanSpec)
     try:
         prices = CostTable(**spec.costs)
     except ValidationError as exc:
-        raise _invalid(path, "costs.", exc) from None
+        raise invalid(path, exc, "costs.") from None
     slos = []
     for name, limit in spec.slo.items():
         try:
@@ -79,11 +75,6 @@ def load_plan(path: str | Path) -> Plan:
             raise ConfigError(f"{path}: slo.{name}: {str(exc).split(': ', 1)[1]}") from None
     sweep = sweep_of(path, spec)
     return Plan(path, spec, sweep.points, sweep.base, slos, prices)
-
-
-def _invalid(path: Path, section: str, exc: ValidationError) -> ConfigError:
-    first = exc.errors()[0]
-    return ConfigError(f"{path}: {section}{'.'.join(str(p) for p in first['loc']) or '(top level)'}: {first['msg']}")
 
 
 def pareto(rows: list[dict]) -> set[str]:

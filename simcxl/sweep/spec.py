@@ -59,16 +59,23 @@ class Sweep:
         return list(dict.fromkeys(key for point in self.points for key in point.overrides))
 
 
+def invalid(path: Path, exc: ValidationError, section: str = "") -> ConfigError:
+    """The first problem pydantic found in the file at ``path``, as a user error naming its key path."""
+    first = exc.errors()[0]
+    return ConfigError(f"{path}: {section}{'.'.join(str(p) for p in first['loc']) or '(top level)'}: {first['msg']}")
+
+
+def read_spec(path: Path, model: type[BaseModel]) -> BaseModel:
+    """The YAML file at ``path`` validated as ``model``."""
+    try:
+        return model.model_validate(read_yaml(path))
+    except ValidationError as exc:
+        raise invalid(path, exc) from None
+
+
 def load_sweep(path: str | Path) -> Sweep:
     path = Path(path)
-    data = read_yaml(path)
-    try:
-        spec = SweepSpec.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
-    return sweep_of(path, spec)
+    return sweep_of(path, read_spec(path, SweepSpec))
 
 
 def sweep_of(path: Path, spec: SweepSpec) -> Sweep:
