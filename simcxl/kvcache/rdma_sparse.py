@@ -35,6 +35,9 @@ class RDMASparse(SparseDecode, RDMAPool):
 
     @classmethod
     def missing(cls, scenario) -> str | None:
+        problem = super().missing(scenario)  # a sparse model, memory servers
+        if problem:
+            return problem
         gpu, fabric = scenario.gpu, scenario.fabric
         if gpu.host_gather_bandwidth is None:
             return (f"'rdma_sparse' prices HiSparse's per-step gather from host memory with the GPU's measured "
@@ -43,7 +46,7 @@ class RDMASparse(SparseDecode, RDMAPool):
         if fabric.host_dram is None:
             return "'rdma_sparse' keeps each request's KV in decode host memory: add a fabric.host_dram section " \
                    "(e.g. include hardware/host_dram_ddr5.yaml)"
-        return super().missing(scenario)
+        return None
 
     def __init__(self, cluster, block_tokens: int):
         super().__init__(cluster, block_tokens)
