@@ -151,9 +151,12 @@ class GPUCompute:
         Every decode worker prices every iteration with it, so it is a closure over its constants (and keeps
         the batch-size terms per size): the same arithmetic as the other passes, without attribute lookups.
         """
-        llm, tp, roofline = self.llm, self.tp, self.roofline
+        # as floats: every product and quotient below is then the same float as with the integer counts (they
+        # are exact below 2**53), without multi-digit integer arithmetic
+        llm, tp, roofline = self.llm, float(self.tp), self.roofline
         flop_per_pair, indexer_flop_per_pair = llm.attention_flops_per_pair(decode=True), llm.indexer_flops_per_pair()
-        layers, kv_bytes, indexer_bytes = llm.layers, llm.kv_bytes_per_token, llm.indexer_bytes_per_token
+        layers, kv_bytes = float(llm.layers), float(llm.kv_bytes_per_token)
+        indexer_bytes = float(llm.indexer_bytes_per_token)
         flops, bandwidth = roofline.attention_flops, roofline.kv_bandwidth
         costs: list[tuple[float, float, float]] = []  # (linear, fixed + elementwise, all-reduce) by batch size
 
@@ -165,9 +168,9 @@ class GPUCompute:
                 b = len(costs)
                 costs.append((self._linear(b, sampled=b), self._fixed_and_elementwise(b), self.allreduce_time(b)))
             linear, fixed, allreduce = costs[batch_size]
-            attention = max((attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops,
-                            (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth)  # Roofline.attention
-            return linear + attention + fixed + allreduce
+            compute = (attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops
+            memory = (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth
+            return linear + (compute if compute >= memory else memory) + fixed + allreduce  # Roofline.attention
 
         return decode_step_time
 
