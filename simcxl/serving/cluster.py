@@ -33,7 +33,7 @@ from simcxl.serving.decode import DecodeWorker
 from simcxl.serving.prefill import PrefillWorker
 from simcxl.serving.request import Request
 from simcxl.serving.router import Router
-from simcxl.workload import BYTES_PER_REQUEST, Workload, length_bounds, memory_bytes
+from simcxl.workload import Workload, bytes_per_request, length_bounds, memory_bytes
 
 GB = 1e9
 
@@ -134,13 +134,12 @@ class Cluster:
         synthetic length can exceed one instance's KV room (such a request could never run)."""
         spec = loaded.scenario.workload
         count = getattr(spec, "num_requests", None)
-        memory = memory_bytes()
-        if count is not None and memory and count * BYTES_PER_REQUEST > memory:
+        memory, each = memory_bytes(), bytes_per_request(spec)
+        if count is not None and memory and count * each > memory:
             raise loaded.error(
                 "workload.num_requests",
-                f"{count:,} requests need about {count * BYTES_PER_REQUEST / GB:,.0f} GB of memory "
-                f"(~{BYTES_PER_REQUEST // 1000} KB each); this machine has {memory / GB:.0f} GB: at most "
-                f"{memory // BYTES_PER_REQUEST:,} requests per run")
+                f"{count:,} requests need about {count * each / GB:,.0f} GB of memory (~{each / 1000:.1f} KB each); "
+                f"this machine has {memory / GB:.0f} GB: at most {memory // each:,} requests per run")
         capacity = self.kv_room_tokens
         for key, tokens in length_bounds(spec).items():
             if tokens > capacity:

@@ -67,7 +67,17 @@ class Workload:
 
 Resolver = Callable[[tuple[str, ...], str], Path]
 
-BYTES_PER_REQUEST = 16_000  # measured peak RSS per simulated request (benchmarks/RESULTS.md: ~14.6 KB)
+# Peak memory per simulated request, measured (benchmarks/RESULTS.md): prompts that share nothing keep only
+# columns (1M requests of configs/rdma.yaml: 1,459 MB); prompts with shared prefixes or conversations keep
+# every request's block hashes (~14.6 KB each before requests were streamed, the bound kept for them).
+BYTES_PER_FRESH_REQUEST = 1_500
+BYTES_PER_SHARING_REQUEST = 16_000
+
+
+def bytes_per_request(spec: PoissonWorkload | TraceWorkload | ClosedLoopWorkload) -> int:
+    """Memory one request of this workload takes over a run (for refusing runs that cannot fit)."""
+    sharing = getattr(spec, "shared_prefix", None) is not None or getattr(spec, "conversation", None) is not None
+    return BYTES_PER_SHARING_REQUEST if sharing or isinstance(spec, TraceWorkload) else BYTES_PER_FRESH_REQUEST
 
 
 def block_tokens_of(spec: PoissonWorkload | TraceWorkload | ClosedLoopWorkload) -> int:
