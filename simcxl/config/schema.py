@@ -148,7 +148,7 @@ class CXLSpec(Section):
 
 class MemoryPoolSpec(Section):
     """Dedicated memory servers whose DRAM is reached only through their RDMA NICs: the disaggregated
-    KV pool of Mooncake-store-style systems (and SAC's RDMA baseline). Their NICs are ``fabric.nic``."""
+    KV pool of Mooncake-store-style systems (and of SAC's RDMA baselines). Their NICs are ``fabric.nic``."""
 
     nodes: PositiveInt
     nics_per_node: PositiveInt

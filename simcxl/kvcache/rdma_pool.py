@@ -1,9 +1,10 @@
 """``rdma_pool``: the KV lives in a disaggregated DRAM pool on memory servers, reached over RDMA.
 
-The Mooncake-store design, and what SAC calls the RDMA baseline: prefill GPUs write each prompt's
-new KV into the memory servers' DRAM with GPUDirect RDMA, and the pool is the rack-wide prefix cache.
-Before a request can decode, its decode instance reserves HBM for the *whole* prefix and pulls all of
-it from the pool with one-sided READs (SAC's transmission bottleneck P1 and local-memory waste P2).
+The Mooncake-store design: prefill GPUs write each prompt's new KV into the memory servers' DRAM with
+GPUDirect RDMA, and the pool is the rack-wide prefix cache. Before a request can decode, its decode
+instance reserves HBM for the *whole* prefix and pulls all of it from the pool with one-sided READs
+(SAC's transmission bottleneck P1 and local-memory waste P2, here at the HBM; ``rdma_sparse`` is SAC's
+baseline as the paper describes it, with the prefix in decode host memory).
 Every transfer of the rack goes through the memory servers' NICs, so they are where the flows meet.
 
 Publishing is a metadata update at the pool's master (Mooncake store's put-start / put-end RPCs): two
