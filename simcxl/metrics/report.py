@@ -12,6 +12,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from simcxl.metrics.token_times import TokenTimes
 from simcxl.serving.cluster import Cluster
 from simcxl.workload import Workload
 
@@ -74,78 +75,31 @@ class RunReport:
 
     def _request_table(self) -> pd.DataFrame:
         """One row per request; token times come from the token workers' iteration end times, and TTFT and
-        E2E are what the client sees: from sending the request to receiving the token, through the frontend.
-
-        Also gathers the TBT distribution: every iteration gap of an instance is one token interval for each
-        sequence that emitted tokens at both its ends, plus the gap a preemption cut into a sequence's tokens."""
+        E2E are what the client sees: from sending the request to receiving the token, through the frontend."""
         log, out = self.cluster.log, self.cluster.frontend_latency
-        n = len(log)
-        first_token, tbt_mean, tbt_max = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        instance, join, finish = log.column("decode_instance"), log.column("join_iteration"), log.column(
-            "finish_iteration")
-        gaps, counts, preemption_gaps = [], [], []
-        preempted_ids = np.fromiter(log.stints, dtype=np.int64, count=len(log.stints))
+        column, instance = log.column, log.column("decode_instance")
+        times = TokenTimes(len(log))
         for worker in self.cluster.token_workers:
             ends = np.frombuffer(worker.iteration_ends) if len(worker.iteration_ends) else np.empty(0)
-            iterations, gap = len(ends), np.diff(ends)
             ids = np.flatnonzero(instance == worker.index)
-            first, last = join[ids], finish[ids]
-            last = np.where((0 <= last) & (last < iterations), last, iterations - 1)  # still running at the end
-            cut = np.isin(ids, preempted_ids)
-            cut_ids = ids[cut]
-            stints = [self._stints_of(int(i), int(f), int(l), iterations) for i, f, l in zip(cut_ids, first[cut],
-                                                                                              last[cut])]
-            ids, first, last = ids[~cut], first[~cut], last[~cut]
-            running = (0 <= first) & (first < iterations)
-            ids, first, last = ids[running], first[running], last[running]
-            first_token[ids] = ends[first]
-            emitted = last > first
-            ids, first, last = ids[emitted], first[emitted], last[emitted]
-            tbt_mean[ids] = (ends[last] - ends[first]) / (last - first)
-            if len(ids):  # the largest gap of each [first, last) range: pairs of bounds in one reduceat
-                tbt_max[ids] = np.maximum.reduceat(np.append(gap, 0.0), np.column_stack((first, last)).ravel())[::2]
-            for request, runs in zip(cut_ids, stints):  # token runs cut by preemptions: few, one by one
-                if not runs:
-                    continue
-                first_token[request] = ends[runs[0][0]]
-                intervals = [gap[a:b] for a, b in runs] + [np.array([ends[b[0]] - ends[a[1]]])
-                                                          for a, b in zip(runs, runs[1:])]
-                intervals = np.concatenate(intervals)
-                if len(intervals):
-                    tbt_mean[request] = (ends[runs[-1][1]] - ends[runs[0][0]]) / len(intervals)
-                    tbt_max[request] = intervals.max()
-                preemption_gaps += [ends[b[0]] - ends[a[1]] for a, b in zip(runs, runs[1:])]
-                first = np.append(first, [a for a, _ in runs])
-                last = np.append(last, [b for _, b in runs])
-            seen = np.cumsum(np.bincount(first, minlength=iterations + 1)
-                             - np.bincount(last, minlength=iterations + 1))[:len(gap)]
-            gaps.append(gap[seen > 0])  # an iteration nobody saw both ends of is no token interval
-            counts.append(seen[seen > 0])
-        gaps.append(np.array(preemption_gaps))
-        counts.append(np.ones(len(preemption_gaps), dtype=np.int64))
-        gaps, counts = np.concatenate(gaps), np.concatenate(counts)
+            runs = {i: stints for i, stints in log.stints.items() if instance[i] == worker.index}
+            times.add_instance(ends, ids, column("join_iteration")[ids], column("finish_iteration")[ids], runs)
+        gaps, counts = times.distribution()
         self.token_intervals = int(counts.sum())
         self.tbt = _weighted_stats(gaps, counts)
-        column = log.column
-        arrival, finish_s = column("arrival"), column("finish")
+        arrival, finish = column("arrival"), column("finish")
         table = {
-            "id": np.arange(n), "arrival_s": arrival, "input_tokens": column("input_tokens"),
+            "id": np.arange(len(log)), "arrival_s": arrival, "input_tokens": column("input_tokens"),
             "output_tokens": column("output_tokens"), "prefill_instance": column("prefill_instance"),
             "decode_instance": instance, "cached_tokens": column("cached_tokens"),
             "prefill_start_s": column("prefill_start"), "prefix_load_end_s": column("prefix_load_end"),
             "prefill_end_s": column("prefill_end"), "decode_admit_s": column("decode_admit"),
             "kv_transfer_start_s": column("kv_transfer_start"), "kv_transfer_end_s": column("kv_transfer_end"),
-            "decode_wait_s": column("decode_wait"), "kv_sync_s": column("kv_sync"), "first_token_s": first_token,
-            "finish_s": finish_s, "ttft_s": first_token + out - arrival, "tbt_mean_s": tbt_mean, "tbt_max_s": tbt_max,
-            "e2e_s": finish_s + out - arrival, "kv_bytes": column("kv_bytes")}
+            "decode_wait_s": column("decode_wait"), "kv_sync_s": column("kv_sync"),
+            "first_token_s": times.first_token, "finish_s": finish, "ttft_s": times.first_token + out - arrival,
+            "tbt_mean_s": times.tbt_mean, "tbt_max_s": times.tbt_max, "e2e_s": finish + out - arrival,
+            "kv_bytes": column("kv_bytes")}
         return pd.DataFrame(table, columns=list(REQUEST_COLUMNS))
-
-    def _stints_of(self, request: int, join: int, last: int, iterations: int) -> list[tuple[int, int]]:
-        """(first, last) iteration of each run of tokens a preempted request emitted within the run."""
-        runs = list(self.cluster.log.stints[request])
-        if 0 <= join < iterations:
-            runs.append((join, last))
-        return runs
 
     def summary(self) -> dict:
         c, df, t = self.cluster, self.requests, self.simulated_s

@@ -1,0 +1,75 @@
+"""Token times from iteration end times: each request's first token, mean and largest gap, and the TBT
+distribution of the run, without a per-token array.
+
+A token worker records one end time per iteration, and a request emits one token per iteration from its
+join to its finish (``stints`` hold the earlier runs of a request that was preempted). So the gap between
+iterations i and i+1 of an instance is one token interval for every sequence that emitted at both, and
+the run's TBT distribution is those gaps, each counted as often as sequences saw it (a difference array
+over the requests' [first, last) ranges), plus the gaps preemptions cut into a request's tokens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class TokenTimes:
+    """Per-request first token, TBT mean and max (NaN where none), and the weighted gaps of every instance."""
+
+    def __init__(self, requests: int):
+        self.first_token = np.full(requests, np.nan)
+        self.tbt_mean = np.full(requests, np.nan)
+        self.tbt_max = np.full(requests, np.nan)
+        self._gaps: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
+        self._preemption_gaps: list[float] = []
+
+    def add_instance(self, ends: np.ndarray, ids: np.ndarray, join: np.ndarray, finish: np.ndarray,
+                     earlier_runs: dict[int, tuple[tuple[int, int], ...]]) -> None:
+        """The requests ``ids`` of one instance whose iterations ended at ``ends``: their join and finish
+        iterations, and the earlier token runs of those that were preempted."""
+        iterations, gap = len(ends), np.diff(ends)
+        last = np.where((0 <= finish) & (finish < iterations), finish, iterations - 1)  # still running at the end
+        cut = np.isin(ids, np.fromiter(earlier_runs, dtype=np.int64, count=len(earlier_runs)))
+        first, last_whole = self._whole(ends, gap, ids[~cut], join[~cut], last[~cut])
+        firsts, lasts = [first], [last_whole]
+        for request, joined, ended in zip(ids[cut], join[cut], last[cut]):  # cut by preemptions: few, one by one
+            runs = list(earlier_runs[int(request)]) + ([(int(joined), int(ended))] if 0 <= joined < iterations else [])
+            if runs:
+                self._cut(ends, gap, int(request), runs)
+                firsts.append(np.array([a for a, _ in runs], dtype=np.int64))
+                lasts.append(np.array([b for _, b in runs], dtype=np.int64))
+        first, last = np.concatenate(firsts), np.concatenate(lasts)
+        seen = np.cumsum(np.bincount(first, minlength=iterations + 1)
+                         - np.bincount(last, minlength=iterations + 1))[:len(gap)]
+        self._gaps.append(gap[seen > 0])  # an iteration nobody saw both ends of is no token interval
+        self._counts.append(seen[seen > 0])
+
+    def _whole(self, ends: np.ndarray, gap: np.ndarray, ids: np.ndarray, first: np.ndarray, last: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Requests that emitted in one run: all at once. Returns the [first, last) ranges that hold gaps."""
+        running = (0 <= first) & (first < len(ends))
+        ids, first, last = ids[running], first[running], last[running]
+        self.first_token[ids] = ends[first]
+        emitted = last > first
+        ids, first, last = ids[emitted], first[emitted], last[emitted]
+        self.tbt_mean[ids] = (ends[last] - ends[first]) / (last - first)
+        if len(ids):  # the largest gap of each [first, last) range: pairs of bounds in one reduceat
+            self.tbt_max[ids] = np.maximum.reduceat(np.append(gap, 0.0), np.column_stack((first, last)).ravel())[::2]
+        return first, last
+
+    def _cut(self, ends: np.ndarray, gap: np.ndarray, request: int, runs: list[tuple[int, int]]) -> None:
+        """A request whose tokens came in several runs: the gaps inside them and the ones between."""
+        between = [ends[b[0]] - ends[a[1]] for a, b in zip(runs, runs[1:])]
+        intervals = np.concatenate([gap[a:b] for a, b in runs] + [np.array(between)])
+        self.first_token[request] = ends[runs[0][0]]
+        if len(intervals):
+            self.tbt_mean[request] = (ends[runs[-1][1]] - ends[runs[0][0]]) / len(intervals)
+            self.tbt_max[request] = intervals.max()
+        self._preemption_gaps += between
+
+    def distribution(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every distinct token interval of the run and how many sequences saw it."""
+        gaps = np.concatenate(self._gaps + [np.array(self._preemption_gaps)])
+        counts = np.concatenate(self._counts + [np.ones(len(self._preemption_gaps), dtype=np.int64)])
+        return gaps, counts
