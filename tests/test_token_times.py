@@ -1,0 +1,37 @@
+"""Token times from iteration ends: per-request first token and gaps, and the run's TBT distribution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simcxl.metrics.report import _weighted_stats
+from simcxl.metrics.token_times import TokenTimes
+
+
+def test_gaps_are_counted_once_per_sequence_that_saw_both_ends_and_preemption_gaps_join_them():
+    ends = np.array([1.0, 2.0, 4.0, 7.0])  # gaps 1, 2, 3
+    times = TokenTimes(3)
+    # request 0 emits at iterations 0..2, request 1 at 1..3, request 2 at 0..1 and again at 3 after a preemption
+    times.add_instance(ends, np.array([0, 1, 2]), np.array([0, 1, 3]), np.array([2, 3, 3]), {2: ((0, 1),)})
+    assert list(times.first_token) == [1.0, 2.0, 1.0]
+    assert list(times.tbt_mean) == [1.5, 2.5, 3.0]  # request 2: (7 - 1) / 2 intervals (1, then 5 across the cut)
+    assert list(times.tbt_max) == [2.0, 3.0, 5.0]
+    gaps, counts = times.distribution()
+    assert dict(zip(gaps.tolist(), counts.tolist())) == {1.0: 2, 2.0: 2, 3.0: 1, 5.0: 1}
+
+
+def test_a_request_still_running_at_the_end_counts_the_iterations_that_ran():
+    times = TokenTimes(1)
+    times.add_instance(np.array([1.0, 3.0, 6.0]), np.array([0]), np.array([1]), np.array([10]), {})
+    assert times.tbt_mean[0] == 3.0 and times.first_token[0] == 3.0
+
+
+def test_weighted_statistics_equal_numpy_on_the_expanded_multiset():
+    rng = np.random.default_rng(0)
+    values, counts = rng.exponential(size=500), rng.integers(0, 40, size=500)
+    expanded = np.repeat(values, counts)
+    stats = _weighted_stats(values, counts)
+    assert stats["mean"] == pytest.approx(expanded.mean(), rel=1e-12)
+    for q in (50, 90, 99):
+        assert stats[f"p{q}"] == np.percentile(expanded, q)
