@@ -127,6 +127,8 @@ class CXLSpec(Section):
 
     Loads from a host pay ``device_latency`` (load-to-use of a directly attached device) plus
     ``switch_latency`` each way per switch hop; loads from a GPU also cross its PCIe link both ways.
+    ``switch_lanes`` is what one switch chip offers; a rack whose devices and host ports need more lanes is
+    billed for more switches (the fabric model still joins them as one).
     """
 
     device_latency: Seconds
@@ -144,6 +146,7 @@ class CXLSpec(Section):
     cpu_outstanding_loads: PositiveInt
     line_bytes: PositiveInt = 64
     lock_round_trips: PositiveInt = 2
+    switch_lanes: PositiveInt = 256
 
 
 class MemoryPoolSpec(Section):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from simcxl.config.units import parse_size
+from simcxl.config.units import parse_bandwidth, parse_size
 
 class CostTable(BaseModel):
     """Price per item, USD."""
@@ -26,6 +26,9 @@ class CostTable(BaseModel):
     """ConnectX-7 400 Gb/s adapter and its switch port share: estimate, no public list price found."""
     cxl_switch: float = Field(15_000, ge=0)
     """XConn XC50256-class 256-lane CXL 2.0 switch in a pooling chassis: estimate, no public list price found."""
+    cxl_host_port: float = Field(800, ge=0)
+    """An x16 CXL 2.0 host adapter (retimer add-in card) and its cable, per port: estimate, no public list price
+    found."""
     cxl_device: float = Field(1_000, ge=0)
     """A CXL Type-3 expander's controller and board, without its DRAM: estimate, no public list price found."""
     memory_server: float = Field(20_000, ge=0)
@@ -45,7 +48,10 @@ def bill(resolved: dict) -> dict[str, float]:
     kv_type = resolved.get("kv_manager", {}).get("type")
     cxl = fabric.get("cxl")
     if cxl and kv_type in ("cxl_block", "cxl_sparse"):
-        counts["cxl_switch"] = 1
+        ports = nodes * cxl.get("host_ports_per_node", 1)
+        lanes = cxl["devices"] * _lanes(cxl["device_link_bandwidth"]) + ports * _lanes(cxl["host_port_bandwidth"])
+        counts["cxl_switch"] = -(-lanes // cxl.get("switch_lanes", 256))
+        counts["cxl_host_port"] = ports
         counts["cxl_device"] = cxl["devices"]
         counts["dram_gb"] = cxl["devices"] * parse_size(cxl["device_capacity"]) / 1e9
     pool = fabric.get("memory_pool")
@@ -54,6 +60,11 @@ def bill(resolved: dict) -> dict[str, float]:
         counts["nic"] += pool["nodes"] * pool["nics_per_node"]
         counts["dram_gb"] = pool["nodes"] * parse_size(pool["capacity_per_node"]) / 1e9
     return counts
+
+
+def _lanes(bandwidth) -> int:
+    """PCIe Gen5 / CXL 2.0 lanes of a link of this raw per-direction bandwidth (32 GT/s: ~4 GB/s a lane)."""
+    return max(1, round(parse_bandwidth(bandwidth) / 4e9))
 
 
 def capital_cost(counts: dict[str, float], prices: CostTable = CostTable()) -> float:
