@@ -7,6 +7,7 @@ ends and link bytes when a flow ends, so windows much shorter than an iteration 
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -15,12 +16,15 @@ if TYPE_CHECKING:
 
 
 class UtilizationSampler:
+    """Samples kept as one flat array of floats (8 bytes a value), so a day of simulated time stays small."""
+
     def __init__(self, cluster: "Cluster", interval: float):
         if not interval > 0:
             raise ValueError(f"sample interval must be > 0 s, got {interval!r}")
         self.cluster = cluster
         self.interval = interval
-        self.rows: list[dict[str, float]] = []
+        self.columns: list[str] = []  # time_s, then the measures in sorted order, fixed by the first sample
+        self.values = array("d")
         self._last = self._totals()
 
     def _totals(self) -> dict[str, float]:
@@ -43,12 +47,15 @@ class UtilizationSampler:
         while True:
             yield env.timeout(self.interval)
             now = self._totals()
-            self.rows.append({"time_s": env.now, **{k: (now[k] - self._last.get(k, 0.0)) / self.interval
-                                                    for k in sorted(now)}})
+            if not self.columns:
+                self.columns = ["time_s", *sorted(now)]
+            self.values.append(env.now)
+            self.values.extend((now[k] - self._last.get(k, 0.0)) / self.interval for k in self.columns[1:])
             self._last = now
 
     def csv(self) -> str:
-        if not self.rows:
+        if not self.columns:
             return "time_s\n"
-        columns = list(self.rows[0])
-        return "\n".join([",".join(columns)] + [",".join(repr(r[c]) for c in columns) for r in self.rows]) + "\n"
+        width = len(self.columns)
+        rows = (",".join(map(repr, self.values[i:i + width])) for i in range(0, len(self.values), width))
+        return "\n".join([",".join(self.columns), *rows]) + "\n"
