@@ -223,5 +223,5 @@ def test_azure_2024_timestamps_with_a_utc_offset_are_read_in_utc(tmp_path):
                      "2024-05-10 02:00:01.5+02:00,10,2\n2024-05-10 00:00:03Z,10,2\n")
     from simcxl.workload.traces import load_trace
 
-    requests, _ = load_trace(trace, "azure")
-    assert [r.arrival for r in requests] == pytest.approx([0.0, 1.49007, 2.99007])
+    workload = load_trace(trace, "azure")
+    assert [r.arrival for r in workload] == pytest.approx([0.0, 1.49007, 2.99007])

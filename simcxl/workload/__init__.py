@@ -119,14 +119,12 @@ def as_written(key_path: tuple[str, ...], written: str) -> Path:
 def build_workload(spec: PoissonWorkload | TraceWorkload | ClosedLoopWorkload, seed: int, resolve: Resolver = as_written) -> Workload:
     """The workload a spec describes; ``resolve(key path, path as written)`` finds the files it names."""
     from simcxl.workload.synthetic import closed_loop_workload, poisson_workload
-    from simcxl.workload.traces import MOONCAKE_BLOCK_TOKENS, load_trace
+    from simcxl.workload.traces import load_trace
 
     if isinstance(spec, PoissonWorkload):
         return poisson_workload(spec, seed, resolve)
     if isinstance(spec, ClosedLoopWorkload):
         return closed_loop_workload(spec, seed, resolve)
-    requests, bad = load_trace(resolve(("workload", "path"), spec.path), spec.format,
-                               skip_bad_rows=spec.skip_bad_rows, first=spec.first, start=spec.start, end=spec.end,
-                               time_scale=spec.time_scale, max_input_tokens=spec.max_input_tokens,
-                               max_output_tokens=spec.max_output_tokens)
-    return Workload.of_requests(requests, MOONCAKE_BLOCK_TOKENS, bad)
+    return load_trace(resolve(("workload", "path"), spec.path), spec.format, skip_bad_rows=spec.skip_bad_rows,
+                      first=spec.first, start=spec.start, end=spec.end, time_scale=spec.time_scale,
+                      max_input_tokens=spec.max_input_tokens, max_output_tokens=spec.max_output_tokens)

@@ -37,8 +37,8 @@ def sample_lengths(spec: Length, n: int, rng: np.random.Generator, trace_path: C
     if isinstance(spec, EmpiricalLength):
         from simcxl.workload.traces import load_trace
 
-        requests, _ = load_trace(trace_path(spec.trace), spec.format)
-        values = np.array([r.input_tokens if spec.column == "input" else r.output_tokens for r in requests])
+        trace = load_trace(trace_path(spec.trace), spec.format)
+        values = trace.input_tokens if spec.column == "input" else trace.output_tokens
         picked = rng.choice(values, size=n)
         return np.minimum(picked, spec.max).astype(np.int64) if spec.max else picked.astype(np.int64)
     mu = math.log(spec.mean) - spec.sigma**2 / 2  # so that the untruncated mean is spec.mean

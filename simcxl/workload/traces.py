@@ -19,8 +19,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from simcxl.errors import WorkloadError
-from simcxl.serving.request import Request
+from simcxl.workload import Workload
 
 MOONCAKE_BLOCK_TOKENS = 512  # tokens per hash_id in the Mooncake traces (FAST'25 release README)
 AZURE_HEADER = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
@@ -226,9 +228,9 @@ FORMATS = tuple(READERS)
 
 def load_trace(path: Path, fmt: str, *, skip_bad_rows: bool = False, first: int | None = None,
                start: float = 0.0, end: float | None = None, time_scale: float = 1.0,
-               max_input_tokens: int | None = None, max_output_tokens: int | None = None
-               ) -> tuple[list[Request], list[str]]:
-    """Requests of a trace (arrivals relative to the window start, divided by ``time_scale``) and bad rows."""
+               max_input_tokens: int | None = None, max_output_tokens: int | None = None) -> Workload:
+    """The requests of a trace as a workload (arrivals relative to the window start, divided by
+    ``time_scale``), with the bad rows it skipped; columns, no request objects."""
     if not path.is_file():
         raise WorkloadError(f"{path}: trace file not found")
     loaded = READERS[fmt](path, skip_bad_rows)
@@ -243,11 +245,13 @@ def load_trace(path: Path, fmt: str, *, skip_bad_rows: bool = False, first: int 
         window = window[:first]
     if not window:
         raise WorkloadError(f"{path}: no requests in the selected slice (first={first}, start={start}, end={end})")
-    origin = window[0].arrival
-    requests = []
-    for i, row in enumerate(window):
-        n_in = min(row.input_tokens, max_input_tokens) if max_input_tokens else row.input_tokens
-        n_out = min(row.output_tokens, max_output_tokens) if max_output_tokens else row.output_tokens
-        blocks = row.block_hashes[:math.ceil(n_in / MOONCAKE_BLOCK_TOKENS)]
-        requests.append(Request(i, (row.arrival - origin) / time_scale, n_in, n_out, blocks))
-    return requests, loaded.bad_rows
+    origin, count = window[0].arrival, len(window)
+    arrival = np.fromiter(((row.arrival - origin) / time_scale for row in window), np.float64, count)
+    inputs = np.fromiter((row.input_tokens for row in window), np.int64, count)
+    outputs = np.fromiter((row.output_tokens for row in window), np.int64, count)
+    if max_input_tokens:
+        inputs = np.minimum(inputs, max_input_tokens)
+    if max_output_tokens:
+        outputs = np.minimum(outputs, max_output_tokens)
+    hashes = [row.block_hashes[:math.ceil(n / MOONCAKE_BLOCK_TOKENS)] for row, n in zip(window, inputs.tolist())]
+    return Workload(arrival, inputs, outputs, hashes.__getitem__, MOONCAKE_BLOCK_TOKENS, loaded.bad_rows)
