@@ -278,12 +278,15 @@ class AggregatedSpec(Section):
     """A colocated instance's scheduler, vLLM v1's: per iteration at most ``max_num_batched_tokens`` tokens
     (running sequences first, then new prompts, long prompts in chunks) and ``max_num_seqs`` sequences;
     KV in blocks of ``block_tokens`` allocated as sequences grow (preemption by recompute). ``mixed_prefill``
-    false: prompt chunks run in prefill-only iterations, decodes paused (SGLang without mixed chunks)."""
+    false: prompt chunks run in prefill-only iterations, decodes paused (SGLang without mixed chunks).
+    ``prefix_caching``: cached prompt prefixes are reused from HBM (vLLM v1's automatic prefix caching and
+    SGLang's radix cache, both on by default)."""
 
     max_num_batched_tokens: PositiveInt = 8192
     max_num_seqs: PositiveInt = 256
     block_tokens: PositiveInt = 16
     mixed_prefill: bool = True
+    prefix_caching: bool = True
 
     @model_validator(mode="after")
     def _decodes_fit_the_budget(self) -> "AggregatedSpec":

@@ -135,6 +135,7 @@ class RunReport:
                             "recomputed_tokens": sum(w.recomputed_tokens for w in c.token_workers)},
             "kv": {
                 "manager": c.kv_manager.name if c.decode else "none (aggregated serving)",
+                **self._aggregated_prefix_cache(),
                 "bytes_moved": {kind: float(v) for kind, v in sorted(c.kv_manager.bytes_moved.items())},
                 "bytes_per_token": c.llm.kv_bytes_per_token,
                 **(c.kv_manager.prefix_cache.summary() if c.kv_manager.prefix_cache else {}),
@@ -148,6 +149,12 @@ class RunReport:
             "utilization": self._utilization(),
             "sim": {"simulated_s": float(t), "events": c.env.events_processed},
         }
+
+    def _aggregated_prefix_cache(self) -> dict:
+        """Share of prompt tokens colocated instances found in their own prefix cache (none without one)."""
+        workers = [w for w in self.cluster.aggregated if w.caching]
+        looked_up = sum(w.prefix_looked_up_tokens for w in workers)
+        return {"prefix_hit_rate_tokens": sum(w.prefix_hit_tokens for w in workers) / looked_up} if looked_up else {}
 
     def _utilization(self) -> dict:
         c, t = self.cluster, self.simulated_s

@@ -24,7 +24,7 @@ import simpy
 from simcxl.config.schema import AggregatedSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
-from simcxl.serving.kv_blocks import KVBlocks
+from simcxl.serving.kv_blocks import KVBlocks, PrefixCachingBlocks
 from simcxl.serving.request import Request
 
 if TYPE_CHECKING:
@@ -35,7 +35,8 @@ class AggregatedWorker:
     """One colocated instance (``tensor_parallel`` GPUs) with continuous batching and chunked prefill."""
 
     def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: AggregatedSpec,
-                 iteration_overhead: float, gpus: list[GPUPort], on_finished: Callable[[Request], None]):
+                 iteration_overhead: float, gpus: list[GPUPort], on_finished: Callable[[Request], None],
+                 hash_tokens: int | None = None):
         self.env = env
         self.index = index
         self.compute = compute
@@ -43,7 +44,9 @@ class AggregatedWorker:
         self.iteration_overhead = iteration_overhead
         self.gpus = gpus
         self.on_finished = on_finished
-        self.kv = KVBlocks(compute.kv_capacity_tokens, spec.block_tokens)
+        self.caching = spec.prefix_caching and hash_tokens is not None  # prompts' block hashes cover hash_tokens
+        self.kv = (PrefixCachingBlocks(compute.kv_capacity_tokens, spec.block_tokens, hash_tokens) if self.caching
+                   else KVBlocks(compute.kv_capacity_tokens, spec.block_tokens))
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []  # in admission order: the newest is last, and preempted first
         self.queued_tokens = 0
@@ -52,6 +55,8 @@ class AggregatedWorker:
         self.busy_time = 0.0
         self.preemptions = 0
         self.recomputed_tokens = 0  # KV tokens computed again after preemptions
+        self.prefix_hit_tokens = 0  # prompt tokens first scheduled with their KV already cached here
+        self.prefix_looked_up_tokens = 0
         self._wakeup: simpy.Event | None = None
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         env.process(self.run())
@@ -132,9 +137,18 @@ class AggregatedWorker:
         while (self.waiting and budget > 0 and self.preemptions == preemptions
                and len(self.running) < self.spec.max_num_seqs):
             request = self.waiting[0]
+            if self.caching:  # a cached prefix of its prompt is referenced, not computed
+                request.computed = self.kv.admit(request)
             tokens = min(request.target - request.computed, budget)
             if not self.kv.grow(request, request.computed + tokens):
+                if self.caching:
+                    self.kv.release(request)
+                    request.computed = 0
                 break
+            if self.caching and request.generated == 0:
+                request.cached_tokens = request.computed
+                self.prefix_hit_tokens += request.computed
+                self.prefix_looked_up_tokens += request.input_tokens
             self.waiting.popleft()
             self.queued_tokens -= request.target
             self.running.append(request)
@@ -154,6 +168,8 @@ class AggregatedWorker:
         for request, tokens in chunks:
             request.computed += tokens
             if request.computed == request.target:
+                if self.caching:
+                    self.kv.publish(request)
                 if request.generated == 0:
                     request.prefill_end = now
                 request.join_iteration = self.iteration

@@ -68,6 +68,13 @@ class Cluster:
         self._check_weights_fit(loaded)
         cluster = scenario.cluster
         aggregated = scenario.serving.mode == "aggregated"
+        caching = scenario.serving.aggregated
+        if aggregated and caching.prefix_caching and (block_tokens < caching.block_tokens
+                                                      or block_tokens % caching.block_tokens):
+            raise loaded.error("serving.aggregated.prefix_caching",
+                               f"the workload hashes prompts every {block_tokens} tokens, which is not a whole number "
+                               f"of the engine's {caching.block_tokens}-token KV blocks; set prefix_caching: false or "
+                               f"a workload.block_tokens that is a multiple of serving.aggregated.block_tokens")
         if aggregated and self.llm.topk:
             raise loaded.error("serving.mode", f"aggregated serving of a sparse-attention model ({self.llm.spec.name}) "
                                                "is not modelled yet; use disaggregated serving")
@@ -88,7 +95,7 @@ class Cluster:
             DecodeWorker(self.env, i, self.compute, serving.decode, gpus, self._on_finished, self.kv_manager, overhead)
             for i, gpus in enumerate(instances[first_decode:])]
         self.aggregated = [AggregatedWorker(self.env, i, self.compute, serving.aggregated, overhead, gpus,
-                                            self._on_finished)
+                                            self._on_finished, block_tokens)
                            for i, gpus in enumerate(instances)] if aggregated else []
         try:
             self.router = Router(serving.router, self.prefill or self.aggregated, self.decode,

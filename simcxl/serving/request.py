@@ -31,7 +31,7 @@ class Request:
                  "decode_admit", "kv_transfer_start", "kv_transfer_end", "first_token", "finish",
                  "kv_bytes", "join_iteration", "finish_iteration", "cached_tokens", "ideal_hit_blocks",
                  "prefix_load_end", "decode_wait", "kv_sync", "decode_kv_tokens",
-                 "computed", "target", "generated", "blocks", "stints")
+                 "computed", "target", "generated", "blocks", "block_refs", "stints")
 
     def __init__(self, request_id: int, arrival: float, input_tokens: int, output_tokens: int,
                  block_hashes: tuple[int, ...] = ()):
@@ -66,6 +66,7 @@ class Request:
         self.target = input_tokens  # tokens to compute before the next token can be sampled (grows on recompute)
         self.generated = 0  # output tokens emitted so far
         self.blocks = 0  # KV blocks held on its instance
+        self.block_refs: list[int] = []  # prompt hashes whose shared, prefix-cached blocks it references
         self.stints: tuple[tuple[int, int], ...] = ()  # (first, last) token iterations of stints cut by preemption
 
     def end_stint(self, last_iteration: int) -> None:
