@@ -67,3 +67,14 @@ def test_prompt_hashes_must_cover_whole_engine_blocks(capsys):
     assert main(["run", "rdma", "-q", *sum((["--set", o] for o in AGGREGATED), []),
                  "--set", "workload.block_tokens=8"]) == 2
     assert "serving.aggregated.prefix_caching" in capsys.readouterr().err
+
+
+def test_cache_aware_routing_sends_a_prompt_to_the_instance_that_holds_its_prefix():
+    load = ("serving.mode=aggregated", "cluster.prefill_nodes=null", "cluster.decode_nodes=null", "cluster.nodes=2",
+            "workload={type: poisson, rate: 0.05, num_requests: 2, block_tokens: 16, "
+            "shared_prefix: {groups: 1, tokens: 4096}, input_tokens: {dist: fixed, value: 512}, "
+            "output_tokens: {dist: fixed, value: 8}}")
+    aware = simulate(scenario("rdma.yaml", *load, "serving.router=cache_aware")).report.requests
+    spread = simulate(scenario("rdma.yaml", *load, "serving.router=round_robin")).report.requests
+    assert list(aware.prefill_instance) == [0, 0] and list(aware.cached_tokens) == [0, 4096]
+    assert list(spread.prefill_instance) == [0, 1] and list(spread.cached_tokens) == [0, 0]

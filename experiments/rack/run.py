@@ -38,7 +38,7 @@ DESIGNS = {
     "rdma_pool (Mooncake pool)": ["kv_manager={type: rdma_pool, prefix_cache: {}}", "serving.router=cache_aware"],
     "cxl_block (TraCT/Beluga)": ["kv_manager={type: cxl_block, prefix_cache: {}}", "serving.router=cache_aware"],
     "aggregated (no disaggregation)": ["serving.mode=aggregated", "cluster.prefill_nodes=null",
-                                       "cluster.decode_nodes=null", "cluster.nodes=8"],
+                                       "cluster.decode_nodes=null", "cluster.nodes=8", "serving.router=cache_aware"],
 }
 
 

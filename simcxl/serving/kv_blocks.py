@@ -90,22 +90,27 @@ class PrefixCachingBlocks(KVBlocks):
         super().take(count)
         self._evict()
 
-    def admit(self, request) -> int:
-        """Reference the longest cached run of ``request``'s prompt hashes; returns the tokens it covers."""
-        usable = (request.input_tokens - 1) // self.hash_tokens  # at least one prompt token is computed
-        refs = []
+    def cached_prefix(self, request) -> list[int]:
+        """The longest run of ``request``'s prompt hashes whose KV is here, leaving a prompt token to compute."""
+        usable = (request.input_tokens - 1) // self.hash_tokens
+        hits = []
         for block_hash in request.block_hashes[:usable]:
+            if block_hash not in self._refs and block_hash not in self._cached:
+                break
+            hits.append(block_hash)
+        return hits
+
+    def admit(self, request) -> int:
+        """Reference ``request``'s cached prefix; returns the tokens it covers."""
+        request.block_refs = self.cached_prefix(request)
+        for block_hash in request.block_refs:
             if block_hash in self._refs:
                 self._refs[block_hash] += 1
-            elif block_hash in self._cached:
+            else:
                 del self._cached[block_hash]
                 self.free -= self.blocks_per_hash
                 self._refs[block_hash] = 1
-            else:
-                break
-            refs.append(block_hash)
-        request.block_refs = refs
-        return len(refs) * self.hash_tokens
+        return len(request.block_refs) * self.hash_tokens
 
     def publish(self, request) -> None:
         """``request``'s prompt is computed: its whole hash blocks become shared (a hash another sequence

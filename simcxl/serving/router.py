@@ -19,8 +19,9 @@ class Router:
                  prefix_cache: PrefixCache | None = None):
         if policy not in self.POLICIES:
             raise ValueError(f"unknown router policy {policy!r}; expected one of {', '.join(self.POLICIES)}")
-        if policy == "cache_aware" and prefix_cache is None:
-            raise ValueError("router policy 'cache_aware' needs kv_manager.prefix_cache")
+        if policy == "cache_aware" and prefix_cache is None and not all(getattr(w, "caching", False) for w in prefill):
+            raise ValueError("router policy 'cache_aware' needs kv_manager.prefix_cache (disaggregated serving) or "
+                             "serving.aggregated.prefix_caching (aggregated)")
         self.prefix_cache = prefix_cache
         self.policy = policy
         self.prefill = prefill
@@ -39,7 +40,12 @@ class Router:
 
     def _cache_aware(self, request: Request) -> PrefillWorker:
         """Mooncake's conductor in short: the instance whose node already holds most of the request's cached
-        prefix, less the prompt tokens queued there (a hit on another node still costs an RDMA load)."""
+        prefix, less the prompt tokens queued there (a hit on another node still costs an RDMA load). Colocated
+        instances each cache prefixes in their own HBM, so there it is the instance that holds most of it (as
+        SGLang's cache-aware router balances)."""
+        if self.prefix_cache is None:
+            return min(self.prefill, key=lambda w: (
+                w.load_tokens - len(w.kv.cached_prefix(request)) * w.kv.hash_tokens, w.index))
         cache, hashes = self.prefix_cache, request.block_hashes
         nodes = cache.matched_nodes(hashes) if cache.rack_wide else []
 
