@@ -71,3 +71,13 @@ def test_an_slo_no_single_request_can_meet_stops_the_search_at_goodput_zero(tmp_
     result = json.loads((out / "goodput.json").read_text())
     assert result["max_rate"] == 0 and len(result["points"]) <= 10  # not the 40 loads of 20 halvings
     assert "no load tried meets the SLOs" in capsys.readouterr().out
+
+
+def test_a_search_into_a_folder_of_another_scenario_reruns_its_loads(tmp_path):
+    """Resuming reuses a load's run only if it ran this very scenario: changing --set must not reuse it."""
+    out = tmp_path / "gp"
+    base = ["goodput", "rdma", "--slo", "ttft_p99=0.5s", "-o", str(out), "-j", "2"]
+    assert main([*base, "--set", "workload.num_requests=200"]) == 0
+    assert main([*base, "--set", "workload.num_requests=300"]) == 0
+    summary = json.loads((out / "points" / "rate=24" / "summary.json").read_text())
+    assert summary["requests"]["arrived"] == 300

@@ -8,7 +8,8 @@ requests meets none. The load knob is ``workload.rate`` (or a trace's ``workload
 The search assumes that meeting the SLOs is monotone in load: it brackets the goodput by doubling or
 halving from the scenario's own load, then bisects, ``jobs`` loads per round spread evenly over the bracket,
 until the bracket is within ``tolerance``. Every load runs into its own results folder (``points/``), so an
-interrupted search resumes where it stopped, and the same arguments always try the same loads.
+interrupted search resumes where it stopped, and the same arguments always try the same loads (a load whose
+folder holds a run of another scenario, e.g. after changing ``--set``, runs again).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from simcxl.config.units import parse_duration
 from simcxl.errors import ConfigError, SimcxlError
 from simcxl.metrics.results import dump_json, write_atomic
 from simcxl.sweep.executors import Executor
-from simcxl.sweep.runner import run_point
+from simcxl.sweep.runner import finished, run_point
 
 PER_REQUEST = {"ttft": "ttft_s", "tpot": None, "tbt_max": "tbt_max_s", "e2e": "e2e_s", "tbt": "tbt_mean_s"}
 STATISTICS = {"ttft": "ttft_s", "tbt": "tbt_s", "tpot": "tpot_s", "e2e": "e2e_s"}
@@ -146,7 +147,8 @@ class GoodputSearch:
         loads = [float(_name(load)) for load in loads if float(_name(load)) not in self.tried]
         folders = {load: self.out / "points" / f"{self.knob.split('.')[-1]}={_name(load)}" for load in loads}
         todo = [(str(self.config), [*self.overrides, f"{self.knob}={_name(load)}"], str(folder))
-                for load, folder in folders.items() if not (folder / "summary.json").is_file()]
+                for load, folder in folders.items()
+                if not finished(folder, self.config, [*self.overrides, f"{self.knob}={_name(load)}"])]
         for folder, error in self.executor.run(run_point, todo):
             if error is not None:
                 raise SimcxlError(f"{folder}: the run failed: {error.strip().splitlines()[-1]}")

@@ -1,8 +1,9 @@
 """Running a sweep: skip finished points, run the rest on an executor, then collect ``sweep.csv``.
 
 Each point writes its own results folder atomically (``points/<id>/``); a point counts as finished
-once its ``summary.json`` exists. So Ctrl-C or a crashed point loses nothing that finished, and a
-rerun of the same command picks up where it stopped. Failed points leave ``error.txt`` and are listed.
+once its ``summary.json`` exists beside the resolved scenario it would run now (so editing the base
+scenario reruns the points it changes instead of reusing stale results). So Ctrl-C or a crashed point
+loses nothing that finished, and a rerun of the same command picks up where it stopped. Failed points leave ``error.txt`` and are listed.
 ``sweep.csv`` is rebuilt from the finished points, one row per point in spec order: the override
 columns, then every summary metric flattened (``ttft_s.mean``, ...), never wall-clock data, so it is
 identical whether the sweep ran at once, resumed, locally or on Ray.
@@ -16,6 +17,8 @@ import json
 import traceback
 from pathlib import Path
 from typing import Callable
+
+import yaml
 
 from simcxl.metrics.results import flatten, write_atomic
 from simcxl.sweep.executors import Executor
@@ -40,12 +43,28 @@ def run_point(base: str, overrides: list[str], out_dir: str) -> tuple[str, str |
     return out_dir, message
 
 
+def finished(out_dir: Path, base: str | Path, overrides: list[str]) -> bool:
+    """Whether ``out_dir`` holds a finished run of exactly this scenario: its summary, and a resolved
+    scenario equal to what ``base`` with ``overrides`` resolves to now. (A change to simcxl itself is not
+    detected: delete the folder to rerun after one.)"""
+    from simcxl.config.loader import load_scenario
+    from simcxl.errors import SimcxlError
+
+    summary, resolved = out_dir / "summary.json", out_dir / "config.resolved.yaml"
+    if not (summary.is_file() and resolved.is_file()):
+        return False
+    try:
+        return yaml.safe_load(resolved.read_text()) == load_scenario(base, overrides).resolved
+    except (yaml.YAMLError, SimcxlError):
+        return False
+
+
 def point_dir(out: Path, point: Point) -> Path:
     return out / "points" / point.id
 
 
 def pending_points(sweep: Sweep, out: Path) -> list[Point]:
-    return [p for p in sweep.points if not (point_dir(out, p) / "summary.json").is_file()]
+    return [p for p in sweep.points if not finished(point_dir(out, p), sweep.base, p.set_args())]
 
 
 def run_sweep(sweep: Sweep, out: Path, executor: Executor,
