@@ -135,7 +135,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from simcxl.sweep.executors import make_executor
     from simcxl.sweep.runner import pending_points, run_sweep
     from simcxl.sweep.spec import load_sweep
 
@@ -144,10 +143,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     console.print(f"sweep {args.spec}: {len(sweep.points)} points, {len(sweep.points) - todo} already finished, "
                   f"{todo} to run ({args.executor}, -j {args.jobs})")
-    try:
-        executor = make_executor(args.executor, args.jobs, args.address)
-    except (RuntimeError, ValueError) as exc:
-        raise SimcxlError(str(exc)) from None
+    executor = _executor(args)
     with Progress(TextColumn("points"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                   disable=not console.is_terminal) as progress:
@@ -276,17 +272,23 @@ def _cmd_bench_gpu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor(args: argparse.Namespace):
+    """The ``--executor`` (local with ``-j`` processes, or Ray at ``--address``); unavailable is a user error."""
+    from simcxl.sweep.executors import make_executor
+
+    try:
+        return make_executor(args.executor, args.jobs, args.address)
+    except (RuntimeError, ValueError) as exc:
+        raise SimcxlError(str(exc)) from None
+
+
 def _cmd_goodput(args: argparse.Namespace) -> int:
     from simcxl.config.loader import load_scenario
     from simcxl.sweep import goodput
-    from simcxl.sweep.executors import make_executor
 
     slos = [goodput.SLO.parse(text) for text in args.slo]
     out = args.output or Path("results") / "goodput" / load_scenario(args.config, args.overrides).scenario.name
-    try:
-        executor = make_executor(args.executor, args.jobs, args.address)
-    except (RuntimeError, ValueError) as exc:
-        raise SimcxlError(str(exc)) from None
+    executor = _executor(args)
     search = goodput.GoodputSearch(args.config, args.overrides, slos, args.attainment, out, executor, args.jobs,
                                    args.tolerance)
     print(f"goodput of {args.config} under {', '.join(map(str, slos))}"
@@ -304,14 +306,10 @@ def _cmd_goodput(args: argparse.Namespace) -> int:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from simcxl.sweep import plan as planning
-    from simcxl.sweep.executors import make_executor
 
     plan = planning.load_plan(args.spec)
     out = args.output or Path("results") / "plan" / args.spec.stem
-    try:
-        executor = make_executor(args.executor, args.jobs, args.address)
-    except (RuntimeError, ValueError) as exc:
-        raise SimcxlError(str(exc)) from None
+    executor = _executor(args)
     print(f"plan {args.spec}: {len(plan.points)} configuration(s) of {plan.base}, target {plan.spec.target:g} under "
           f"{', '.join(map(str, plan.slos))}, -j {args.jobs}")
     result = planning.run_plan(plan, out, executor, args.jobs)
