@@ -272,6 +272,13 @@ def _cmd_bench_gpu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_executor_args(parser: argparse.ArgumentParser, jobs_help: str) -> None:
+    """-j, --executor and --address, read back by :func:`_executor`."""
+    parser.add_argument("-j", "--jobs", type=positive_int, default=1, help=jobs_help)
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+
+
 def _executor(args: argparse.Namespace):
     """The ``--executor`` (local with ``-j`` processes, or Ray at ``--address``); unavailable is a user error."""
     from simcxl.sweep.executors import make_executor
@@ -397,9 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="run a base scenario over a grid of overrides (resumable)")
     sweep.add_argument("spec", type=Path, help="sweep spec YAML (base, grid, points)")
     sweep.add_argument("-o", "--output", type=Path, required=True, help="sweep folder (points/, sweep.csv)")
-    sweep.add_argument("-j", "--jobs", type=positive_int, default=1, help="local worker processes (default 1)")
-    sweep.add_argument("--executor", choices=("local", "ray"), default="local")
-    sweep.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    _add_executor_args(sweep, jobs_help="local worker processes (default 1)")
     sweep.set_defaults(func=_cmd_sweep)
 
     goodput = commands.add_parser("goodput", help="the highest load meeting latency SLOs (bisection, resumable)")
@@ -412,18 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
     goodput.add_argument("--tolerance", type=float, default=0.02,
                          help="stop when the bracket is within this relative width (default 0.02)")
     goodput.add_argument("-o", "--output", type=Path, help="folder (default results/goodput/<scenario name>)")
-    goodput.add_argument("-j", "--jobs", type=positive_int, default=1, help="loads run in parallel per round")
-    goodput.add_argument("--executor", choices=("local", "ray"), default="local")
-    goodput.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    _add_executor_args(goodput, jobs_help="loads run in parallel per round")
     goodput.set_defaults(func=_cmd_goodput)
 
     plan = commands.add_parser("plan", help="goodput and cost over a grid of configurations; the cheapest meeting "
                                             "a target")
     plan.add_argument("spec", type=Path, help="plan YAML: base, grid/points, slo, target, costs")
     plan.add_argument("-o", "--output", type=Path, help="folder (default results/plan/<spec name>)")
-    plan.add_argument("-j", "--jobs", type=positive_int, default=1, help="loads run in parallel per search round")
-    plan.add_argument("--executor", choices=("local", "ray"), default="local")
-    plan.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    _add_executor_args(plan, jobs_help="loads run in parallel per search round")
     plan.set_defaults(func=_cmd_plan)
 
     model = commands.add_parser("model", help="model profiles").add_subparsers(dest="what", required=True)
