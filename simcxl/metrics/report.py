@@ -7,6 +7,7 @@ versions), so the same scenario and seed give a byte-identical summary.json.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -30,7 +31,7 @@ def _stats(values: np.ndarray, keys: tuple[str, ...] = ("mean", "p50", "p90", "p
         if not len(values):
             out[key] = None
         elif key == "mean":
-            out[key] = float(values.mean())
+            out[key] = _mean(values)
         elif key == "max":
             out[key] = float(values.max())
         else:
@@ -39,17 +40,19 @@ def _stats(values: np.ndarray, keys: tuple[str, ...] = ("mean", "p50", "p90", "p
 
 
 def _mean(values: np.ndarray) -> float | None:
+    """The mean of the non-NaN values, exactly rounded (``math.fsum``): a BLAS or SIMD sum's order changes
+    with threads and alignment, so a Ray worker would print other last digits than the local process."""
     values = values[~np.isnan(values)]
-    return float(values.mean()) if len(values) else None
+    return math.fsum(values) / len(values) if len(values) else None
 
 
 def _weighted_stats(values: np.ndarray, counts: np.ndarray) -> dict[str, float | None]:
     """:func:`_stats` of the multiset holding ``counts[i]`` copies of ``values[i]``, without making it: the
-    same order statistics and linear interpolation as ``np.percentile``; the mean to float rounding."""
+    same order statistics and linear interpolation as ``np.percentile``."""
     if not len(values) or not counts.any():
         return dict.fromkeys(("mean", "p50", "p90", "p99"))
     total = int(counts.sum())
-    out: dict[str, float | None] = {"mean": float(np.dot(values, counts) / total)}
+    out: dict[str, float | None] = {"mean": math.fsum(values * counts) / total}  # exactly rounded: see _mean
     order = np.argsort(values, kind="stable")
     values, cumulative = values[order], counts[order]
     del order
@@ -160,16 +163,16 @@ class RunReport:
         c, t = self.cluster, self.simulated_s
         if t <= 0:
             return {"gpu": {}, "link": {}}
-        gpu = {role: float(np.mean([w.busy_time for w in workers]) / t)
+        gpu = {role: _mean(np.array([w.busy_time for w in workers])) / t
                for role, workers in (("prefill", c.prefill), ("decode", c.decode), ("aggregated", c.aggregated))
                if workers}
         for key, workers, idle in (("prefill_blocked", c.prefill, "blocked_time"),
                                    ("prefill_loading", c.prefill, "loading_time"),
                                    ("decode_receiving", c.decode, "receive_time")):
             if workers:
-                gpu[key] = float(np.mean([getattr(w, idle) for w in workers]) / t)
+                gpu[key] = _mean(np.array([getattr(w, idle) for w in workers])) / t
         by_kind: dict[str, list[float]] = defaultdict(list)
         for link in c.fabric.topology.links:
             by_kind[link.kind].append(link.carried / (link.capacity * t))
-        link = {kind: {"mean": float(np.mean(v)), "max": float(np.max(v))} for kind, v in sorted(by_kind.items())}
+        link = {kind: {"mean": _mean(np.array(v)), "max": max(v)} for kind, v in sorted(by_kind.items())}
         return {"gpu": gpu, "link": link}
