@@ -195,7 +195,8 @@ class Network:
                 new_rate, route.rate = route.rate, old_rate
                 route.settle(now)  # bytes served so far, at the rate they were served at
                 route.rate = new_rate
-                self._push(route)
+                self._push(route, arm=False)
+        self._arm_timer()
 
     def _affected_component(self) -> tuple[list[Route], list[Link]]:
         """Routes and links reachable from the links that changed: only their rates can move."""
@@ -213,12 +214,19 @@ class Network:
                             stack.append(link)
         return list(seen_routes), list(seen_links)
 
-    def _push(self, route: Route) -> None:
+    def _push(self, route: Route, arm: bool = True) -> None:
+        """Queue ``route``'s next finish; its earlier entries go stale (their version is behind). A re-solve
+        that moves many routes queues them all, then arms the timer once."""
         route.version += 1
         finish = route.next_finish()
         if finish < math.inf:
-            heapq.heappush(self._finish_heap, (finish, route.seq, route.version, route))
-            self._arm_timer()
+            heap = self._finish_heap
+            heapq.heappush(heap, (finish, route.seq, route.version, route))
+            if len(heap) > 2 * len(self._routes) + 1024:  # mostly stale: keep the live entries (one per route)
+                heap[:] = [entry for entry in heap if entry[2] == entry[3].version]
+                heapq.heapify(heap)
+            if arm:
+                self._arm_timer()
 
     def _arm_timer(self) -> None:
         heap = self._finish_heap
@@ -252,7 +260,7 @@ class Network:
             self.active_flows -= 1
             self._finish(flow, route.links, route.weights)
         if flows:
-            self._push(route)
+            self._push(route, arm=False)  # _on_timer arms once its due routes are done
             return
         route.version += 1
         del self._routes[route.links, route.weights, route.max_rate]  # idle routes are forgotten: most never recur
