@@ -21,6 +21,7 @@ from itertools import count
 from typing import Iterable, Sequence
 
 import simpy
+from simpy.events import Event, Timeout  # made directly: env.timeout binds a new callable per use
 
 # A flow is done when it is short of its target by no more than float rounding of rate x time: a relative
 # share of its bytes, or what its route serves in a time too small to add to the clock (else the clock
@@ -129,15 +130,15 @@ class Network:
             raise ValueError(f"transfer max_rate must be > 0 bytes/s, got {max_rate!r}")
         links = tuple(links)
         weights = tuple(weights) if weights is not None else (1.0,) * len(links)
-        done = self.env.event()
+        done = Event(self.env)
         flow = Flow(float(nbytes), done)
         delay = (path_latency(links) if latency is None else latency) + overhead
         if nbytes == 0 or (not links and max_rate == math.inf):
-            self.env.timeout(delay).callbacks.append(lambda _: self._finish(flow, links, weights))
+            Timeout(self.env, delay).callbacks.append(lambda _: self._finish(flow, links, weights))
             return done
         key = (links, weights, max_rate)
         if delay > 0:
-            self.env.timeout(delay).callbacks.append(lambda _: self._join(flow, key))
+            Timeout(self.env, delay).callbacks.append(lambda _: self._join(flow, key))
         else:
             self._join(flow, key)
         return done
@@ -178,7 +179,7 @@ class Network:
         """Fold every change at this instant into one recomputation, run after the current events."""
         if not self._recompute_pending:
             self._recompute_pending = True
-            self.env.timeout(0).callbacks.append(self._recompute)
+            Timeout(self.env, 0).callbacks.append(self._recompute)
 
     def _recompute(self, _event: simpy.Event) -> None:
         self._recompute_pending = False
@@ -235,7 +236,7 @@ class Network:
         if heap and heap[0][0] < self._timer_at:
             delay = max(0.0, heap[0][0] - self.env.now)
             self._timer_at = self.env.now + delay  # when the timeout fires: the finish time, to float rounding
-            self.env.timeout(delay).callbacks.append(self._on_timer)
+            Timeout(self.env, delay).callbacks.append(self._on_timer)
 
     def _on_timer(self, _event: simpy.Event) -> None:
         now = self.env.now
@@ -274,8 +275,11 @@ class Network:
 
 def _solo_rate(route: Route) -> float:
     """The rate of a route that has its links to itself: its tightest link, or its own cap."""
-    return min(route.max_rate, min((link.capacity / w for link, w in zip(route.links, route.weights) if w > 0),
-                                   default=math.inf))
+    rate = route.max_rate
+    for link, weight in zip(route.links, route.weights):  # a loop, not min() over a generator: every flow asks
+        if weight > 0 and link.capacity / weight < rate:
+            rate = link.capacity / weight
+    return rate
 
 
 def allocate_max_min(routes: list[Route], links: list[Link]) -> None:

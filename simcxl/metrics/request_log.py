@@ -9,6 +9,7 @@ numpy arrays without copying. Requests that never arrived keep their workload va
 from __future__ import annotations
 
 from array import array
+from operator import attrgetter
 
 import numpy as np
 
@@ -39,15 +40,16 @@ class RequestLog:
             column.frombytes(np.ascontiguousarray(values, dtype=DTYPES[kind]).tobytes())
             setattr(self, name, column)
         self.stints: dict[int, tuple[tuple[int, int], ...]] = {}
-        self._slots = [(getattr(self, name), name) for name, _ in RECORDED]
+        self._columns = [getattr(self, name) for name, _ in RECORDED]
+        self._values = attrgetter(*(name for name, _ in RECORDED))  # every recorded attribute in one call
 
     def __len__(self) -> int:
         return len(self.arrival)
 
     def record(self, request: Request) -> None:
         i = request.id
-        for column, name in self._slots:
-            column[i] = getattr(request, name)
+        for column, value in zip(self._columns, self._values(request)):
+            column[i] = value
         if request.stints:
             self.stints[i] = request.stints
 

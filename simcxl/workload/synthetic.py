@@ -13,6 +13,7 @@ All randomness comes from one numpy Generator seeded by the scenario's seed.
 from __future__ import annotations
 
 import math
+from array import array
 from itertools import count
 from pathlib import Path
 from typing import Callable
@@ -72,9 +73,10 @@ class _TokenStream:
 def _fresh_hashes(input_tokens: np.ndarray, block_tokens: int) -> Callable[[int], range]:
     """Hashes of prompts that share nothing: each takes the next ceil(tokens / block_tokens) fresh numbers,
     so request i's are one range, found from a running sum instead of being stored."""
-    blocks = -(-input_tokens // block_tokens)
-    first = np.concatenate(([0], np.cumsum(blocks)[:-1])).astype(np.int64)
-    return lambda i: range(int(first[i]), int(first[i] + blocks[i]))
+    ends = np.cumsum(-(-input_tokens // block_tokens), dtype=np.int64)
+    bounds = array("q", [0])  # bounds[i], bounds[i + 1]: request i's range, read as Python ints (8 bytes each)
+    bounds.frombytes(ends.tobytes())
+    return lambda i: range(bounds[i], bounds[i + 1])
 
 
 def poisson_workload(spec: PoissonWorkload, seed: int, resolve: Resolver = as_written) -> Workload:
