@@ -38,25 +38,23 @@ def _add_scenario_args(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from simcxl.config.loader import load_scenario
     from simcxl.metrics.table import print_summary
-    from simcxl.simulate import simulate
+    from simcxl.simulate import RunInterrupted
 
     loaded = load_scenario(args.config, args.overrides)
     out_dir = args.output or Path("results") / loaded.scenario.name
     console = Console(stderr=True)
-    with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed}/{task.total} requests"),
-                  TimeElapsedColumn(), console=console, transient=True,
-                  disable=args.quiet or not console.is_terminal) as progress:
-        task = progress.add_task("run", total=None)
-
-        def advance(done: int, total: int) -> None:
-            if done % 64 == 0 or done == total:
-                progress.update(task, completed=done, total=total)
-
-        outcome = simulate(loaded, advance, _timeline(args))
+    try:
+        outcome = _simulate_with_progress(args, loaded, console)
+    except RunInterrupted as stop:  # keep what finished: a long run's first hours are worth having
+        stop.outcome.write(out_dir, loaded)
+        summary = stop.outcome.summary
+        print(f"simcxl: interrupted at {summary['sim']['simulated_s']:.1f} s simulated; the "
+              f"{summary['requests']['completed']:,} requests finished by then are in {out_dir}/ (summary.json "
+              "has sim.interrupted: true)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     outcome.write(out_dir, loaded)
     if not args.quiet:
         print_summary(outcome.summary, outcome.wall_s)
@@ -67,6 +65,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"timeline: cut at {args.timeline_max_events:,} events ({outcome.report.cluster.timeline.dropped:,} "
                   "left out); narrow it with --timeline-window START:END")
     return 0
+
+
+def _simulate_with_progress(args: argparse.Namespace, loaded, console):
+    """The run, with a progress bar on a terminal (none with -q or when stderr is not one)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from simcxl.simulate import simulate
+
+    with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed}/{task.total} requests"),
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=args.quiet or not console.is_terminal) as progress:
+        task = progress.add_task("run", total=None)
+
+        def advance(done: int, total: int) -> None:
+            if done % 64 == 0 or done == total:
+                progress.update(task, completed=done, total=total)
+
+        return simulate(loaded, advance, _timeline(args))
 
 
 def _timeline(args: argparse.Namespace):

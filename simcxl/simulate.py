@@ -41,12 +41,34 @@ def prepare(loaded: LoadedScenario, timeline: Timeline | None = None) -> tuple[C
     return cluster, workload
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, carrying the outcome up to that moment: the requests finished by then, the rest
+    unfinished, and ``sim.interrupted`` in the summary (so a sweep never mistakes it for a finished run)."""
+
+    def __init__(self, outcome: RunOutcome):
+        super().__init__()
+        self.outcome = outcome
+
+
 def simulate(loaded: LoadedScenario, progress: Callable[[int, int], None] | None = None,
              timeline: Timeline | None = None) -> RunOutcome:
-    """Run a scenario; ``progress(done, total)`` is called as requests finish; ``timeline`` records a trace."""
+    """Run a scenario; ``progress(done, total)`` is called as requests finish; ``timeline`` records a trace.
+    Raises :class:`RunInterrupted` on Ctrl-C, holding what had finished."""
     start = time.perf_counter()
     cluster, workload = prepare(loaded, timeline)
     total = len(workload)
-    cluster.run(workload, (lambda done: progress(done, total)) if progress else None)
+    try:
+        cluster.run(workload, (lambda done: progress(done, total)) if progress else None)
+    except KeyboardInterrupt:
+        try:
+            partial = _outcome(cluster, workload, start)
+        except Exception:  # the interrupt cut an event short and its state does not add up: keep nothing
+            raise KeyboardInterrupt from None
+        partial.summary["sim"]["interrupted"] = True
+        raise RunInterrupted(partial) from None
+    return _outcome(cluster, workload, start)
+
+
+def _outcome(cluster: Cluster, workload: Workload, start: float) -> RunOutcome:
     report = RunReport(cluster, workload)
     return RunOutcome(report, report.summary(), time.perf_counter() - start)

@@ -222,3 +222,33 @@ def test_a_sweep_cut_off_inside_a_point_reruns_that_point_only(tmp_path):
     assert done == [3]                                          # only the cut point ran again
     assert kept.stat().st_mtime_ns == before
     assert (cut / "sweep.csv").read_bytes() == (whole / "sweep.csv").read_bytes()
+
+
+def test_an_interrupted_run_keeps_the_requests_finished_so_far(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in the middle of ``simcxl run``: the requests finished by then are written, the summary says the
+    run was interrupted, and a sweep does not take the folder for a finished run."""
+    import pandas as pd
+
+    from simcxl.metrics.request_log import RequestLog
+    from simcxl.sweep.runner import finished
+
+    record, recorded = RequestLog.record, []
+
+    def record_then_interrupt(self, request):
+        record(self, request)
+        recorded.append(request.id)
+        if len(recorded) == 50:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RequestLog, "record", record_then_interrupt)
+    out, overrides = tmp_path / "run", ["workload.num_requests=200"]
+    assert main(["run", RDMA, "-q", "--set", overrides[0], "-o", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "the 50 requests finished by then are in" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sim"]["interrupted"] is True
+    assert summary["requests"]["completed"] == 50
+    assert summary["requests"]["unfinished"] == 200 - 50
+    requests = pd.read_csv(out / "requests.csv")
+    assert len(requests) == 200 and requests.finish_s.notna().sum() == 50
+    assert not finished(out, RDMA, overrides)

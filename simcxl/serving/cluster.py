@@ -263,6 +263,8 @@ class Cluster:
                 self._send_next()
         self.env.process(self.sampler.run())
         limit = self.env.timeout(self.scenario.run.max_simulated_time)
-        self.env.run(until=self.env.any_of([self._all_done, limit]))
-        for request in self._in_flight.values():  # unfinished when the run stopped
-            self.log.record(request)
+        try:
+            self.env.run(until=self.env.any_of([self._all_done, limit]))
+        finally:  # also when interrupted: requests still in flight are recorded unfinished
+            for request in self._in_flight.values():
+                self.log.record(request)

@@ -54,8 +54,10 @@ def finished(out_dir: Path, base: str | Path, overrides: list[str]) -> bool:
     if not (summary.is_file() and resolved.is_file()):
         return False
     try:
+        if json.loads(summary.read_text())["sim"].get("interrupted"):  # a run stopped by Ctrl-C (simcxl run)
+            return False
         return yaml.safe_load(resolved.read_text()) == load_scenario(base, overrides).resolved
-    except (yaml.YAMLError, SimcxlError):
+    except (yaml.YAMLError, json.JSONDecodeError, KeyError, TypeError, AttributeError, SimcxlError):
         return False
 
 
