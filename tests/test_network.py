@@ -150,3 +150,30 @@ def test_a_flow_a_rounding_error_short_of_done_completes_instead_of_spinning():
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert env.now == pytest.approx(1e6)
+
+
+def test_routes_leaving_one_by_one_match_processor_sharing_and_keep_the_finish_heap_small():
+    """150 routes, each with a private link of its own, share one link: every departure re-solves and speeds
+    up all the others. Finish times follow processor sharing (t_k = t_k-1 + (n - k + 1)(s_k - s_k-1) / C),
+    and the finish heap, which gains an entry per rate change (~11,000 here), is kept to its live entries."""
+    env = simpy.Environment()
+    net = Network(env)
+    shared, n = Link("shared", "test", 10 * GB), 150
+    sizes = [(k + 1) * 0.01 * GB for k in range(n)]
+    events = [net.transfer([Link(f"own{k}", "test", 1000 * GB), shared], size) for k, size in enumerate(sizes)]
+    heap_sizes, recompute = [], net._recompute
+
+    def recompute_and_measure(event):
+        recompute(event)
+        heap_sizes.append(len(net._finish_heap))
+
+    net._recompute = recompute_and_measure
+    times = finish_times(env, events)
+    expected, t, previous = [], 0.0, 0.0
+    for k, size in enumerate(sizes):
+        t += (n - k) * (size - previous) / shared.capacity
+        expected.append(t)
+        previous = size
+    assert times == pytest.approx(expected, rel=1e-9)
+    assert net.recomputations == n  # the start, then every departure but the last
+    assert max(heap_sizes) <= 2 * n + 1024 < sum(range(n))  # bounded; without the clean-up it holds them all
