@@ -35,3 +35,17 @@ def test_weighted_statistics_equal_numpy_on_the_expanded_multiset():
     assert stats["mean"] == pytest.approx(expanded.mean(), rel=1e-12)
     for q in (50, 90, 99):
         assert stats[f"p{q}"] == np.percentile(expanded, q)
+
+
+def test_the_weighted_mean_does_not_depend_on_summation_order():
+    """The products are summed exactly (fsum), so no BLAS thread count or order of the terms can change a
+    digit: shuffled terms give the identical mean, within one ulp of the exact rational mean."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(0)  # a draw whose shuffle moves np.dot's and np.sum's last digit
+    values, counts = rng.lognormal(-4, 2, size=3000), rng.integers(1, 1000, size=3000)
+    mean = _weighted_stats(values, counts)["mean"]
+    order = rng.permutation(len(values))
+    assert _weighted_stats(values[order], counts[order])["mean"] == mean
+    exact = sum(Fraction(v) * int(c) for v, c in zip(values.tolist(), counts)) / int(counts.sum())
+    assert abs(mean - float(exact)) <= np.spacing(mean)

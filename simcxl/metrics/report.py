@@ -40,7 +40,7 @@ def _stats(values: np.ndarray, keys: tuple[str, ...] = ("mean", "p50", "p90", "p
 
 
 def _mean(values: np.ndarray) -> float | None:
-    """The mean of the non-NaN values, exactly rounded (``math.fsum``): a BLAS or SIMD sum's order changes
+    """The mean of the non-NaN values, summed exactly (``math.fsum``): a BLAS or SIMD sum's order changes
     with threads and alignment, so a Ray worker would print other last digits than the local process."""
     values = values[~np.isnan(values)]
     return math.fsum(values) / len(values) if len(values) else None
