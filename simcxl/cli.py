@@ -10,9 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from simcxl import __version__
 from simcxl.errors import SimcxlError
+
+if TYPE_CHECKING:  # the commands import what they need when they run, so `simcxl --help` starts fast
+    from rich.console import Console
+
+    from simcxl.config.loader import LoadedScenario
+    from simcxl.simulate import RunOutcome
 
 EXIT_INTERNAL_ERROR = 1
 EXIT_BAD_INPUT = 2
@@ -67,7 +74,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate_with_progress(args: argparse.Namespace, loaded, console):
+def _simulate_with_progress(args: argparse.Namespace, loaded: LoadedScenario, console: Console) -> RunOutcome:
     """The run, with a progress bar on a terminal (none with -q or when stderr is not one)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
