@@ -70,7 +70,8 @@ class Flow:
 class Route:
     """A path of links with per-byte weights and a rate cap; its active flows share its rate equally."""
 
-    __slots__ = ("links", "weights", "max_rate", "rate", "served", "updated", "flows", "version", "seq")
+    __slots__ = ("links", "weights", "max_rate", "rate", "served", "updated", "flows", "version", "seq", "filling",
+                 "step")
 
     def __init__(self, links: tuple[Link, ...], weights: tuple[float, ...], max_rate: float, seq: int):
         self.links = links
@@ -82,6 +83,8 @@ class Route:
         self.flows: list[tuple[float, int, Flow]] = []  # heap by target
         self.version = 0
         self.seq = seq
+        self.filling: Filling | None = None  # the progressive filling that set its rate (None: alone on its links)
+        self.step = 0  # the freeze of that filling it was fixed in
 
     def settle(self, now: float) -> None:
         if self.flows:
@@ -106,12 +109,15 @@ class Network:
         self._routes: dict[tuple, Route] = {}
         self._finish_heap: list[tuple[float, int, int, Route]] = []
         self._dirty: dict[Link, None] = {}
+        self._departed: list[Route] = []  # routes gone idle since the last re-solve, leaving others on their links
+        self._activated = False  # a route became active on busy links since the last re-solve
         self._recompute_pending = False
         self._timer_at = math.inf
         self._seq = count()
         self.active_flows = 0
         self.completed_flows = 0
         self.recomputations = 0
+        self.replays = 0  # re-solves that replayed a kept filling instead of filling the component afresh
 
     def transfer(self, links: Sequence[Link], nbytes: float, overhead: float = 0.0,
                  max_rate: float = math.inf, latency: float | None = None,
@@ -165,6 +171,7 @@ class Network:
                 return
             for link in route.links:
                 self._dirty[link] = None
+            self._activated = True
             self._request_recompute()
         else:
             self._push(route)
@@ -184,13 +191,27 @@ class Network:
     def _recompute(self, _event: simpy.Event) -> None:
         self._recompute_pending = False
         self.recomputations += 1
-        routes, links = self._affected_component()
-        now = self.env.now
-        old_rates = [route.rate for route in routes]
-        if len(routes) == 1:  # alone on its links: its bottleneck, no filling
-            routes[0].rate = _solo_rate(routes[0])
+        departed, self._departed = self._departed, []
+        activated, self._activated = self._activated, False
+        filling = departed[0].filling if departed else None
+        if (not activated and filling is not None and filling.valid
+                and all(route.filling is filling for route in departed)):
+            self._dirty.clear()  # only routes leaving: replay their filling from the first level they froze at
+            self.replays += 1
+            routes = filling.remove(departed)
+            old_rates = [route.rate for route in routes]
+            filling.fill()
         else:
-            allocate_max_min(routes, links)
+            for route in departed:
+                if route.filling is not None:
+                    route.filling.valid = False
+            routes, links = self._affected_component()
+            old_rates = [route.rate for route in routes]
+            if len(routes) == 1:  # alone on its links: its bottleneck, no filling
+                _solo(routes[0])
+            else:
+                Filling(routes, links).fill()
+        now = self.env.now
         for route, old_rate in zip(routes, old_rates):
             if route.rate != old_rate or route.updated == now:
                 new_rate, route.rate = route.rate, old_rate
@@ -265,12 +286,26 @@ class Network:
             return
         route.version += 1
         del self._routes[route.links, route.weights, route.max_rate]  # idle routes are forgotten: most never recur
+        others = False
         for link in route.links:
             del link.routes[route]
             if link.routes:  # routes still on it may speed up
                 self._dirty[link] = None
+                others = True
+        if others:
+            self._departed.append(route)
+        elif route.filling is not None:  # it left its filling without a re-solve: that filling can't be replayed
+            route.filling.valid = False
         if self._dirty:
             self._request_recompute()
+
+
+def _solo(route: Route) -> None:
+    """Give a route that has its links to itself its solo rate; a filling it was in can no longer be replayed."""
+    if route.filling is not None:
+        route.filling.valid = False
+        route.filling = None
+    route.rate = _solo_rate(route)
 
 
 def _solo_rate(route: Route) -> float:
@@ -282,55 +317,95 @@ def _solo_rate(route: Route) -> float:
     return rate
 
 
-def allocate_max_min(routes: list[Route], links: list[Link]) -> None:
-    """Progressive filling: raise every route's rate together; a link that fills freezes its routes.
+class Filling:
+    """Progressive filling over one component: raise every route's rate together; a link that fills freezes its
+    routes, and a route with its own ``max_rate`` freezes when it reaches it. Shares only grow as routes freeze,
+    so the bottleneck is found with a lazy heap of link shares.
 
-    A route with its own ``max_rate`` freezes when it reaches it. ``links`` must hold every link of
-    ``routes`` and ``routes`` every active route of ``links`` (a connected component). Shares only grow
-    as routes freeze, so the bottleneck is found with a lazy heap of link shares.
+    It keeps the links' state before each freeze, because when routes leave, nothing frozen before the first
+    of them froze can change (their links were not full yet, and with them gone they fill later still): the
+    filling is replayed from there, re-solving only the routes frozen since. ``links`` must hold every link
+    of ``routes`` and ``routes`` every active route of ``links`` (a connected component).
     """
-    capacity = {link: link.capacity for link in links}
-    unfrozen_weight = dict.fromkeys(links, 0.0)
-    for route in routes:
-        for link, weight in zip(route.links, route.weights):
-            unfrozen_weight[link] += weight
-    order = {link: i for i, link in enumerate(links)}
-    shares = [(capacity[link] / w, order[link], link) for link, w in unfrozen_weight.items() if w > 0]
-    heapq.heapify(shares)
-    caps = sorted((route.max_rate, i) for i, route in enumerate(routes) if route.max_rate < math.inf)
-    next_cap = 0
-    unfrozen = dict.fromkeys(routes)
 
-    def freeze(batch: list[Route], rate_of) -> None:
-        touched: dict[Link, None] = {}
-        for route in batch:
-            rate = route.rate = rate_of(route)
-            del unfrozen[route]
+    def __init__(self, routes: list[Route], links: list[Link]):
+        for route in routes:
+            if route.filling is not None:  # each route belongs to the latest filling that set its rate
+                route.filling.valid = False
+            route.filling = self
+        self.valid = True
+        self.routes = dict.fromkeys(routes)
+        self.order = {link: i for i, link in enumerate(links)}
+        self.capacity = {link: link.capacity for link in links}
+        self.weight = dict.fromkeys(links, 0.0)  # weight of the unfrozen routes on each link
+        for route in routes:
             for link, weight in zip(route.links, route.weights):
-                capacity[link] -= rate * weight
-                unfrozen_weight[link] -= weight
-                touched[link] = None
-        for link in touched:
-            if unfrozen_weight[link] > 1e-12:
-                capacity[link] = max(0.0, capacity[link])
-                heapq.heappush(shares, (capacity[link] / unfrozen_weight[link], order[link], link))
-            else:
-                unfrozen_weight[link] = 0.0
+                self.weight[link] += weight
+        self.unfrozen = dict.fromkeys(routes)
+        self.steps: list[tuple[dict[Link, float], dict[Link, float]]] = []  # (capacity, weight) before each freeze
 
-    while unfrozen:
-        while shares:  # drop stale entries: a link's share is current only if it matches its state
-            share, _, link = shares[0]
-            weight = unfrozen_weight[link]
-            if weight > 0 and share == capacity[link] / weight:
-                break
-            heapq.heappop(shares)
-        share = shares[0][0] if shares else math.inf
-        while next_cap < len(caps) and routes[caps[next_cap][1]] not in unfrozen:
-            next_cap += 1
-        if next_cap < len(caps) and caps[next_cap][0] <= share:
-            freeze([routes[caps[next_cap][1]]], lambda route: route.max_rate)
-            continue
-        freeze([route for route in shares[0][2].routes if route in unfrozen], lambda route: share)
+    def remove(self, departed: list[Route]) -> list[Route]:
+        """Take ``departed`` out, back to the links' state before the first of them froze; returns the routes
+        that :meth:`fill` will now re-solve."""
+        start = min(route.step for route in departed)
+        capacity, weight = self.steps[start]
+        self.capacity, self.weight = dict(capacity), dict(weight)
+        del self.steps[start:]
+        for route in departed:  # unfrozen before every freeze kept: its weight leaves the links in all of them
+            del self.routes[route]
+            for weights in [self.weight] + [kept for _, kept in self.steps]:
+                for link, w in zip(route.links, route.weights):
+                    weights[link] -= w
+                    if weights[link] <= 1e-12:
+                        weights[link] = 0.0
+        self.unfrozen = {route: None for route in self.routes if route.step >= start}
+        return list(self.unfrozen)
+
+    def fill(self) -> None:
+        """Freeze every unfrozen route, lowest share first, setting each route's ``rate``."""
+        capacity, weight, order, unfrozen = self.capacity, self.weight, self.order, self.unfrozen
+        shares = [(capacity[link] / w, order[link], link) for link, w in weight.items() if w > 0]
+        heapq.heapify(shares)
+        capped = list(unfrozen)
+        caps = sorted((route.max_rate, i) for i, route in enumerate(capped) if route.max_rate < math.inf)
+        next_cap = 0
+
+        def freeze(batch: list[Route], rate: float | None) -> None:
+            """Fix ``batch`` at ``rate`` (None: each at its own cap) and take its load off its links."""
+            self.steps.append((dict(capacity), dict(weight)))
+            touched: dict[Link, None] = {}
+            for route in batch:
+                route.rate = route_rate = route.max_rate if rate is None else rate
+                route.step = len(self.steps) - 1
+                del unfrozen[route]
+                for link, w in zip(route.links, route.weights):
+                    capacity[link] -= route_rate * w
+                    weight[link] -= w
+                    touched[link] = None
+            for link in touched:
+                if weight[link] > 1e-12:
+                    capacity[link] = max(0.0, capacity[link])
+                    heapq.heappush(shares, (capacity[link] / weight[link], order[link], link))
+                else:
+                    weight[link] = 0.0
+
+        while unfrozen:
+            while shares:  # drop stale entries: a link's share is current only if it matches its state
+                share, _, link = shares[0]
+                w = weight[link]
+                if w > 0 and share == capacity[link] / w:
+                    break
+                heapq.heappop(shares)
+            share = shares[0][0] if shares else math.inf
+            while next_cap < len(caps) and capped[caps[next_cap][1]] not in unfrozen:
+                next_cap += 1
+            if next_cap < len(caps) and caps[next_cap][0] <= share:
+                freeze([capped[caps[next_cap][1]]], None)
+                continue
+            batch = [route for route in shares[0][2].routes if route in unfrozen]
+            if not batch:  # its weight counts routes no longer on it: a bookkeeping bug, not a load to wait out
+                raise RuntimeError(f"max-min filling: {shares[0][2]!r} is weighted but carries no unfrozen route")
+            freeze(batch, share)
 
 
 def striped(paths: Sequence[Sequence[Link]]) -> tuple[tuple[Link, ...], tuple[float, ...]]:
