@@ -243,16 +243,17 @@ class Network:
         route.version += 1
         finish = route.next_finish()
         if finish < math.inf:
-            heap = self._finish_heap
-            heapq.heappush(heap, (finish, route.seq, route.version, route))
-            if len(heap) > 2 * len(self._routes) + 1024:  # mostly stale: keep the live entries (one per route)
-                heap[:] = [entry for entry in heap if entry[2] == entry[3].version]
-                heapq.heapify(heap)
+            heapq.heappush(self._finish_heap, (finish, route.seq, route.version, route))
             if arm:
                 self._arm_timer()
 
     def _arm_timer(self) -> None:
+        """Time out at the earliest live finish (every push is followed by a call). Stale entries leave from
+        the top as they surface, and all at once when they outnumber the live ones (one per route) two to one."""
         heap = self._finish_heap
+        if len(heap) > 2 * len(self._routes) + 1024:
+            heap[:] = [entry for entry in heap if entry[2] == entry[3].version]
+            heapq.heapify(heap)
         while heap and heap[0][2] != heap[0][3].version:
             heapq.heappop(heap)
         if heap and heap[0][0] < self._timer_at:
