@@ -199,19 +199,16 @@ class Network:
                 and all(route.filling is filling for route in departed)):
             self._dirty.clear()  # only routes leaving: replay their filling from the first level they froze at
             self.replays += 1
-            routes = filling.remove(departed)
-            old_rates = [route.rate for route in routes]
-            filling.fill()
+            routes, solve = filling.remove(departed), filling.fill
         else:
             for route in departed:
                 if route.filling is not None:
                     route.filling.valid = False
             routes, links = self._affected_component()
-            old_rates = [route.rate for route in routes]
-            if len(routes) == 1:  # alone on its links: its bottleneck, no filling
-                _solo(routes[0])
-            else:
-                Filling(routes, links).fill()
+            # alone on its links: its bottleneck, no filling
+            solve = (lambda: _solo(routes[0])) if len(routes) == 1 else Filling(routes, links).fill
+        old_rates = [route.rate for route in routes]
+        solve()
         now = self.env.now
         for route, old_rate in zip(routes, old_rates):
             if route.rate != old_rate or route.updated == now:
