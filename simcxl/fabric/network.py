@@ -10,7 +10,7 @@ So a route's rate changes only when a route starts or stops carrying flows somew
 connected component; a flow joining or leaving a busy route costs a heap operation, no re-solve.
 Every change at one instant is folded into one recomputation, and the scheduler sleeps until the
 earliest completion. A route arriving fills its component afresh; routes leaving replay the kept filling
-from the level they froze at, since nothing below it can change (:class:`Filling`). This is the SimGrid
+from the level they froze at, since nothing below it can change (:mod:`simcxl.fabric.maxmin`). This is the SimGrid
 approach: orders of magnitude cheaper than packets, and exact for bulk transfers.
 """
 
@@ -23,6 +23,8 @@ from typing import Iterable, Sequence
 
 import simpy
 from simpy.events import Event, Timeout  # made directly: env.timeout binds a new callable per use
+
+from simcxl.fabric.maxmin import Filling, fill_component, solo_rate
 
 # A flow is done when it is short of its target by no more than float rounding of rate x time: a relative
 # share of its bytes, or what its route serves in a time too small to add to the clock (else the clock
@@ -71,8 +73,7 @@ class Flow:
 class Route:
     """A path of links with per-byte weights and a rate cap; its active flows share its rate equally."""
 
-    __slots__ = ("links", "weights", "max_rate", "rate", "served", "updated", "flows", "version", "seq", "filling",
-                 "step")
+    __slots__ = ("links", "weights", "max_rate", "rate", "served", "updated", "flows", "version", "seq", "filling")
 
     def __init__(self, links: tuple[Link, ...], weights: tuple[float, ...], max_rate: float, seq: int):
         self.links = links
@@ -85,12 +86,24 @@ class Route:
         self.version = 0
         self.seq = seq
         self.filling: Filling | None = None  # the progressive filling that set its rate (None: alone on its links)
-        self.step = 0  # the freeze of that filling it was fixed in
 
     def settle(self, now: float) -> None:
         if self.flows:
             self.served += self.rate / len(self.flows) * (now - self.updated)
         self.updated = now
+
+    def rerate(self, now: float, rate: float) -> float:
+        """Settle the bytes served so far at the old rate, take ``rate``, and return the next finish; earlier
+        finish entries go stale. (A re-solve moves hundreds of routes at once: one call each.)"""
+        self.version += 1
+        flows = self.flows
+        if flows:
+            self.served += self.rate / len(flows) * (now - self.updated)
+        self.updated = now
+        self.rate = rate
+        if not flows or rate <= 0:
+            return math.inf
+        return now + (flows[0][0] - self.served) * len(flows) / rate
 
     def next_finish(self) -> float:
         if not self.flows or self.rate <= 0:
@@ -167,7 +180,7 @@ class Network:
                 alone = alone and not link.routes
                 link.routes[route] = None
             if alone:  # its links carry nothing else: its bottleneck is its rate, nobody else's moves
-                route.rate = _solo_rate(route)
+                route.rate = solo_rate(route)
                 self._push(route)
                 return
             for link in route.links:
@@ -199,23 +212,18 @@ class Network:
                 and all(route.filling is filling for route in departed)):
             self._dirty.clear()  # only routes leaving: replay their filling from the first level they froze at
             self.replays += 1
-            routes, solve = filling.remove(departed), filling.fill
+            filling.remove(departed)
         else:
             for route in departed:
                 if route.filling is not None:
                     route.filling.valid = False
             routes, links = self._affected_component()
-            # alone on its links: its bottleneck, no filling
-            solve = (lambda: _solo(routes[0])) if len(routes) == 1 else Filling(routes, links).fill
-        old_rates = [route.rate for route in routes]
-        solve()
-        now = self.env.now
-        for route, old_rate in zip(routes, old_rates):
-            if route.rate != old_rate or route.updated == now:
-                new_rate, route.rate = route.rate, old_rate
-                route.settle(now)  # bytes served so far, at the rate they were served at
-                route.rate = new_rate
-                self._push(route, arm=False)
+            filling = fill_component(routes, links)
+        now, heap, push = self.env.now, self._finish_heap, heapq.heappush
+        for route, rate in zip(*filling.fill()):
+            finish = route.rerate(now, rate)
+            if finish < math.inf:
+                push(heap, (finish, route.seq, route.version, route))
         self._arm_timer()
 
     def _affected_component(self) -> tuple[list[Route], list[Link]]:
@@ -246,9 +254,9 @@ class Network:
 
     def _arm_timer(self) -> None:
         """Time out at the earliest live finish (every push is followed by a call). Stale entries leave from
-        the top as they surface, and all at once when they outnumber the live ones (one per route) two to one."""
+        the top as they surface, and all at once when they outnumber the live ones (one per route) four to one."""
         heap = self._finish_heap
-        if len(heap) > 2 * len(self._routes) + 1024:
+        if len(heap) > 5 * len(self._routes) + 1024:
             heap[:] = [entry for entry in heap if entry[2] == entry[3].version]
             heapq.heapify(heap)
         while heap and heap[0][2] != heap[0][3].version:
@@ -297,114 +305,6 @@ class Network:
             route.filling.valid = False
         if self._dirty:
             self._request_recompute()
-
-
-def _solo(route: Route) -> None:
-    """Give a route that has its links to itself its solo rate; a filling it was in can no longer be replayed."""
-    if route.filling is not None:
-        route.filling.valid = False
-        route.filling = None
-    route.rate = _solo_rate(route)
-
-
-def _solo_rate(route: Route) -> float:
-    """The rate of a route that has its links to itself: its tightest link, or its own cap."""
-    rate = route.max_rate
-    for link, weight in zip(route.links, route.weights):  # a loop, not min() over a generator: every flow asks
-        if weight > 0 and link.capacity / weight < rate:
-            rate = link.capacity / weight
-    return rate
-
-
-class Filling:
-    """Progressive filling over one component: raise every route's rate together; a link that fills freezes its
-    routes, and a route with its own ``max_rate`` freezes when it reaches it. Shares only grow as routes freeze,
-    so the bottleneck is found with a lazy heap of link shares.
-
-    It keeps the links' state before each freeze, because when routes leave, nothing frozen before the first
-    of them froze can change (their links were not full yet, and with them gone they fill later still): the
-    filling is replayed from there, re-solving only the routes frozen since. ``links`` must hold every link
-    of ``routes`` and ``routes`` every active route of ``links`` (a connected component).
-    """
-
-    def __init__(self, routes: list[Route], links: list[Link]):
-        for route in routes:
-            if route.filling is not None:  # each route belongs to the latest filling that set its rate
-                route.filling.valid = False
-            route.filling = self
-        self.valid = True
-        self.routes = dict.fromkeys(routes)
-        self.order = {link: i for i, link in enumerate(links)}
-        self.capacity = {link: link.capacity for link in links}
-        self.weight = dict.fromkeys(links, 0.0)  # weight of the unfrozen routes on each link
-        for route in routes:
-            for link, weight in zip(route.links, route.weights):
-                self.weight[link] += weight
-        self.unfrozen = dict.fromkeys(routes)
-        self.steps: list[tuple[dict[Link, float], dict[Link, float]]] = []  # (capacity, weight) before each freeze
-
-    def remove(self, departed: list[Route]) -> list[Route]:
-        """Take ``departed`` out, back to the links' state before the first of them froze; returns the routes
-        that :meth:`fill` will now re-solve."""
-        start = min(route.step for route in departed)
-        capacity, weight = self.steps[start]
-        self.capacity, self.weight = dict(capacity), dict(weight)
-        del self.steps[start:]
-        for route in departed:  # unfrozen before every freeze kept: its weight leaves the links in all of them
-            del self.routes[route]
-            for weights in [self.weight] + [kept for _, kept in self.steps]:
-                for link, w in zip(route.links, route.weights):
-                    weights[link] -= w
-                    if weights[link] <= 1e-12:
-                        weights[link] = 0.0
-        self.unfrozen = {route: None for route in self.routes if route.step >= start}
-        return list(self.unfrozen)
-
-    def fill(self) -> None:
-        """Freeze every unfrozen route, lowest share first, setting each route's ``rate``."""
-        capacity, weight, order, unfrozen = self.capacity, self.weight, self.order, self.unfrozen
-        shares = [(capacity[link] / w, order[link], link) for link, w in weight.items() if w > 0]
-        heapq.heapify(shares)
-        capped = list(unfrozen)
-        caps = sorted((route.max_rate, i) for i, route in enumerate(capped) if route.max_rate < math.inf)
-        next_cap = 0
-
-        def freeze(batch: list[Route], rate: float | None) -> None:
-            """Fix ``batch`` at ``rate`` (None: each at its own cap) and take its load off its links."""
-            self.steps.append((dict(capacity), dict(weight)))
-            touched: dict[Link, None] = {}
-            for route in batch:
-                route.rate = route_rate = route.max_rate if rate is None else rate
-                route.step = len(self.steps) - 1
-                del unfrozen[route]
-                for link, w in zip(route.links, route.weights):
-                    capacity[link] -= route_rate * w
-                    weight[link] -= w
-                    touched[link] = None
-            for link in touched:
-                if weight[link] > 1e-12:
-                    capacity[link] = max(0.0, capacity[link])
-                    heapq.heappush(shares, (capacity[link] / weight[link], order[link], link))
-                else:
-                    weight[link] = 0.0
-
-        while unfrozen:
-            while shares:  # drop stale entries: a link's share is current only if it matches its state
-                share, _, link = shares[0]
-                w = weight[link]
-                if w > 0 and share == capacity[link] / w:
-                    break
-                heapq.heappop(shares)
-            share = shares[0][0] if shares else math.inf
-            while next_cap < len(caps) and capped[caps[next_cap][1]] not in unfrozen:
-                next_cap += 1
-            if next_cap < len(caps) and caps[next_cap][0] <= share:
-                freeze([capped[caps[next_cap][1]]], None)
-                continue
-            batch = [route for route in shares[0][2].routes if route in unfrozen]
-            if not batch:  # its weight counts routes no longer on it: a bookkeeping bug, not a load to wait out
-                raise RuntimeError(f"max-min filling: {shares[0][2]!r} is weighted but carries no unfrozen route")
-            freeze(batch, share)
 
 
 def striped(paths: Sequence[Sequence[Link]]) -> tuple[tuple[Link, ...], tuple[float, ...]]:
