@@ -39,9 +39,8 @@ def component(n_routes: int, seed: int) -> tuple[list[Route], list[Link]]:
 def time_once(kind: type, n_routes: int, seed: int) -> tuple[float, float]:
     routes, links = component(n_routes, seed)
     start = time.perf_counter()
-    filling = kind(routes, links)
-    for route, rate in zip(*filling.fill()):
-        route.rate = rate
+    filling = kind(routes, links, [0.0] * n_routes)
+    filling.fill()
     fresh = time.perf_counter() - start
     leaving = routes[random.Random(seed).randrange(n_routes)]
     for link in leaving.links:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import signal
 
+import numpy as np
 import pytest
 import simpy
 
@@ -179,17 +180,18 @@ def test_routes_leaving_one_by_one_match_processor_sharing_and_keep_the_finish_h
     assert max(heap_sizes) <= 5 * n + 1024 < sum(range(n))  # bounded; without the clean-up it holds them all
 
 
-@pytest.mark.parametrize("array_routes", [2, 10**9])  # every filling of 2+ routes in arrays, or none
-def test_replayed_fillings_equal_a_fresh_max_min_solve_after_every_change(monkeypatch, array_routes):
+@pytest.mark.parametrize("vectors", [True, False])  # fillings and re-rates of 2+ routes in arrays, or none
+def test_replayed_fillings_equal_a_fresh_max_min_solve_after_every_change(monkeypatch, vectors):
     """Routes come and go at random over shared NICs, some with a rate cap: after every re-solve, replayed
     from a kept filling or not, each active route's rate equals a fresh progressive filling of all of them,
     in dicts and in arrays."""
     import random
 
-    from simcxl.fabric import maxmin
+    from simcxl.fabric import maxmin, network
     from simcxl.fabric.network import Route
 
-    monkeypatch.setattr(maxmin, "ARRAY_ROUTES", array_routes)
+    monkeypatch.setattr(maxmin, "ARRAY_ROUTES", 2 if vectors else 10**9)
+    monkeypatch.setattr(network, "_VECTOR_RERATE", 1 if vectors else 10**9)
     rng = random.Random(7)
     env = simpy.Environment()
     net = Network(env)
@@ -204,12 +206,14 @@ def test_replayed_fillings_equal_a_fresh_max_min_solve_after_every_change(monkey
 
     def fresh_rates(filling_class, active):
         copies = {link: Link(link.name, link.kind, link.capacity) for route in active for link in route.links}
-        fresh = [Route(tuple(copies[link] for link in r.links), r.weights, r.max_rate, r.seq) for r in active]
+        fresh = [Route(tuple(copies[link] for link in r.links), r.weights, r.max_rate, r.seq, slot)
+                 for slot, r in enumerate(active)]
         for route in fresh:
             for link in route.links:
                 link.routes[route] = None
-        rates = dict(zip(*filling_class(fresh, list(copies.values())).fill()))
-        return [rates.get(route, route.rate) for route in fresh]
+        moves = filling_class(fresh, list(copies.values()), [0.0] * len(fresh)).fill()
+        rates = dict(zip(np.asarray(moves.slots).tolist(), np.asarray(moves.rates).tolist()))
+        return [rates[slot] for slot in range(len(fresh))]
 
     def recompute_and_compare(event):
         recompute(event)
@@ -217,7 +221,7 @@ def test_replayed_fillings_equal_a_fresh_max_min_solve_after_every_change(monkey
         if len(active) > 1:
             for filling_class in (maxmin.DictFilling, maxmin.ArrayFilling):
                 rates = fresh_rates(filling_class, active)
-                worst[0] = max([worst[0]] + [abs(r.rate - f) / f for r, f in zip(active, rates)])
+                worst[0] = max([worst[0]] + [abs(net.columns.rate[r.slot] - f) / f for r, f in zip(active, rates)])
 
     net._recompute = recompute_and_compare
     env.run(env.all_of(events))

@@ -16,38 +16,47 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 
 if TYPE_CHECKING:
     from simcxl.fabric.network import Link, Route
 
-# From this many routes a component is filled with arrays (measured crossover: benchmarks/RESULTS.md).
-ARRAY_ROUTES = 48
+# From this many routes a component is filled with arrays (measured crossover: benchmarks/RESULTS.md, "Max-min solver").
+ARRAY_ROUTES = 256
 
 
-def fill_component(routes: list[Route], links: list[Link]) -> Filling | Solo:
-    """The solver for a connected component: ``links`` hold every link of ``routes`` and ``routes`` every
-    active route of ``links``."""
+class Moves(NamedTuple):
+    """The routes whose rate a filling moved, by the network's keys (slot, and seq for ties), and their new
+    rates: lists from the small solvers, arrays from the array one."""
+
+    slots: Sequence[int]
+    seqs: Sequence[int]
+    rates: Sequence[float]
+
+
+def fill_component(routes: list[Route], links: list[Link], rates: list[float]) -> Filling | Solo:
+    """The solver for a connected component: ``links`` hold every link of ``routes``, ``routes`` every
+    active route of ``links``, and ``rates`` their current rates."""
     if len(routes) == 1:
-        return Solo(routes[0])
-    return (ArrayFilling if len(routes) >= ARRAY_ROUTES else DictFilling)(routes, links)
+        return Solo(routes[0], rates[0])
+    return (ArrayFilling if len(routes) >= ARRAY_ROUTES else DictFilling)(routes, links, rates)
 
 
 class Solo:
     """A route that has its links to itself: its rate is its tightest link or cap, and a filling it was in can
     no longer be replayed."""
 
-    def __init__(self, route: Route):
+    def __init__(self, route: Route, rate: float):
         if route.filling is not None:
             route.filling.valid = False
             route.filling = None
-        self.route = route
+        self.route, self.rate = route, rate
 
-    def fill(self) -> tuple[list[Route], list[float]]:
+    def fill(self) -> Moves:
         rate = solo_rate(self.route)
-        return ([self.route], [rate]) if rate != self.route.rate else ([], [])
+        return Moves([self.route.slot], [self.route.seq], [rate]) if rate != self.rate else Moves([], [], [])
 
 
 def solo_rate(route: Route) -> float:
@@ -64,12 +73,12 @@ class Filling:
     its rate; a filling a route left without a re-solve, or whose routes another re-solved, is ``valid`` no
     more and is never replayed.
 
-    :meth:`fill` freezes every unfrozen route and returns the routes whose rate moved and their new rates (the
-    caller settles each at its old rate first); :meth:`remove` takes departed routes out, back to the links'
+    :meth:`fill` freezes every unfrozen route and returns the routes whose rate moved, with their new rates (the
+    caller settles each at its old rate first: ``rates`` at construction, then what the filling set); :meth:`remove` takes departed routes out, back to the links'
     state before the first of them froze, so that the next :meth:`fill` re-solves only the routes frozen since.
     """
 
-    def __init__(self, routes: list[Route]):
+    def __init__(self, routes: list[Route], links: list[Link], rates: list[float]):
         for route in routes:
             if route.filling is not None:
                 route.filling.valid = False
@@ -79,22 +88,22 @@ class Filling:
     def remove(self, departed: list[Route]) -> None:
         raise NotImplementedError
 
-    def fill(self) -> tuple[list[Route], list[float]]:
+    def fill(self) -> Moves:
         raise NotImplementedError
 
 
 class DictFilling(Filling):
     """Link state in dicts; shares only grow as routes freeze, so the bottleneck is found with a lazy heap."""
 
-    def __init__(self, routes: list[Route], links: list[Link]):
-        super().__init__(routes)
+    def __init__(self, routes: list[Route], links: list[Link], rates: list[float]):
+        super().__init__(routes, links, rates)
         self.order = {link: i for i, link in enumerate(links)}
         self.capacity = {link: link.capacity for link in links}
         self.weight = dict.fromkeys(links, 0.0)  # weight of the unfrozen routes on each link
         for route in routes:
             for link, weight in zip(route.links, route.weights):
                 self.weight[link] += weight
-        self.rate = {route: route.rate for route in routes}
+        self.rate = dict(zip(routes, rates))
         self.step: dict[Route, int] = {}  # the freeze each route was fixed in
         self.unfrozen = dict.fromkeys(routes)
         self.steps: list[tuple[dict[Link, float], dict[Link, float]]] = []  # (capacity, weight) before each freeze
@@ -113,9 +122,10 @@ class DictFilling(Filling):
                         weights[link] = 0.0
         self.unfrozen = {route: None for route, step in self.step.items() if step >= start}
 
-    def fill(self) -> tuple[list[Route], list[float]]:
+    def fill(self) -> Moves:
         capacity, weight, order, unfrozen, rates = self.capacity, self.weight, self.order, self.unfrozen, self.rate
         refilled = list(unfrozen)
+        old = [rates[route] for route in refilled]
         shares = [(capacity[link] / w, order[link], link) for link, w in weight.items() if w > 0]
         heapq.heapify(shares)
         caps = sorted((route.max_rate, i) for i, route in enumerate(refilled) if route.max_rate < math.inf)
@@ -162,8 +172,8 @@ class DictFilling(Filling):
             if not batch:  # its weight counts routes no longer on it: a bookkeeping bug, not a load to wait out
                 raise RuntimeError(f"max-min filling: {shares[0][2]!r} is weighted but carries no unfrozen route")
             freeze(batch, share)
-        moved = [route for route in refilled if rates[route] != route.rate]
-        return moved, [rates[route] for route in moved]
+        moved = [route for route, rate in zip(refilled, old) if rates[route] != rate]
+        return Moves([route.slot for route in moved], [route.seq for route in moved], [rates[route] for route in moved])
 
 
 class ArrayFilling(Filling):
@@ -171,10 +181,11 @@ class ArrayFilling(Filling):
     routes it fixes; the links' state before each freeze is a row of a table, so that a departure updates
     every kept state at once."""
 
-    def __init__(self, routes: list[Route], links: list[Link]):
-        super().__init__(routes)
-        self.routes = routes
+    def __init__(self, routes: list[Route], links: list[Link], rates: list[float]):
+        super().__init__(routes, links, rates)
         self.index = {route: i for i, route in enumerate(routes)}
+        self.slots = np.array([route.slot for route in routes], dtype=np.intp)
+        self.seqs = np.array([route.seq for route in routes], dtype=np.int64)
         column = {link: i for i, link in enumerate(links)}
         n_links, width = len(links), max((len(route.links) for route in routes), default=1)
         # Each route's links and per-byte weights, one row per route; short rows point at a spare link n_links
@@ -194,7 +205,7 @@ class ArrayFilling(Filling):
         self.max_rate = np.array([route.max_rate for route in routes])
         capped = np.flatnonzero(np.isfinite(self.max_rate))
         self.caps = capped[np.argsort(self.max_rate[capped], kind="stable")]  # capped routes, lowest cap first
-        self.rate = np.array([route.rate for route in routes])
+        self.rate = np.array(rates, dtype=float)
         self.step = np.zeros(len(routes), dtype=np.intp)  # the freeze each route was fixed in
         self.unfrozen = np.ones(len(routes), dtype=bool)
         # (capacity, weight) before each freeze; a freeze fixes one route or more, so there are at most as many.
@@ -216,7 +227,7 @@ class ArrayFilling(Filling):
         _retire_empty(capacity, weight)
         self.kept_capacity[:start, links], self.kept_weight[:start, links] = capacity, weight
 
-    def fill(self) -> tuple[list[Route], list[float]]:
+    def fill(self) -> Moves:
         capacity, weight, unfrozen, link_of, weight_of = (self.capacity, self.weight, self.unfrozen, self.link_of,
                                                           self.weight_of)
         refilled = unfrozen.copy()
@@ -257,8 +268,7 @@ class ArrayFilling(Filling):
             self.rate[frozen] = np.repeat(rates, lengths)
             self.step[frozen] = np.repeat(np.arange(first, self.steps), lengths)
         moved = np.flatnonzero(refilled & (self.rate != old))
-        routes = self.routes
-        return [routes[i] for i in moved.tolist()], self.rate[moved].tolist()
+        return Moves(self.slots[moved], self.seqs[moved], self.rate[moved])
 
 
 def _retire_empty(capacity: np.ndarray, weight: np.ndarray) -> None:

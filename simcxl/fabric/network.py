@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
 from itertools import count
 from typing import Iterable, Sequence
 
+import numpy as np
 import simpy
 from simpy.events import Event, Timeout  # made directly: env.timeout binds a new callable per use
 
-from simcxl.fabric.maxmin import Filling, fill_component, solo_rate
+from simcxl.fabric.maxmin import Filling, Moves, fill_component, solo_rate
 
 # A flow is done when it is short of its target by no more than float rounding of rate x time: a relative
 # share of its bytes, or what its route serves in a time too small to add to the clock (else the clock
 # could not advance past its finish and the scheduler would spin at one instant).
 _RELATIVE_TOLERANCE = 1e-9
 _TIME_RESOLUTION = 1e-12
+# From this many routes moved by one re-solve, they are settled and re-timed as vectors (measured crossover:
+# benchmarks/RESULTS.md, "Max-min solver").
+_VECTOR_RERATE = 64
 
 
 class Link:
@@ -71,44 +76,82 @@ class Flow:
 
 
 class Route:
-    """A path of links with per-byte weights and a rate cap; its active flows share its rate equally."""
+    """A path of links with per-byte weights and a rate cap; its active flows share its rate equally. What
+    changes as it carries flows (rate, bytes served, ...) is the network's :class:`RouteColumns` at ``slot``."""
 
-    __slots__ = ("links", "weights", "max_rate", "rate", "served", "updated", "flows", "version", "seq", "filling")
+    __slots__ = ("links", "weights", "max_rate", "flows", "seq", "slot", "filling")
 
-    def __init__(self, links: tuple[Link, ...], weights: tuple[float, ...], max_rate: float, seq: int):
+    def __init__(self, links: tuple[Link, ...], weights: tuple[float, ...], max_rate: float, seq: int,
+                 slot: int = -1):
         self.links = links
         self.weights = weights
         self.max_rate = max_rate
-        self.rate = 0.0
-        self.served = 0.0  # bytes each flow active since the start has received (processor-sharing clock)
-        self.updated = 0.0
         self.flows: list[tuple[float, int, Flow]] = []  # heap by target
-        self.version = 0
         self.seq = seq
+        self.slot = slot
         self.filling: Filling | None = None  # the progressive filling that set its rate (None: alone on its links)
 
-    def settle(self, now: float) -> None:
-        if self.flows:
-            self.served += self.rate / len(self.flows) * (now - self.updated)
-        self.updated = now
 
-    def rerate(self, now: float, rate: float) -> float:
-        """Settle the bytes served so far at the old rate, take ``rate``, and return the next finish; earlier
-        finish entries go stale. (A re-solve moves hundreds of routes at once: one call each.)"""
-        self.version += 1
-        flows = self.flows
+class RouteColumns:
+    """Every route's changing state, a column each (struct of arrays), indexed by the route's slot.
+
+    A scalar read or write costs about an attribute's (``array`` items), and a re-solve that moves hundreds
+    of routes settles and re-times them with a few vector operations on numpy views of the columns instead
+    of a Python call each. A slot freed by an idle route is reused; its version counts on, so the finish
+    entries of the route that had it stay stale.
+    """
+
+    def __init__(self):
+        self.rate = array("d")  # bytes/s, shared equally by the route's flows
+        self.served = array("d")  # bytes each flow active since the start has received (processor-sharing clock)
+        self.updated = array("d")  # when ``served`` was last brought up to date
+        self.flows = array("d")  # active flows
+        self.head = array("d")  # the ``served`` at which the first of them finishes
+        self.version = array("d")  # bumped at every re-time: finish entries with an older one are stale
+        self._free: list[int] = []
+
+    def allocate(self) -> int:
+        if self._free:
+            slot = self._free.pop()
+            self.rate[slot] = self.served[slot] = self.updated[slot] = self.flows[slot] = self.head[slot] = 0.0
+            return slot
+        for column in (self.rate, self.served, self.updated, self.flows, self.head, self.version):
+            column.append(0.0)
+        return len(self.rate) - 1
+
+    def release(self, slot: int) -> None:
+        self.version[slot] += 1
+        self._free.append(slot)
+
+    def settle(self, slot: int, now: float) -> None:
+        """Bring ``served`` up to ``now`` at the current rate."""
+        flows = self.flows[slot]
         if flows:
-            self.served += self.rate / len(flows) * (now - self.updated)
-        self.updated = now
-        self.rate = rate
+            self.served[slot] += self.rate[slot] / flows * (now - self.updated[slot])
+        self.updated[slot] = now
+
+    def retime(self, slot: int, now: float) -> float:
+        """The route's next finish, as of a settle at ``now``; earlier finish entries go stale."""
+        self.version[slot] += 1
+        rate, flows = self.rate[slot], self.flows[slot]
         if not flows or rate <= 0:
             return math.inf
-        return now + (flows[0][0] - self.served) * len(flows) / rate
+        return now + (self.head[slot] - self.served[slot]) * flows / rate
 
-    def next_finish(self) -> float:
-        if not self.flows or self.rate <= 0:
-            return math.inf
-        return self.updated + (self.flows[0][0] - self.served) * len(self.flows) / self.rate
+    def rerate(self, slots: np.ndarray, rates: np.ndarray, now: float) -> tuple[list[float], list[float]]:
+        """Settle ``slots`` at their old rates, give them ``rates``, and return their next finishes and
+        versions: :meth:`settle`, a rate change and :meth:`retime` for many routes at once, to the same floats."""
+        rate, served, updated, flows, head, version = (np.frombuffer(column) for column in (
+            self.rate, self.served, self.updated, self.flows, self.head, self.version))
+        n = flows[slots]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            now_served = np.where(n > 0, served[slots] + rate[slots] / n * (now - updated[slots]), served[slots])
+            finish = np.where((n > 0) & (rates > 0), now + (head[slots] - now_served) * n / rates, math.inf)
+        served[slots] = now_served
+        updated[slots] = now
+        rate[slots] = rates
+        version[slots] += 1
+        return finish.tolist(), version[slots].tolist()
 
 
 def path_latency(links: Iterable[Link]) -> float:
@@ -121,7 +164,10 @@ class Network:
     def __init__(self, env: simpy.Environment):
         self.env = env
         self._routes: dict[tuple, Route] = {}
-        self._finish_heap: list[tuple[float, int, int, Route]] = []
+        self.columns = RouteColumns()
+        self._route_at: list[Route | None] = []  # by slot
+        # (finish, route seq, version, slot): numbers only, so the garbage collector leaves the entries alone
+        self._finish_heap: list[tuple[float, int, float, int]] = []
         self._dirty: dict[Link, None] = {}
         self._departed: list[Route] = []  # routes gone idle since the last re-solve, leaving others on their links
         self._activated = False  # a route became active on busy links since the last re-solve
@@ -168,27 +214,34 @@ class Network:
     def _join(self, flow: Flow, key: tuple) -> None:
         route = self._routes.get(key)
         if route is None:
-            route = self._routes[key] = Route(*key, next(self._seq))
-        now = self.env.now
-        route.settle(now)
-        flow.target = route.served + flow.size
-        heapq.heappush(route.flows, (flow.target, next(self._seq), flow))  # ties finish in arrival order
+            route = self._routes[key] = Route(*key, next(self._seq), self.columns.allocate())
+            if route.slot == len(self._route_at):
+                self._route_at.append(route)
+            else:
+                self._route_at[route.slot] = route
+        now, columns, slot, flows = self.env.now, self.columns, route.slot, route.flows
+        columns.settle(slot, now)
+        flow.target = columns.served[slot] + flow.size
+        heapq.heappush(flows, (flow.target, next(self._seq), flow))  # ties finish in arrival order
+        columns.flows[slot], columns.head[slot] = len(flows), flows[0][0]
         self.active_flows += 1
-        if len(route.flows) == 1:  # the route becomes active: rates in its component change
+        if len(flows) == 1:  # the route becomes active: rates in its component change
             alone = True
             for link in route.links:
                 alone = alone and not link.routes
                 link.routes[route] = None
             if alone:  # its links carry nothing else: its bottleneck is its rate, nobody else's moves
-                route.rate = solo_rate(route)
-                self._push(route)
+                columns.rate[slot] = solo_rate(route)
+                self._queue(slot, route.seq)
+                self._arm_timer()
                 return
             for link in route.links:
                 self._dirty[link] = None
             self._activated = True
             self._request_recompute()
         else:
-            self._push(route)
+            self._queue(slot, route.seq)
+            self._arm_timer()
 
     def _finish(self, flow: Flow, links: tuple[Link, ...], weights: tuple[float, ...]) -> None:
         for link, weight in zip(links, weights):
@@ -218,13 +271,26 @@ class Network:
                 if route.filling is not None:
                     route.filling.valid = False
             routes, links = self._affected_component()
-            filling = fill_component(routes, links)
-        now, heap, push = self.env.now, self._finish_heap, heapq.heappush
-        for route, rate in zip(*filling.fill()):
-            finish = route.rerate(now, rate)
-            if finish < math.inf:
-                push(heap, (finish, route.seq, route.version, route))
+            filling = fill_component(routes, links, [self.columns.rate[route.slot] for route in routes])
+        self._rerate(filling.fill())
         self._arm_timer()
+
+    def _rerate(self, moves: Moves) -> None:
+        """Settle the moved routes at their old rates, give them their new ones and queue their next finishes;
+        many at once as vectors (an all-to-all departure moves hundreds), a few one by one (cheaper below a few
+        dozen)."""
+        now, columns = self.env.now, self.columns
+        if len(moves.slots) >= _VECTOR_RERATE:
+            slots = np.asarray(moves.slots, dtype=np.intp)
+            finishes, versions = columns.rerate(slots, np.asarray(moves.rates, dtype=float), now)
+            push, heap = heapq.heappush, self._finish_heap
+            for entry in zip(finishes, np.asarray(moves.seqs).tolist(), versions, slots.tolist()):
+                push(heap, entry)  # an infinite finish never comes due
+            return
+        for slot, seq, rate in zip(*moves):
+            columns.settle(slot, now)
+            columns.rate[slot] = rate
+            self._queue(slot, seq)
 
     def _affected_component(self) -> tuple[list[Route], list[Link]]:
         """Routes and links reachable from the links that changed: only their rates can move."""
@@ -242,24 +308,21 @@ class Network:
                             stack.append(link)
         return list(seen_routes), list(seen_links)
 
-    def _push(self, route: Route, arm: bool = True) -> None:
-        """Queue ``route``'s next finish; its earlier entries go stale (their version is behind). A re-solve
-        that moves many routes queues them all, then arms the timer once."""
-        route.version += 1
-        finish = route.next_finish()
+    def _queue(self, slot: int, seq: int) -> None:
+        """Queue the next finish of the route at ``slot`` (settled now); its earlier entries go stale (their
+        version is behind). Every call is followed by :meth:`_arm_timer`, once for all a re-solve moved."""
+        finish = self.columns.retime(slot, self.env.now)
         if finish < math.inf:
-            heapq.heappush(self._finish_heap, (finish, route.seq, route.version, route))
-            if arm:
-                self._arm_timer()
+            heapq.heappush(self._finish_heap, (finish, seq, self.columns.version[slot], slot))
 
     def _arm_timer(self) -> None:
         """Time out at the earliest live finish (every push is followed by a call). Stale entries leave from
         the top as they surface, and all at once when they outnumber the live ones (one per route) four to one."""
-        heap = self._finish_heap
+        heap, version = self._finish_heap, self.columns.version
         if len(heap) > 5 * len(self._routes) + 1024:
-            heap[:] = [entry for entry in heap if entry[2] == entry[3].version]
+            heap[:] = [entry for entry in heap if entry[2] == version[entry[3]]]
             heapq.heapify(heap)
-        while heap and heap[0][2] != heap[0][3].version:
+        while heap and heap[0][2] != version[heap[0][3]]:
             heapq.heappop(heap)
         if heap and heap[0][0] < self._timer_at:
             delay = max(0.0, heap[0][0] - self.env.now)
@@ -271,27 +334,30 @@ class Network:
         if now < self._timer_at:  # superseded by an earlier timer that already ran
             return
         self._timer_at = math.inf
-        heap = self._finish_heap
+        heap, version = self._finish_heap, self.columns.version
         due = now + _TIME_RESOLUTION * max(1.0, now)  # a finish the clock cannot tell from now is due now
         while heap and heap[0][0] <= due:
-            _, _, version, route = heapq.heappop(heap)
-            if version == route.version:
-                self._complete_due(route, now)
+            _, _, entry_version, slot = heapq.heappop(heap)
+            if entry_version == version[slot]:
+                self._complete_due(self._route_at[slot], now)
         self._arm_timer()
 
     def _complete_due(self, route: Route, now: float) -> None:
-        route.settle(now)
-        flows = route.flows
-        clock_slack = route.rate * _TIME_RESOLUTION * max(1.0, now)  # bytes served in one unrepresentable tick
-        while flows and flows[0][0] - route.served <= max(_RELATIVE_TOLERANCE * max(1.0, flows[0][0]),
-                                                          clock_slack / len(flows)):
+        columns, slot, flows = self.columns, route.slot, route.flows
+        columns.settle(slot, now)
+        served = columns.served[slot]
+        clock_slack = columns.rate[slot] * _TIME_RESOLUTION * max(1.0, now)  # bytes served in one unrepresentable tick
+        while flows and flows[0][0] - served <= max(_RELATIVE_TOLERANCE * max(1.0, flows[0][0]),
+                                                    clock_slack / len(flows)):
             flow = heapq.heappop(flows)[2]
             self.active_flows -= 1
             self._finish(flow, route.links, route.weights)
         if flows:
-            self._push(route, arm=False)  # _on_timer arms once its due routes are done
+            columns.flows[slot], columns.head[slot] = len(flows), flows[0][0]
+            self._queue(slot, route.seq)  # _on_timer arms once its due routes are done
             return
-        route.version += 1
+        columns.release(slot)
+        self._route_at[slot] = None
         del self._routes[route.links, route.weights, route.max_rate]  # idle routes are forgotten: most never recur
         others = False
         for link in route.links:
@@ -305,6 +371,8 @@ class Network:
             route.filling.valid = False
         if self._dirty:
             self._request_recompute()
+
+
 
 
 def striped(paths: Sequence[Sequence[Link]]) -> tuple[tuple[Link, ...], tuple[float, ...]]:
