@@ -97,8 +97,10 @@ class RouteColumns:
 
     A scalar read or write costs about an attribute's (``array`` items), and a re-solve that moves hundreds
     of routes settles and re-times them with a few vector operations on numpy views of the columns instead
-    of a Python call each. A slot freed by an idle route is reused; its version counts on, so the finish
-    entries of the route that had it stay stale.
+    of a Python call each. Their next finishes then stay in the ``finish`` column, *unqueued*: the network
+    finds the earliest by a scan instead of a heap entry each (an all-to-all departure moves hundreds of
+    routes, and the heap would hold every finish they ever had). A slot freed by an idle route is reused;
+    its version counts on, so the heap entries of the route that had it stay stale.
     """
 
     def __init__(self):
@@ -107,7 +109,10 @@ class RouteColumns:
         self.updated = array("d")  # when ``served`` was last brought up to date
         self.flows = array("d")  # active flows
         self.head = array("d")  # the ``served`` at which the first of them finishes
-        self.version = array("d")  # bumped at every re-time: finish entries with an older one are stale
+        self.version = array("d")  # bumped at every re-time: heap entries with an older one are stale
+        self.finish = array("d")  # next finish of an unqueued route
+        self.unqueued = array("b")  # 1: its finish is found by scanning ``finish``, not in the heap
+        self._earliest: float | None = math.inf  # earliest unqueued finish (None: to scan again)
         self._free: list[int] = []
 
     def allocate(self) -> int:
@@ -115,12 +120,14 @@ class RouteColumns:
             slot = self._free.pop()
             self.rate[slot] = self.served[slot] = self.updated[slot] = self.flows[slot] = self.head[slot] = 0.0
             return slot
-        for column in (self.rate, self.served, self.updated, self.flows, self.head, self.version):
+        for column in (self.rate, self.served, self.updated, self.flows, self.head, self.version, self.finish):
             column.append(0.0)
+        self.unqueued.append(0)
         return len(self.rate) - 1
 
     def release(self, slot: int) -> None:
         self.version[slot] += 1
+        self._dequeue(slot)
         self._free.append(slot)
 
     def settle(self, slot: int, now: float) -> None:
@@ -131,27 +138,54 @@ class RouteColumns:
         self.updated[slot] = now
 
     def retime(self, slot: int, now: float) -> float:
-        """The route's next finish, as of a settle at ``now``; earlier finish entries go stale."""
+        """The route's next finish, as of a settle at ``now``, for the heap; earlier entries go stale."""
         self.version[slot] += 1
+        self._dequeue(slot)
         rate, flows = self.rate[slot], self.flows[slot]
         if not flows or rate <= 0:
             return math.inf
         return now + (self.head[slot] - self.served[slot]) * flows / rate
 
-    def rerate(self, slots: np.ndarray, rates: np.ndarray, now: float) -> tuple[list[float], list[float]]:
-        """Settle ``slots`` at their old rates, give them ``rates``, and return their next finishes and
-        versions: :meth:`settle`, a rate change and :meth:`retime` for many routes at once, to the same floats."""
-        rate, served, updated, flows, head, version = (np.frombuffer(column) for column in (
-            self.rate, self.served, self.updated, self.flows, self.head, self.version))
+    def rerate(self, slots: np.ndarray, rates: np.ndarray, now: float) -> None:
+        """Settle ``slots`` at their old rates, give them ``rates`` and keep their next finishes unqueued:
+        :meth:`settle`, a rate change and :meth:`retime` for many routes at once, to the same floats."""
+        rate, served, updated, flows, head, version, finish = self._views()
         n = flows[slots]
         with np.errstate(divide="ignore", invalid="ignore"):
             now_served = np.where(n > 0, served[slots] + rate[slots] / n * (now - updated[slots]), served[slots])
-            finish = np.where((n > 0) & (rates > 0), now + (head[slots] - now_served) * n / rates, math.inf)
+            finish[slots] = np.where((n > 0) & (rates > 0), now + (head[slots] - now_served) * n / rates, math.inf)
         served[slots] = now_served
         updated[slots] = now
         rate[slots] = rates
         version[slots] += 1
-        return finish.tolist(), version[slots].tolist()
+        np.frombuffer(self.unqueued, dtype=np.int8)[slots] = 1
+        self._earliest = None
+
+    def earliest(self) -> float:
+        """The earliest unqueued finish (inf: none)."""
+        if self._earliest is None:
+            unqueued = np.frombuffer(self.unqueued, dtype=np.int8).astype(bool)
+            self._earliest = float(np.frombuffer(self.finish)[unqueued].min()) if unqueued.any() else math.inf
+        return self._earliest
+
+    def take_due(self, time: float) -> list[int]:
+        """The unqueued slots whose finish is at or before ``time``, taken off the scan."""
+        if self.earliest() > time:
+            return []
+        unqueued = np.frombuffer(self.unqueued, dtype=np.int8)
+        due = np.flatnonzero((unqueued == 1) & (np.frombuffer(self.finish) <= time))
+        unqueued[due] = 0
+        self._earliest = None
+        return due.tolist()
+
+    def _dequeue(self, slot: int) -> None:
+        if self.unqueued[slot]:
+            self.unqueued[slot] = 0
+            self._earliest = None
+
+    def _views(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.frombuffer(column) for column in (self.rate, self.served, self.updated, self.flows, self.head,
+                                                          self.version, self.finish))
 
 
 def path_latency(links: Iterable[Link]) -> float:
@@ -277,15 +311,11 @@ class Network:
 
     def _rerate(self, moves: Moves) -> None:
         """Settle the moved routes at their old rates, give them their new ones and queue their next finishes;
-        many at once as vectors (an all-to-all departure moves hundreds), a few one by one (cheaper below a few
-        dozen)."""
+        many at once as vectors, their finishes left unqueued in the columns (an all-to-all departure moves
+        hundreds), a few one by one into the heap (cheaper below a few dozen)."""
         now, columns = self.env.now, self.columns
         if len(moves.slots) >= _VECTOR_RERATE:
-            slots = np.asarray(moves.slots, dtype=np.intp)
-            finishes, versions = columns.rerate(slots, np.asarray(moves.rates, dtype=float), now)
-            push, heap = heapq.heappush, self._finish_heap
-            for entry in zip(finishes, np.asarray(moves.seqs).tolist(), versions, slots.tolist()):
-                push(heap, entry)  # an infinite finish never comes due
+            columns.rerate(np.asarray(moves.slots, dtype=np.intp), np.asarray(moves.rates, dtype=float), now)
             return
         for slot, seq, rate in zip(*moves):
             columns.settle(slot, now)
@@ -316,16 +346,18 @@ class Network:
             heapq.heappush(self._finish_heap, (finish, seq, self.columns.version[slot], slot))
 
     def _arm_timer(self) -> None:
-        """Time out at the earliest live finish (every push is followed by a call). Stale entries leave from
-        the top as they surface, and all at once when they outnumber the live ones (one per route) four to one."""
+        """Time out at the earliest live finish, queued or not (every re-time is followed by a call). Stale heap
+        entries leave from the top as they surface, and all at once when they outnumber the live ones (one
+        per route) four to one."""
         heap, version = self._finish_heap, self.columns.version
         if len(heap) > 5 * len(self._routes) + 1024:
             heap[:] = [entry for entry in heap if entry[2] == version[entry[3]]]
             heapq.heapify(heap)
         while heap and heap[0][2] != version[heap[0][3]]:
             heapq.heappop(heap)
-        if heap and heap[0][0] < self._timer_at:
-            delay = max(0.0, heap[0][0] - self.env.now)
+        earliest = min(heap[0][0] if heap else math.inf, self.columns.earliest())
+        if earliest < self._timer_at:
+            delay = max(0.0, earliest - self.env.now)
             self._timer_at = self.env.now + delay  # when the timeout fires: the finish time, to float rounding
             Timeout(self.env, delay).callbacks.append(self._on_timer)
 
@@ -334,11 +366,18 @@ class Network:
         if now < self._timer_at:  # superseded by an earlier timer that already ran
             return
         self._timer_at = math.inf
-        heap, version = self._finish_heap, self.columns.version
+        heap, columns, version = self._finish_heap, self.columns, self.columns.version
         due = now + _TIME_RESOLUTION * max(1.0, now)  # a finish the clock cannot tell from now is due now
-        while heap and heap[0][0] <= due:
-            _, _, entry_version, slot = heapq.heappop(heap)
-            if entry_version == version[slot]:
+        while True:  # completions re-queue finishes that may be due too
+            ready = []
+            while heap and heap[0][0] <= due:
+                finish, seq, entry_version, slot = heapq.heappop(heap)
+                if entry_version == version[slot]:
+                    ready.append((finish, seq, slot))
+            ready += [(columns.finish[slot], self._route_at[slot].seq, slot) for slot in columns.take_due(due)]
+            if not ready:
+                break
+            for _, _, slot in sorted(ready):  # as one heap would give them: by finish, then age
                 self._complete_due(self._route_at[slot], now)
         self._arm_timer()
 
