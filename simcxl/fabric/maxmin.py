@@ -230,8 +230,6 @@ class ArrayFilling(Filling):
     def fill(self) -> Moves:
         capacity, weight, unfrozen, link_of, weight_of = (self.capacity, self.weight, self.unfrozen, self.link_of,
                                                           self.weight_of)
-        refilled = unfrozen.copy()
-        old = self.rate.copy()
         left = int(np.count_nonzero(unfrozen))
         first, batches, rates = self.steps, [], []
         caps, next_cap = self.caps, 0
@@ -262,13 +260,15 @@ class ArrayFilling(Filling):
                 weight -= taken
                 capacity -= taken * rate
                 _retire_empty(capacity, weight)
-        if batches:
-            frozen = np.concatenate(batches)
-            lengths = [len(batch) for batch in batches]
-            self.rate[frozen] = np.repeat(rates, lengths)
-            self.step[frozen] = np.repeat(np.arange(first, self.steps), lengths)
-        moved = np.flatnonzero(refilled & (self.rate != old))
-        return Moves(self.slots[moved], self.seqs[moved], self.rate[moved])
+        if not batches:
+            return Moves([], [], [])
+        frozen = np.concatenate(batches)
+        lengths = [len(batch) for batch in batches]
+        new = np.repeat(rates, lengths)
+        moved = new != self.rate[frozen]
+        self.rate[frozen] = new
+        self.step[frozen] = np.repeat(np.arange(first, self.steps), lengths)
+        return Moves(self.slots[frozen[moved]], self.seqs[frozen[moved]], new[moved])
 
 
 def _retire_empty(capacity: np.ndarray, weight: np.ndarray) -> None:

@@ -170,8 +170,6 @@ class RouteColumns:
 
     def take_due(self, time: float) -> list[int]:
         """The unqueued slots whose finish is at or before ``time``, taken off the scan."""
-        if self.earliest() > time:
-            return []
         unqueued = np.frombuffer(self.unqueued, dtype=np.int8)
         due = np.flatnonzero((unqueued == 1) & (np.frombuffer(self.finish) <= time))
         unqueued[due] = 0
@@ -189,7 +187,10 @@ class RouteColumns:
 
 
 def path_latency(links: Iterable[Link]) -> float:
-    return sum(link.latency for link in links)
+    latency = 0.0
+    for link in links:  # a loop, not sum() over a generator: every transfer asks
+        latency += link.latency
+    return latency
 
 
 class Network:
@@ -368,16 +369,19 @@ class Network:
         self._timer_at = math.inf
         heap, columns, version = self._finish_heap, self.columns, self.columns.version
         due = now + _TIME_RESOLUTION * max(1.0, now)  # a finish the clock cannot tell from now is due now
-        while True:  # completions re-queue finishes that may be due too
+        while True:  # completions may re-queue finishes that are due too
             ready = []
             while heap and heap[0][0] <= due:
                 finish, seq, entry_version, slot = heapq.heappop(heap)
                 if entry_version == version[slot]:
                     ready.append((finish, seq, slot))
-            ready += [(columns.finish[slot], self._route_at[slot].seq, slot) for slot in columns.take_due(due)]
+            if columns.earliest() <= due:
+                ready += [(columns.finish[slot], self._route_at[slot].seq, slot) for slot in columns.take_due(due)]
             if not ready:
                 break
-            for _, _, slot in sorted(ready):  # as one heap would give them: by finish, then age
+            if len(ready) > 1:
+                ready.sort()  # as one heap would give them: by finish, then age
+            for _, _, slot in ready:
                 self._complete_due(self._route_at[slot], now)
         self._arm_timer()
 
