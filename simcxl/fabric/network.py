@@ -112,13 +112,14 @@ class RouteColumns:
         self.version = array("d")  # bumped at every re-time: heap entries with an older one are stale
         self.finish = array("d")  # next finish of an unqueued route
         self.unqueued = array("b")  # 1: its finish is found by scanning ``finish``, not in the heap
+        self.unqueued_count = 0
         self._earliest: float | None = math.inf  # earliest unqueued finish (None: to scan again)
         self._free: list[int] = []
 
     def allocate(self) -> int:
-        if self._free:
+        if self._free:  # ``updated`` and ``head`` are set as the first flow joins
             slot = self._free.pop()
-            self.rate[slot] = self.served[slot] = self.updated[slot] = self.flows[slot] = self.head[slot] = 0.0
+            self.rate[slot] = self.served[slot] = self.flows[slot] = 0.0
             return slot
         for column in (self.rate, self.served, self.updated, self.flows, self.head, self.version, self.finish):
             column.append(0.0)
@@ -127,7 +128,8 @@ class RouteColumns:
 
     def release(self, slot: int) -> None:
         self.version[slot] += 1
-        self._dequeue(slot)
+        if self.unqueued_count and self.unqueued[slot]:
+            self._dequeue(slot)
         self._free.append(slot)
 
     def settle(self, slot: int, now: float) -> None:
@@ -140,7 +142,8 @@ class RouteColumns:
     def retime(self, slot: int, now: float) -> float:
         """The route's next finish, as of a settle at ``now``, for the heap; earlier entries go stale."""
         self.version[slot] += 1
-        self._dequeue(slot)
+        if self.unqueued_count and self.unqueued[slot]:
+            self._dequeue(slot)
         rate, flows = self.rate[slot], self.flows[slot]
         if not flows or rate <= 0:
             return math.inf
@@ -158,7 +161,9 @@ class RouteColumns:
         updated[slots] = now
         rate[slots] = rates
         version[slots] += 1
-        np.frombuffer(self.unqueued, dtype=np.int8)[slots] = 1
+        unqueued = np.frombuffer(self.unqueued, dtype=np.int8)
+        self.unqueued_count += len(slots) - int(unqueued[slots].sum())
+        unqueued[slots] = 1
         self._earliest = None
 
     def earliest(self) -> float:
@@ -173,13 +178,14 @@ class RouteColumns:
         unqueued = np.frombuffer(self.unqueued, dtype=np.int8)
         due = np.flatnonzero((unqueued == 1) & (np.frombuffer(self.finish) <= time))
         unqueued[due] = 0
+        self.unqueued_count -= len(due)
         self._earliest = None
         return due.tolist()
 
     def _dequeue(self, slot: int) -> None:
-        if self.unqueued[slot]:
-            self.unqueued[slot] = 0
-            self._earliest = None
+        self.unqueued[slot] = 0
+        self.unqueued_count -= 1
+        self._earliest = None
 
     def _views(self) -> tuple[np.ndarray, ...]:
         return tuple(np.frombuffer(column) for column in (self.rate, self.served, self.updated, self.flows, self.head,
@@ -356,7 +362,9 @@ class Network:
             heapq.heapify(heap)
         while heap and heap[0][2] != version[heap[0][3]]:
             heapq.heappop(heap)
-        earliest = min(heap[0][0] if heap else math.inf, self.columns.earliest())
+        earliest = heap[0][0] if heap else math.inf
+        if self.columns.unqueued_count:
+            earliest = min(earliest, self.columns.earliest())
         if earliest < self._timer_at:
             delay = max(0.0, earliest - self.env.now)
             self._timer_at = self.env.now + delay  # when the timeout fires: the finish time, to float rounding
@@ -375,7 +383,7 @@ class Network:
                 finish, seq, entry_version, slot = heapq.heappop(heap)
                 if entry_version == version[slot]:
                     ready.append((finish, seq, slot))
-            if columns.earliest() <= due:
+            if columns.unqueued_count and columns.earliest() <= due:
                 ready += [(columns.finish[slot], self._route_at[slot].seq, slot) for slot in columns.take_due(due)]
             if not ready:
                 break
