@@ -222,7 +222,7 @@ class ArrayFilling(Filling):
         leaving = np.bincount(self.link_of[rows].ravel(), self.weight_of[rows].ravel(), self.size)
         self.weight -= leaving
         _retire_empty(self.capacity, self.weight)
-        links = np.unique(self.link_of[rows])  # unfrozen before every kept freeze: they leave all of them
+        links = np.flatnonzero(leaving)  # unfrozen before every kept freeze: they leave all of them
         capacity, weight = self.kept_capacity[:start, links], self.kept_weight[:start, links] - leaving[links]
         _retire_empty(capacity, weight)
         self.kept_capacity[:start, links], self.kept_weight[:start, links] = capacity, weight
