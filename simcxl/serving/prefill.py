@@ -60,9 +60,11 @@ class PrefillWorker:
         self._wake()
 
     def release(self, request: Request) -> None:
-        """The KV of ``request`` has left this GPU: its HBM is free again."""
+        """The KV of ``request`` has left this GPU: its HBM is free again, which matters to a queued prompt
+        waiting for room (waking an idle worker for nothing would cost an event per request)."""
         self.kv_held_tokens -= request.input_tokens
-        self._wake()
+        if self.queue:
+            self._wake()
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.triggered:
