@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     from simcxl.fabric.network import Link, Route
 
-# From this many routes a component is filled with arrays (measured crossover: benchmarks/RESULTS.md, "Max-min solver").
+# From this many routes a component is filled with arrays (measured: benchmarks/RESULTS.md, "Fabric").
 ARRAY_ROUTES = 256
 
 
@@ -73,9 +73,10 @@ class Filling:
     its rate; a filling a route left without a re-solve, or whose routes another re-solved, is ``valid`` no
     more and is never replayed.
 
-    :meth:`fill` freezes every unfrozen route and returns the routes whose rate moved, with their new rates (the
-    caller settles each at its old rate first: ``rates`` at construction, then what the filling set); :meth:`remove` takes departed routes out, back to the links'
-    state before the first of them froze, so that the next :meth:`fill` re-solves only the routes frozen since.
+    :meth:`fill` freezes every unfrozen route and returns the routes whose rate moved, with their new rates
+    (the caller settles each at its old rate first: ``rates`` at construction, then what the filling set);
+    :meth:`remove` takes departed routes out, back to the links' state before the first of them froze, so
+    that the next :meth:`fill` re-solves only the routes frozen since.
     """
 
     def __init__(self, routes: list[Route], links: list[Link], rates: list[float]):

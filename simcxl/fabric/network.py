@@ -33,8 +33,8 @@ from simcxl.fabric.maxmin import Filling, Moves, fill_component, solo_rate
 # could not advance past its finish and the scheduler would spin at one instant).
 _RELATIVE_TOLERANCE = 1e-9
 _TIME_RESOLUTION = 1e-12
-# From this many routes moved by one re-solve, they are settled and re-timed as vectors (measured crossover:
-# benchmarks/RESULTS.md, "Max-min solver").
+# From this many routes moved by one re-solve, they are settled and re-timed as vectors (benchmarks/RESULTS.md,
+# "Fabric").
 _VECTOR_RERATE = 64
 
 
