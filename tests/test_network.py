@@ -227,3 +227,44 @@ def test_replayed_fillings_equal_a_fresh_max_min_solve_after_every_change(monkey
     env.run(env.all_of(events))
     assert net.replays > 100 and net.recomputations - net.replays > 50  # both paths taken
     assert worst[0] < 1e-9, worst
+
+
+def test_vector_re_times_give_the_scalar_path_s_floats_and_reuse_slots_safely(monkeypatch):
+    """800 RDMA writes between random GPU pairs of a 64-GPU rack, some joining later: every flow finishes at
+    the same float time whether moved routes are re-timed one by one (onto the heap) or as vectors (into the
+    scanned finish column); filled in arrays or in dicts, to float rounding; and routes that go idle hand their
+    slots to new ones."""
+    import random
+
+    from simcxl.config.loader import load_profile
+    from simcxl.config.schema import FabricSpec
+    from simcxl.fabric import maxmin, network
+    from simcxl.fabric.fabric import Fabric
+
+    spec = load_profile("configs/hardware/rack_cxl_pool.yaml", "fabric", FabricSpec)
+
+    def finish_times_with(arrays: bool, vectors: bool) -> tuple[list[float], int]:
+        monkeypatch.setattr(maxmin, "ARRAY_ROUTES", 2 if arrays else 10**9)
+        monkeypatch.setattr(network, "_VECTOR_RERATE", 1 if vectors else 10**9)
+        rng, env = random.Random(3), simpy.Environment()
+        fabric = Fabric(env, spec, nodes=8, gpus_per_node=8)
+        gpus, events = fabric.topology.gpus, []
+
+        def write_later(src, dst, size, delay):
+            yield env.timeout(delay)
+            yield fabric.rdma.write(src, dst, size)
+
+        for i in range(800):
+            src = gpus[i % 64]
+            dst = rng.choice([gpu for gpu in gpus if gpu.node != src.node])
+            size, delay = rng.lognormvariate(math.log(8e6), 1.0), rng.choice([0.0, 0.0, rng.uniform(0, 0.01)])
+            events.append(env.process(write_later(src, dst, size, delay)))
+        times = finish_times(env, events)
+        return times, len(fabric.network.columns.rate)
+
+    vector_times, slots = finish_times_with(arrays=True, vectors=True)
+    scalar_times, _ = finish_times_with(arrays=True, vectors=False)
+    dict_times, _ = finish_times_with(arrays=False, vectors=False)
+    assert vector_times == scalar_times
+    assert dict_times == pytest.approx(vector_times, rel=1e-12) and dict_times != vector_times  # sums' order
+    assert slots < 800  # idle routes' slots were reused
