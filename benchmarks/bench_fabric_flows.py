@@ -6,7 +6,8 @@ Two patterns on a rack of 8 nodes x 8 GPUs:
   (each block lands on one of the 8 devices): 64 x 8 = 512 routes;
 - peers: every flow is an RDMA write between a random pair of GPUs on different nodes: up to
   64 x 56 = 3,584 routes, the worst case for the solver.
-Prints one line per (pattern, N); record them in benchmarks/RESULTS.md.
+Prints one line per (pattern, N), the best of --repeat runs (this machine's speed drifts); record them in
+benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -52,11 +53,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hardware", default="configs/hardware/rack_cxl_pool.yaml")
     parser.add_argument("--flows", type=int, nargs="+", default=[1000, 2500, 5000, 10000, 20000])
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     spec = load_profile(args.hardware, "fabric", FabricSpec)
     for pattern in ("pool", "peers"):
         for n in args.flows:
-            wall, simulated, recomputations, replays = run(spec, pattern, n)
+            runs = [run(spec, pattern, n) for _ in range(args.repeat)]
+            wall, simulated, recomputations, replays = min(runs)
             print(f"{pattern:5s} {n:6d} flows: {wall:6.2f} s wall, {simulated * 1e3:8.1f} ms simulated, "
                   f"{recomputations:6d} rate re-solves ({replays} replayed), {n / wall:8.0f} flows/s")
 
