@@ -306,9 +306,10 @@ class DecodeWorker:
             fetch = self._step_fetch() if fetches else None
             if fetch is None:
                 yield Timeout(env, duration)
+                now = start + duration  # the timeout's time, as SimPy adds it: env.now, without the property call
             else:  # missing KV entries are fetched during the step; prefetch overlaps layer by layer
                 yield from self.kv_manager.fetch_and_compute(self, fetch, duration)
-            now = env.now
+                now = env.now
             self.busy_time += now - start
             if self.timeline is not None:
                 self.timeline.slice("decode", f"instance {self.index}", "decode", start, now,
