@@ -10,8 +10,10 @@ So a route's rate changes only when a route starts or stops carrying flows somew
 connected component; a flow joining or leaving a busy route costs a heap operation, no re-solve.
 Every change at one instant is folded into one recomputation, and the scheduler sleeps until the
 earliest completion. A route arriving fills its component afresh; routes leaving replay the kept filling
-from the level they froze at, since nothing below it can change (:mod:`simcxl.fabric.maxmin`). This is the SimGrid
-approach: orders of magnitude cheaper than packets, and exact for bulk transfers.
+from the level they froze at, since nothing below it can change (:mod:`simcxl.fabric.maxmin`). This is
+the SimGrid approach: orders of magnitude cheaper than packets, and exact for bulk transfers.
+Routes' changing state lives in columns (:class:`RouteColumns`), so that a re-solve moving hundreds of
+routes (an all-to-all) settles and re-times them as vectors; a few are handled one by one on a heap.
 """
 
 from __future__ import annotations
