@@ -269,7 +269,8 @@ class ArrayFilling(Filling):
         moved = new != self.rate[frozen]
         self.rate[frozen] = new
         self.step[frozen] = np.repeat(np.arange(first, self.steps), lengths)
-        return Moves(self.slots[frozen[moved]], self.seqs[frozen[moved]], new[moved])
+        rows = frozen[moved]
+        return Moves(self.slots[rows], self.seqs[rows], new[moved])
 
 
 def _retire_empty(capacity: np.ndarray, weight: np.ndarray) -> None:
