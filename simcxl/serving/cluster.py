@@ -9,10 +9,7 @@ largest request fit, so that a run can never wait forever on memory that does no
 
 from __future__ import annotations
 
-from itertools import count
 from typing import Callable, Iterator
-
-import simpy
 
 import simcxl.kvcache.cxl_block  # noqa: F401 - registers the 'cxl_block' manager
 import simcxl.kvcache.cxl_sparse  # noqa: F401 - registers the 'cxl_sparse' manager
@@ -30,29 +27,13 @@ from simcxl.metrics.timeline import Timeline
 from simcxl.metrics.timeseries import UtilizationSampler
 from simcxl.serving.aggregated import AggregatedWorker
 from simcxl.serving.decode import DecodeWorker
+from simcxl.serving.environment import CountingEnvironment
 from simcxl.serving.prefill import PrefillWorker
 from simcxl.serving.request import Request
 from simcxl.serving.router import Router
 from simcxl.workload import Workload, bytes_per_request, length_bounds, memory_bytes
 
 GB = 1e9
-
-
-class CountingEnvironment(simpy.Environment):
-    """A SimPy environment that counts the events it processes: the simulator's unit of cost.
-
-    SimPy numbers every event it schedules (``_eid``, which also breaks ties in its queue) and pops each
-    one it processes, so the processed count is the numbers handed out less the events still queued;
-    counting in an overridden ``step`` would add a Python call to every event."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._eid = self._numbers = count()
-
-    @property
-    def events_processed(self) -> int:
-        handed_out = int(repr(self._numbers)[len("count("):-1])
-        return handed_out - len(self._queue)
 
 
 class Cluster:
@@ -266,5 +247,7 @@ class Cluster:
         try:
             self.env.run(until=self.env.any_of([self._all_done, limit]))
         finally:  # also when interrupted: requests still in flight are recorded unfinished
+            for worker in self.decode:  # iterations that ended inside a stretch of quiet ones
+                worker.settle()
             for request in self._in_flight.values():
                 self.log.record(request)

@@ -19,12 +19,20 @@ request must be granted before its KV moves here:
   again in a pass of its own before the step it rejoins, stalling the batch for that pass.
 - ``reserve``: the whole footprint, prompt + output, which needs an output length no engine knows;
   no sequence ever needs a block later, so nothing is preempted.
+
+Most iterations are quiet: nobody joins, leaves or is preempted, and nothing reaches the worker. The
+worker plans such a run of iterations ahead (a :class:`Stretch`, up to the next leave) and waits on one
+event for all of them, with every end time summed exactly as one event per iteration would sum it. What
+reaches the worker meanwhile (a reservation, a landed request, a receive, a reader of its state) first
+applies the iterations that have ended by then; an arrival cuts the stretch short at the end of the
+iteration in progress, where the request joins. Results are those of one event per iteration, bit for bit.
 """
 
 from __future__ import annotations
 
 import heapq
 from array import array
+from bisect import bisect_right
 from collections import deque
 from typing import TYPE_CHECKING, Callable
 
@@ -34,6 +42,7 @@ from simpy.events import Timeout
 from simcxl.config.schema import DecodeSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
+from simcxl.serving.environment import TimeoutAt
 from simcxl.serving.kv_blocks import KVBlocks
 from simcxl.serving.request import Request
 
@@ -42,8 +51,25 @@ if TYPE_CHECKING:
     from simcxl.metrics.timeline import Timeline
 
 
+STRETCH_ITERATIONS = 16  # the most iterations planned at once: a stretch an arrival cuts short wasted the rest
+
+
+class Stretch:
+    """Quiet iterations planned ahead, from the worker's ``first``: each one's end time, the worker's busy
+    time after it, and the blocks taken at the starts of the ones after the first (cumulative, with the last
+    value repeated: none are taken after the last). ``done`` of them have been applied to the worker;
+    ``timer`` fires when the last ends."""
+
+    __slots__ = ("start", "ends", "busy", "taken", "done", "timer")
+
+    def __init__(self, start: float, ends: list[float], busy: list[float], taken: list[int], timer: simpy.Event):
+        self.start, self.ends, self.busy, self.taken, self.done, self.timer = start, ends, busy, taken, 0, timer
+
+
 class DecodeWorker:
     """One decode instance (``tensor_parallel`` GPUs)."""
+
+    stretches = True  # plan quiet iterations ahead (False: one event per iteration, with identical results)
 
     def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: DecodeSpec,
                  gpus: list[GPUPort], on_finished: Callable[[Request], None], kv_manager: "KVManager",
@@ -75,7 +101,8 @@ class DecodeWorker:
         self.context_tokens = 0
         self.iteration = 0
         self.iteration_ends = array("d")  # end time of every iteration: its tokens' timestamps (8 bytes each)
-        self.busy_time = 0.0
+        self._busy_time = 0.0
+        self._stretch: Stretch | None = None
         self.preemptions = 0
         self.recomputed_tokens = 0  # prompt + generated tokens prefilled again after preemptions
         self.recompute_time = 0.0  # the batch stalled while preempted sequences prefilled again
@@ -90,7 +117,14 @@ class DecodeWorker:
     @property
     def free_kv_tokens(self) -> int:
         """KV tokens in free blocks, less what queued reservations will take (the router's measure)."""
+        self.settle()
         return self.kv.free * self.kv.block_tokens - self._waiting_tokens
+
+    @property
+    def busy_time(self) -> float:
+        """Seconds of iterations that have ended."""
+        self.settle()
+        return self._busy_time
 
     @staticmethod
     def _footprint(request: Request) -> int:
@@ -110,13 +144,19 @@ class DecodeWorker:
         event = self.env.event()
         self._reservations.append((request, event))
         self._waiting_tokens += self._grant_tokens(request)
+        self.settle()
         self._grant()
+        stretch = self._stretch
+        if stretch is not None and self.kv.free < stretch.taken[-1] - stretch.taken[stretch.done]:
+            self._cut()  # the blocks granted leave too few for the stretch's sequences to grow into
         return event
 
     def enqueue(self, request: Request) -> None:
         """The request's KV has landed: it joins the batch at the next iteration boundary."""
         self._ready.append(request)
         self._wake()
+        if self._stretch is not None and len(self._running) < self.spec.max_batch_size:
+            self._cut()
 
     def receive(self, request: Request, transfer: Callable[[], simpy.Event]) -> simpy.Event:
         """Receive the request's KV on this worker's own loop, as a synchronous connector does (vLLM v0 runs
@@ -125,6 +165,8 @@ class DecodeWorker:
         landed = self.env.event()
         self._receiving.append((request, transfer, landed))
         self._wake()
+        if self._stretch is not None:
+            self._cut()
         return landed
 
     def _wake(self) -> None:
@@ -154,6 +196,83 @@ class DecodeWorker:
             self._reservations.popleft()
             self._waiting_tokens -= tokens
             event.succeed()
+
+    # ------------------------------------------------------------------ stretches of quiet iterations
+
+    def _plan(self, start: float, duration: float) -> Stretch:
+        """This iteration (from ``start``, lasting ``duration``, its blocks taken) and the quiet ones after it,
+        priced and timed as the loop would: up to the first after which a sequence leaves, before the first
+        that would preempt, at most ``STRETCH_ITERATIONS``."""
+        n, kv, crossing, on_demand = len(self._running), self.kv, self._crossing_counts, self.on_demand
+        step_time, overhead = self.compute.decode_step_time, self.iteration_overhead
+        last = min(self._batch[0][0], self.iteration + STRETCH_ITERATIONS - 1)
+        end = start + duration
+        busy = self._busy_time + (end - start)
+        ends, busys, taken = [end], [busy], [0]
+        free, total, context, attended = kv.free, 0, self.context_tokens, self.attended_tokens
+        for iteration in range(self.iteration + 1, last + 1):
+            context += n
+            attended += n
+            if on_demand:
+                needed = crossing[iteration % kv.block_tokens]
+                if needed > free:
+                    break
+                free -= needed
+                total += needed
+            begin = end
+            end = begin + (overhead + step_time(n, context, attended))
+            busy += end - begin
+            ends.append(end)
+            busys.append(busy)
+            taken.append(total)
+        taken.append(total)
+        return Stretch(start, ends, busys, taken, TimeoutAt(self.env, end))
+
+    def _apply(self, stretch: Stretch, ended: int) -> None:
+        """The stretch's iterations before ``ended`` have ended (and the next has taken its blocks)."""
+        done, n = stretch.done, len(self._running)
+        if self.timeline is not None:
+            for i in range(done, ended):
+                self.timeline.slice("decode", f"instance {self.index}", "decode",
+                                    stretch.ends[i - 1] if i else stretch.start, stretch.ends[i], batch=n,
+                                    context_tokens=self.context_tokens + n * (i - done), recomputed_requests=0)
+        self.iteration_ends.extend(stretch.ends[done:ended])
+        self._busy_time = stretch.busy[ended - 1]
+        self.iteration += ended - done
+        self.context_tokens += n * (ended - done)
+        self.attended_tokens += n * (ended - done)
+        self.kv.free -= stretch.taken[ended] - stretch.taken[done]
+        stretch.done = ended
+
+    def settle(self) -> None:
+        """Apply the iterations of a running stretch that have ended by now: before anything reads or changes
+        the worker's state (its last iteration is applied by the worker itself, when it ends)."""
+        stretch = self._stretch
+        if stretch is not None:
+            ended = bisect_right(stretch.ends, self.env.now, stretch.done, len(stretch.ends) - 1)
+            if ended > stretch.done:
+                self._apply(stretch, ended)
+
+    def _cut(self) -> None:
+        """Something reached the worker mid-stretch that changes its batch at the end of the iteration in
+        progress: the stretch ends there, and the worker's wait moves to that end."""
+        self.settle()
+        stretch = self._stretch
+        length = stretch.done + 1
+        if length == len(stretch.ends):
+            return
+        del stretch.ends[length:], stretch.busy[length:], stretch.taken[length + 1:]
+        stretch.taken[length] = stretch.taken[length - 1]
+        timer = TimeoutAt(self.env, stretch.ends[-1])
+        timer.callbacks, stretch.timer.callbacks = stretch.timer.callbacks, []  # the old timer fires for no one
+        stretch.timer = timer
+
+    def _run_stretch(self, start: float, duration: float):
+        """Run this iteration and the quiet ones after it as one wait."""
+        stretch = self._stretch = self._plan(start, duration)
+        yield stretch.timer
+        self._stretch = None
+        self._apply(stretch, len(stretch.ends))
 
     # ------------------------------------------------------------------ the batch
 
@@ -271,7 +390,8 @@ class DecodeWorker:
         env, kv, running, batch, crossing = self.env, self.kv, self._running, self._batch, self._crossing_counts
         step_time, fetches = self.compute.decode_step_time, self.kv_manager.fetches_each_step
         on_demand, block_tokens, overhead = self.on_demand, kv.block_tokens, self.iteration_overhead
-        sparse, record_end = self.topk is not None, self.iteration_ends.append
+        sparse, record_end, full = self.topk is not None, self.iteration_ends.append, self.spec.max_batch_size
+        plan_ahead = self.stretches and not sparse and not fetches
         no_rejoins: list[Request] = []
         while True:
             if self._receiving:
@@ -303,6 +423,12 @@ class DecodeWorker:
                 recompute = self.compute.prefill_time([r.input_tokens + r.generated for r in rejoined])
                 self.recompute_time += recompute
                 duration += recompute
+            if (plan_ahead and batch[0][0] > self.iteration and not rejoined and not self._recompute
+                    and not self._receiving and (not self._ready or len(running) >= full)):
+                yield from self._run_stretch(start, duration)
+                if batch[0][0] < self.iteration:
+                    self._leave()
+                continue
             fetch = self._step_fetch() if fetches else None
             if fetch is None:
                 yield Timeout(env, duration)
@@ -310,7 +436,7 @@ class DecodeWorker:
             else:  # missing KV entries are fetched during the step; prefetch overlaps layer by layer
                 yield from self.kv_manager.fetch_and_compute(self, fetch, duration)
                 now = env.now
-            self.busy_time += now - start
+            self._busy_time += now - start
             if self.timeline is not None:
                 self.timeline.slice("decode", f"instance {self.index}", "decode", start, now,
                                     batch=len(running), context_tokens=self.context_tokens,
