@@ -204,7 +204,7 @@ class DecodeWorker:
         priced and timed as the loop would: up to the first after which a sequence leaves, before the first
         that would preempt, at most ``STRETCH_ITERATIONS``."""
         n, kv, crossing, on_demand = len(self._running), self.kv, self._crossing_counts, self.on_demand
-        step_time, overhead = self.compute.decode_step_time, self.iteration_overhead
+        step_time, overhead, block_tokens = self.compute.decode_step_time, self.iteration_overhead, kv.block_tokens
         last = min(self._batch[0][0], self.iteration + STRETCH_ITERATIONS - 1)
         end = start + duration
         busy = self._busy_time + (end - start)
@@ -214,7 +214,7 @@ class DecodeWorker:
             context += n
             attended += n
             if on_demand:
-                needed = crossing[iteration % kv.block_tokens]
+                needed = crossing[iteration % block_tokens]
                 if needed > free:
                     break
                 free -= needed
