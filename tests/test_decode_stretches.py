@@ -105,6 +105,7 @@ def run_both(name: str, *overrides: str):
     ("rdma.yaml", ("workload.num_requests=150", "gpu.memory_utilization=0.25", "workload.rate=40",
                    "workload.output_tokens={dist: fixed, value: 1200}")),  # preempts
     ("rdma.yaml", ("workload.num_requests=3000", "run.max_simulated_time=20 s")),  # stops mid-stretch
+    ("rdma.yaml", ("workload.num_requests=300", "serving.decode.max_batch_size=8", "workload.rate=30")),  # full
     ("kvdirect_push.yaml", ("workload.num_requests=150",)),  # blocking sends and receives, layer messages
 ])
 def test_stretches_change_no_result(name, overrides):

@@ -382,9 +382,9 @@ class DecodeWorker:
             f"KV {manager.name}", "step fetch", start, self.env.now, instance=self.index, bytes=moved))
 
     def run(self):
-        """SimPy process: one timeout per iteration of the whole batch.
+        """SimPy process: one timeout per iteration of the whole batch, or per stretch of quiet ones.
 
-        Every simulated run spends most of its events here, so the common iteration (no receive, no
+        Every simulated run spends most of its time here, so the common iteration (no receive, no
         preemption, no arrivals, nobody leaving) takes the short path: each step's rare branch is a method,
         and timeouts are made directly (``env.timeout`` binds a new callable at every use)."""
         env, kv, running, batch, crossing = self.env, self.kv, self._running, self._batch, self._crossing_counts
