@@ -267,13 +267,6 @@ class DecodeWorker:
         timer.callbacks, stretch.timer.callbacks = stretch.timer.callbacks, []  # the old timer fires for no one
         stretch.timer = timer
 
-    def _run_stretch(self, start: float, duration: float):
-        """Run this iteration and the quiet ones after it as one wait."""
-        stretch = self._stretch = self._plan(start, duration)
-        yield stretch.timer
-        self._stretch = None
-        self._apply(stretch, len(stretch.ends))
-
     # ------------------------------------------------------------------ the batch
 
     def _add(self, request: Request) -> None:
@@ -425,7 +418,10 @@ class DecodeWorker:
                 duration += recompute
             if (plan_ahead and batch[0][0] > self.iteration and not rejoined and not self._recompute
                     and not self._receiving and (not self._ready or len(running) >= full)):
-                yield from self._run_stretch(start, duration)
+                stretch = self._stretch = self._plan(start, duration)  # this iteration and the quiet ones after it
+                yield stretch.timer
+                self._stretch = None
+                self._apply(stretch, len(stretch.ends))
                 if batch[0][0] < self.iteration:
                     self._leave()
                 continue
