@@ -122,6 +122,27 @@ def test_decode_attention_reads_the_kv_of_every_context_token():
     assert compute.decode_step_time(1, context) - base == pytest.approx(context * 131_072 / 1e12)
 
 
+@pytest.mark.parametrize("name, tp", [("llama-3.1-8b", 1), ("llama-3.1-8b", 2), ("deepseek-v3", 8)])
+def test_a_dense_decode_step_is_the_general_roofline_bit_for_bit(name, tp):
+    """The pricer skips the indexer's terms for a model without one; they would add exactly +0.0, so every
+    step time is the very float of the general expression (decode stretches and goldens rely on it). Llama's
+    decode attention is bound by KV bytes; DeepSeek-V3's absorbed MLA, on a GPU with little attention
+    efficiency, by FLOPs: both terms are checked."""
+    model = llm(name)
+    compute = GPUCompute(gpu(attention_efficiency=0.05 if name == "deepseek-v3" else 0.25), model, tensor_parallel=tp)
+    roofline = compute.roofline
+    for batch, context in [(1, 0), *((1 + i % 256, 977 * i * i + 1) for i in range(1, 400))]:
+        flops = (context * model.attention_flops_per_pair(decode=True) + context * 0.0) * float(model.layers) \
+            / float(tp) / roofline.attention_flops
+        memory = (context * float(model.kv_bytes_per_token) + context * 0.0) / float(tp) / roofline.kv_bandwidth
+        if context:
+            assert (flops > memory) == (name == "deepseek-v3")
+        attention = max(flops, memory)
+        expected = (compute._linear(batch, sampled=batch) + attention + compute._fixed_and_elementwise(batch)
+                    + compute.allreduce_time(batch))
+        assert compute.decode_step_time(batch, context) == expected
+
+
 def test_prefill_is_compute_bound_and_quadratic_in_the_prompt():
     model = llm("llama-3.1-8b")
     compute = GPUCompute(gpu(layer_overhead="10 us"), model)

@@ -159,6 +159,7 @@ class GPUCompute:
         indexer_bytes = float(llm.indexer_bytes_per_token)
         flops, bandwidth = roofline.attention_flops, roofline.kv_bandwidth
         costs: list[tuple[float, float, float]] = []  # (linear, fixed + elementwise, all-reduce) by batch size
+        indexed = bool(indexer_flop_per_pair or indexer_bytes)
 
         def decode_step_time(batch_size: int, total_context: int, attended_context: int | None = None) -> float:
             if batch_size == 0:
@@ -168,8 +169,12 @@ class GPUCompute:
                 b = len(costs)
                 costs.append((self._linear(b, sampled=b), self._fixed_and_elementwise(b), self.allreduce_time(b)))
             linear, fixed, allreduce = costs[batch_size]
-            compute = (attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops
-            memory = (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth
+            if indexed:
+                compute = (attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops
+                memory = (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth
+            else:  # the indexer's terms would add exactly +0.0
+                compute = attended * flop_per_pair * layers / tp / flops
+                memory = attended * kv_bytes / tp / bandwidth
             return linear + (compute if compute >= memory else memory) + fixed + allreduce  # Roofline.attention
 
         return decode_step_time
