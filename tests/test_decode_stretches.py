@@ -49,8 +49,8 @@ def test_a_reader_mid_stretch_sees_exactly_the_iterations_that_have_ended():
     free_before = worker.kv.free  # not yet settled: the stretch still holds iterations 1..10 unapplied
     assert worker.busy_time == 10.0  # iterations 0..9 ended at t = 1..10
     assert (worker.iteration, list(worker.iteration_ends)) == (10, [float(t) for t in range(1, 11)])
-    # A held 2 blocks (prompt + first token) and took one more at each of iterations 3 and 7 (its tokens 9
-    # and 13 start blocks; iteration 10's token 15 does not)
+    # A was granted 2 blocks (prompt + first token) and took one more at each of iterations 4 and 8 (its
+    # tokens 9 and 13 start blocks; iteration 10's token 15 does not)
     assert worker.kv.free == worker.kv.total - 4 and free_before >= worker.kv.free
     assert worker.context_tokens == 4 + 10
     env.run()
