@@ -422,28 +422,26 @@ class DecodeWorker:
                 yield stretch.timer
                 self._stretch = None
                 self._apply(stretch, len(stretch.ends))
-                if batch[0][0] < self.iteration:
-                    self._leave()
-                continue
-            fetch = self._step_fetch() if fetches else None
-            if fetch is None:
-                yield Timeout(env, duration)
-                now = start + duration  # the timeout's time, as SimPy adds it: env.now, without the property call
-            else:  # missing KV entries are fetched during the step; prefetch overlaps layer by layer
-                yield from self.kv_manager.fetch_and_compute(self, fetch, duration)
-                now = env.now
-            self._busy_time += now - start
-            if self.timeline is not None:
-                self.timeline.slice("decode", f"instance {self.index}", "decode", start, now,
-                                    batch=len(running), context_tokens=self.context_tokens,
-                                    recomputed_requests=len(rejoined))
-            record_end(now)
-            self.iteration += 1
-            self.context_tokens += len(running)
-            if sparse:
-                self._grow_sparse()
             else:
-                self.attended_tokens += len(running)
+                fetch = self._step_fetch() if fetches else None
+                if fetch is None:
+                    yield Timeout(env, duration)
+                    now = start + duration  # the timeout's time, as SimPy adds it: env.now, without the property call
+                else:  # missing KV entries are fetched during the step; prefetch overlaps layer by layer
+                    yield from self.kv_manager.fetch_and_compute(self, fetch, duration)
+                    now = env.now
+                self._busy_time += now - start
+                if self.timeline is not None:
+                    self.timeline.slice("decode", f"instance {self.index}", "decode", start, now,
+                                        batch=len(running), context_tokens=self.context_tokens,
+                                        recomputed_requests=len(rejoined))
+                record_end(now)
+                self.iteration += 1
+                self.context_tokens += len(running)
+                if sparse:
+                    self._grow_sparse()
+                else:
+                    self.attended_tokens += len(running)
             if batch and batch[0][0] < self.iteration:
                 self._leave()
 
