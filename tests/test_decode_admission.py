@@ -29,6 +29,10 @@ class FixedCompute:
         return STEP
 
     @staticmethod
+    def decode_steps(batch_size, context, attended, count):
+        return [STEP] * count
+
+    @staticmethod
     def prefill_time(tokens):
         return PREFILL_PER_TOKEN * sum(tokens)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simcxl.config.loader import read_yaml
+from simcxl.config.loader import _load_with_includes
 from simcxl.config.schema import GPUSpec, ModelSpec
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.hardware.model import LLM
@@ -13,7 +13,8 @@ from .conftest import CONFIGS
 
 
 def llm(name: str) -> LLM:
-    return LLM(ModelSpec.model_validate(read_yaml(CONFIGS / "models" / f"{name}.yaml")["model"]))
+    merged, _ = _load_with_includes(CONFIGS / "models" / f"{name}.yaml", ())
+    return LLM(ModelSpec.model_validate(merged["model"]))
 
 
 @pytest.mark.parametrize("name, kv_bytes", [
@@ -141,6 +142,20 @@ def test_a_dense_decode_step_is_the_general_roofline_bit_for_bit(name, tp):
         expected = (compute._linear(batch, sampled=batch) + attention + compute._fixed_and_elementwise(batch)
                     + compute.allreduce_time(batch))
         assert compute.decode_step_time(batch, context) == expected
+
+
+@pytest.mark.parametrize("name, tp", [("llama-3.1-8b", 3), ("deepseek-v3", 6), ("deepseek-v3.2", 8)])
+def test_a_stretch_of_decode_steps_prices_each_step_as_one_call_would(name, tp):
+    """``decode_steps`` prices the next iterations of an unchanged batch in one call (decode stretches); each
+    must be the very float ``decode_step_time`` gives that iteration, bound by bytes, by FLOPs, or indexed."""
+    model = llm(name)
+    compute = GPUCompute(gpu(attention_efficiency=0.05 if name == "deepseek-v3" else 0.25), model, tp)
+    for batch, context in [(1, 0), *((1 + 37 * i % 256, 977 * i * i + 1) for i in range(1, 100))]:
+        steps = compute.decode_steps(batch, context, context, 15)
+        assert steps == [compute.decode_step_time(batch, context + i * batch, context + i * batch)
+                         for i in range(1, 16)]
+        assert steps[-1] > steps[0]  # every sequence is a token longer at each iteration
+    assert compute.decode_steps(8, 100, 100, 0) == []
 
 
 def test_prefill_is_compute_bound_and_quadratic_in_the_prompt():

@@ -69,7 +69,7 @@ class GPUCompute:
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
-        self.decode_step_time = self._decode_step_pricer()
+        self.decode_step_time, self.decode_steps = self._decode_step_pricers()
 
     # ------------------------------------------------------------------ capacity
 
@@ -141,15 +141,18 @@ class GPUCompute:
                                              + all_pairs * llm.indexer_flops_per_pair()) * llm.layers / tp, kv_bytes)
         return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
 
-    def _decode_step_pricer(self) -> Callable[..., float]:
+    def _decode_step_pricers(self) -> tuple[Callable[..., float], Callable[..., list[float]]]:
         """``decode_step_time(batch_size, total_context, attended_context=None)``: one decode iteration, one new
-        token for each of ``batch_size`` sequences.
+        token for each of ``batch_size`` sequences; and ``decode_steps(batch_size, total_context,
+        attended_context, count)``: the next ``count`` iterations of a batch that does not change, each
+        sequence a token longer at each (dense attention: both contexts grow by ``batch_size``).
 
         ``total_context`` is the sum over the batch of the cached tokens; with sparse attention each new
         token attends to only ``attended_context`` of them (the top-k), but the indexer scores them all.
         The KV of the attended tokens and the indexer keys of all tokens are read from HBM once per step.
-        Every decode worker prices every iteration with it, so it is a closure over its constants (and keeps
-        the batch-size terms per size): the same arithmetic as the other passes, without attribute lookups.
+        Every decode worker prices every iteration with these, so they are closures over their constants
+        (and keep the batch-size terms per size): the same arithmetic as the other passes, without attribute
+        lookups, and one call for a stretch of iterations. Both give the same float for the same iteration.
         """
         # as floats: every product and quotient below is then the same float as with the integer counts (they
         # are exact below 2**53), without multi-digit integer arithmetic
@@ -161,14 +164,17 @@ class GPUCompute:
         costs: list[tuple[float, float, float]] = []  # (linear, fixed + elementwise, all-reduce) by batch size
         indexed = bool(indexer_flop_per_pair or indexer_bytes)
 
+        def batch_terms(batch_size: int) -> tuple[float, float, float]:
+            while len(costs) <= batch_size:
+                b = len(costs)
+                costs.append((self._linear(b, sampled=b), self._fixed_and_elementwise(b), self.allreduce_time(b)))
+            return costs[batch_size]
+
         def decode_step_time(batch_size: int, total_context: int, attended_context: int | None = None) -> float:
             if batch_size == 0:
                 return 0.0
             attended = total_context if attended_context is None else attended_context
-            while len(costs) <= batch_size:
-                b = len(costs)
-                costs.append((self._linear(b, sampled=b), self._fixed_and_elementwise(b), self.allreduce_time(b)))
-            linear, fixed, allreduce = costs[batch_size]
+            linear, fixed, allreduce = batch_terms(batch_size)
             if indexed:
                 compute = (attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops
                 memory = (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth
@@ -177,7 +183,20 @@ class GPUCompute:
                 memory = attended * kv_bytes / tp / bandwidth
             return linear + (compute if compute >= memory else memory) + fixed + allreduce  # Roofline.attention
 
-        return decode_step_time
+        def decode_steps(batch_size: int, total_context: int, attended_context: int, count: int) -> list[float]:
+            if indexed:
+                return [decode_step_time(batch_size, total_context + i * batch_size, attended_context + i * batch_size)
+                        for i in range(1, count + 1)]
+            linear, fixed, allreduce = batch_terms(batch_size)
+            steps = []
+            for attended in range(attended_context + batch_size, attended_context + (count + 1) * batch_size,
+                                  batch_size):
+                compute = attended * flop_per_pair * layers / tp / flops
+                memory = attended * kv_bytes / tp / bandwidth
+                steps.append(linear + (compute if compute >= memory else memory) + fixed + allreduce)
+            return steps
+
+        return decode_step_time, decode_steps
 
     def forward_time(self, decode_seqs: int, decode_context: int, chunks: list[tuple[int, int, bool]]) -> float:
         """One forward pass of an aggregated engine's iteration: ``decode_seqs`` sequences decoding one token

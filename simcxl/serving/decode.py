@@ -34,6 +34,7 @@ import heapq
 from array import array
 from bisect import bisect_right
 from collections import deque
+from itertools import accumulate
 from typing import TYPE_CHECKING, Callable
 
 import simpy
@@ -203,29 +204,27 @@ class DecodeWorker:
         """This iteration (from ``start``, lasting ``duration``, its blocks taken) and the quiet ones after it,
         priced and timed as the loop would: up to the first after which a sequence leaves, before the first
         that would preempt, at most ``STRETCH_ITERATIONS``."""
-        n, kv, crossing, on_demand = len(self._running), self.kv, self._crossing_counts, self.on_demand
-        step_time, overhead, block_tokens = self.compute.decode_step_time, self.iteration_overhead, kv.block_tokens
-        last = min(self._batch[0][0], self.iteration + STRETCH_ITERATIONS - 1)
+        first, kv = self.iteration + 1, self.kv
+        last = min(self._batch[0][0], first + STRETCH_ITERATIONS - 2)
+        taken = [0]
+        if self.on_demand:  # the blocks each iteration takes at its start, while they last
+            crossing, residue, count = self._crossing_counts, first % kv.block_tokens, last - first + 1
+            needed = (crossing[residue:] + crossing[:residue]) * (count // kv.block_tokens + 1)  # from the first on
+            taken += accumulate(needed[:count])
+            del taken[bisect_right(taken, kv.free):]
+        else:
+            taken *= last - first + 2
+        taken.append(taken[-1])
         end = start + duration
         busy = self._busy_time + (end - start)
-        ends, busys, taken = [end], [busy], [0]
-        free, total, context, attended = kv.free, 0, self.context_tokens, self.attended_tokens
-        for iteration in range(self.iteration + 1, last + 1):
-            context += n
-            attended += n
-            if on_demand:
-                needed = crossing[iteration % block_tokens]
-                if needed > free:
-                    break
-                free -= needed
-                total += needed
+        ends, busys, overhead = [end], [busy], self.iteration_overhead
+        for step in self.compute.decode_steps(len(self._running), self.context_tokens, self.attended_tokens,
+                                              len(taken) - 2):
             begin = end
-            end = begin + (overhead + step_time(n, context, attended))
+            end = begin + (overhead + step)
             busy += end - begin
             ends.append(end)
             busys.append(busy)
-            taken.append(total)
-        taken.append(total)
         return Stretch(start, ends, busys, taken, TimeoutAt(self.env, end))
 
     def _apply(self, stretch: Stretch, ended: int) -> None:
