@@ -52,7 +52,8 @@ def run_two_requests(admission: str):
     requests = [Request(0, 0.0, 4, 8), Request(1, 0.0, 4, 8)]
 
     def admit(request):
-        yield worker.reserve(request)
+        if (granted := worker.reserve(request)) is not None:  # None: granted now
+            yield granted
         worker.enqueue(request)
 
     for request in requests:
@@ -87,6 +88,20 @@ def test_reserve_holds_the_whole_footprint_so_the_second_request_waits_instead()
     assert (b.join_iteration, b.finish_iteration) == (8, 15)
     assert b.finish == pytest.approx(16.0)
     assert worker.kv.free == worker.kv.total
+
+
+def test_a_reservation_granted_now_returns_no_event_and_one_that_must_wait_its_grant():
+    """Granting at once needs no event (the hand-off goes straight on); a request that finds too few blocks,
+    or others already waiting, gets an event that fires once its blocks are its own, FCFS."""
+    env = simpy.Environment()
+    worker = DecodeWorker(env, 0, FixedCompute(), DecodeSpec(admission="reserve", block_tokens=4), [],
+                          lambda _: None, NoFetch())
+    a, b, c = Request(0, 0.0, 4, 8), Request(1, 0.0, 4, 8), Request(2, 0.0, 1, 1)
+    assert worker.reserve(a) is None and worker.kv.free == 1  # 12 tokens: 3 of the 4 blocks
+    waiting = worker.reserve(b)  # 3 more blocks: it waits
+    assert waiting is not None and not waiting.triggered
+    assert worker.reserve(c) is not None  # one block would do, but it queues behind b (FCFS)
+    assert worker.free_kv_tokens == 4 - 12 - 2  # the free block, less what b and c wait for
 
 
 def test_tight_decode_memory_preempts_end_to_end_and_conserves_requests_and_tokens():

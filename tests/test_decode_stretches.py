@@ -35,7 +35,8 @@ def one_long_request(env: simpy.Environment) -> tuple[DecodeWorker, Request]:
     a = Request(0, 0.0, 4, 40)
 
     def land():
-        yield worker.reserve(a)
+        if (granted := worker.reserve(a)) is not None:  # None: granted now
+            yield granted
         worker.enqueue(a)
 
     env.process(land())
@@ -65,7 +66,8 @@ def test_a_request_landing_mid_stretch_joins_at_the_end_of_the_iteration_in_prog
 
     def land_b():
         yield env.timeout(10.5)
-        yield worker.reserve(b)
+        if (granted := worker.reserve(b)) is not None:  # None: granted now
+            yield granted
         worker.enqueue(b)
 
     env.process(land_b())

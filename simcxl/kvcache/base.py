@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Callable, Generator
 import simpy
 
 from simcxl.kvcache.prefix import PrefixCache
+from simcxl.serving.environment import EagerProcess
 
 if TYPE_CHECKING:
     from simcxl.config.schema import PrefixCacheSpec
@@ -188,7 +189,7 @@ class KVManager(ABC):
     def on_prefilled(self, request: "Request", prefill: "PrefillWorker") -> simpy.Event:
         """Start the hand-off; the returned event fires when the request's KV has left the prefill worker."""
         self.publish(request, prefill)
-        return self.env.process(self.handoff(request, prefill))
+        return EagerProcess(self.env, self.handoff(request, prefill))
 
     @property
     def blocks_prefill(self) -> bool:
@@ -222,7 +223,9 @@ class KVManager(ABC):
         decode = self.cluster.router.pick_decode(request)
         request.decode_instance = decode.index
         waiting = self.env.now
-        yield decode.reserve(request)
+        granted = decode.reserve(request)
+        if granted is not None:
+            yield granted
         request.decode_admit = self.env.now
         request.decode_wait = self.env.now - waiting
         return decode

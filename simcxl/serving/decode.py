@@ -140,17 +140,19 @@ class DecodeWorker:
     def _grant_tokens(self, request: Request) -> int:
         return self._held_at_join(request) + 1 if self.on_demand else self._footprint(request)
 
-    def reserve(self, request: Request) -> simpy.Event:
-        """An event that fires once the request's admission blocks are granted here (FCFS)."""
-        event = self.env.event()
-        self._reservations.append((request, event))
-        self._waiting_tokens += self._grant_tokens(request)
+    def reserve(self, request: Request) -> simpy.Event | None:
+        """Grant the request's admission blocks here (FCFS): None if they are granted now, else an event that
+        fires once they are (most requests find room, and a granted event would cost an event each)."""
         self.settle()
-        self._grant()
+        if self._reservations or self._recompute or not self.kv.grow(request, self._grant_tokens(request)):
+            event = self.env.event()
+            self._reservations.append((request, event))
+            self._waiting_tokens += self._grant_tokens(request)
+            return event
         stretch = self._stretch
         if stretch is not None and self.kv.free < stretch.taken[-1] - stretch.taken[stretch.done]:
             self._cut()  # the blocks granted leave too few for the stretch's sequences to grow into
-        return event
+        return None
 
     def enqueue(self, request: Request) -> None:
         """The request's KV has landed: it joins the batch at the next iteration boundary."""
