@@ -67,6 +67,8 @@ class GPUCompute:
         )
         self.layer_overhead = gpu.fused_layer_overhead if fused else gpu.layer_overhead
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
+        self._prefill_flops_per_pair = llm.attention_flops_per_pair(decode=False)
+        self._indexer_flops_per_pair = llm.indexer_flops_per_pair()
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
         self.decode_step_time, self.decode_steps = self._decode_step_pricers()
@@ -137,8 +139,8 @@ class GPUCompute:
         pairs = all_pairs if not llm.topk else sum(_sparse_pairs(n, c, llm.topk) for n, c in zip(new_tokens, cached))
         linear = self._linear(tokens, sampled=len(new_tokens))
         kv_bytes = (tokens + sum(cached)) * llm.kv_bytes_per_token / tp
-        attention = self.roofline.attention((pairs * llm.attention_flops_per_pair(decode=False)
-                                             + all_pairs * llm.indexer_flops_per_pair()) * llm.layers / tp, kv_bytes)
+        attention = self.roofline.attention((pairs * self._prefill_flops_per_pair
+                                             + all_pairs * self._indexer_flops_per_pair) * llm.layers / tp, kv_bytes)
         return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
 
     def _decode_step_pricers(self) -> tuple[Callable[..., float], Callable[..., list[float]]]:

@@ -17,7 +17,8 @@ DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1}
 
 
 class LLM:
-    """Derived sizes of a model; every method returns totals over all layers unless it says 'per layer'."""
+    """Derived sizes of a model; every method returns totals over all layers unless it says 'per layer'.
+    The sizes are worked out once (a model does not change, and every batch asks for them)."""
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec
@@ -77,18 +78,18 @@ class LLM:
             mlp += self.moe_layers * (experts * self.expert_params + s.hidden * s.moe.routed_experts)
         return self.layers * self.attention_params_per_layer + mlp + self.lm_head_params
 
-    @property
+    @cached_property
     def weight_bytes(self) -> float:
         return self.total_params * self.weight_dtype_bytes
 
     # ------------------------------------------------------------------ per-token costs
 
-    @property
+    @cached_property
     def linear_flops_per_token(self) -> float:
         """GEMM FLOPs of one token through every layer and the LM head."""
         return 2.0 * self.active_params
 
-    @property
+    @cached_property
     def lm_head_flops_per_token(self) -> float:
         return 2.0 * self.lm_head_params
 
@@ -123,17 +124,17 @@ class LLM:
             return (s.mla.kv_lora_rank + s.mla.qk_rope_head_dim) * self.kv_dtype_bytes
         return 2 * s.kv_heads * s.head_dim * self.kv_dtype_bytes
 
-    @property
+    @cached_property
     def kv_tensors_per_layer(self) -> int:
         """Separate KV tensors per layer in a paged cache: K and V, or one latent for MLA."""
         return 1 if self.spec.attention == "mla" else 2
 
-    @property
+    @cached_property
     def kv_bytes_per_token(self) -> int:
         """KV cache bytes one token occupies, all layers (Llama-3.1-8B bf16: 131,072)."""
         return self.layers * self.kv_bytes_per_token_per_layer
 
-    @property
+    @cached_property
     def topk(self) -> int | None:
         """Tokens each query attends to with sparse attention (None: all of them)."""
         return self.spec.sparse.topk if self.spec.sparse else None
@@ -146,7 +147,7 @@ class LLM:
         sparse = self.spec.sparse
         return 2.0 * sparse.index_heads * sparse.index_head_dim if sparse else 0.0
 
-    @property
+    @cached_property
     def indexer_bytes_per_token(self) -> int:
         """The indexer's key cache, all layers (read in full by every decode step)."""
         return self.layers * self.spec.sparse.index_bytes_per_token_per_layer if self.spec.sparse else 0
