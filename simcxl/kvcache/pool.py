@@ -17,6 +17,7 @@ import simpy
 
 from simcxl.kvcache.base import KVManager
 from simcxl.kvcache.prefix import PrefixCache
+from simcxl.serving.environment import EagerProcess
 
 
 class PooledKV(KVManager):
@@ -73,8 +74,8 @@ class PooledKV(KVManager):
 
     def on_prefilled(self, request, prefill) -> simpy.Event:
         """Write and publish (the returned event: the KV has left the prefill GPU), then hand to decode."""
-        written = self.env.process(self._write_and_publish(request, prefill))
-        self.env.process(self.handoff(request, written))
+        written = EagerProcess(self.env, self._write_and_publish(request, prefill))
+        EagerProcess(self.env, self.handoff(request, written))
         return written
 
     def insert_blocks(self, request) -> None:
