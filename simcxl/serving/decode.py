@@ -135,7 +135,8 @@ class DecodeWorker:
     def _held_at_join(self, request: Request) -> int:
         """KV tokens the request holds as it joins: its prompt's (what the KV manager lands, e.g. a hot buffer
         for sparse attention) plus any tokens generated before a preemption."""
-        return self._footprint(request) - request.output_tokens + request.generated
+        landed = request.decode_kv_tokens - request.output_tokens if request.decode_kv_tokens else request.input_tokens
+        return landed + request.generated  # the footprint less the output, without two calls per join and leave
 
     def _grant_tokens(self, request: Request) -> int:
         return self._held_at_join(request) + 1 if self.on_demand else self._footprint(request)
