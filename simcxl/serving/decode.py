@@ -207,8 +207,8 @@ class DecodeWorker:
         """This iteration (from ``start``, lasting ``duration``, its blocks taken) and the quiet ones after it,
         priced and timed as the loop would: up to the first after which a sequence leaves, before the first
         that would preempt, at most ``STRETCH_ITERATIONS``."""
-        first, kv = self.iteration + 1, self.kv
-        last = min(self._batch[0][0], first + STRETCH_ITERATIONS - 2)
+        first, kv = self.iteration + 1, self.kv  # the first iteration after this one
+        last = min(self._batch[0][0], self.iteration + STRETCH_ITERATIONS - 1)
         taken = [0]
         if self.on_demand:  # the blocks each iteration takes at its start, while they last
             crossing, residue, count = self._crossing_counts, first % kv.block_tokens, last - first + 1
