@@ -176,7 +176,7 @@ class GPUCompute:
             if batch_size == 0:
                 return 0.0
             attended = total_context if attended_context is None else attended_context
-            linear, fixed, allreduce = batch_terms(batch_size)
+            linear, fixed, allreduce = costs[batch_size] if batch_size < len(costs) else batch_terms(batch_size)
             if indexed:
                 compute = (attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops
                 memory = (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth

@@ -145,10 +145,11 @@ class DecodeWorker:
         """Grant the request's admission blocks here (FCFS): None if they are granted now, else an event that
         fires once they are (most requests find room, and a granted event would cost an event each)."""
         self.settle()
-        if self._reservations or self._recompute or not self.kv.grow(request, self._grant_tokens(request)):
+        tokens = self._grant_tokens(request)
+        if self._reservations or self._recompute or not self.kv.grow(request, tokens):
             event = self.env.event()
             self._reservations.append((request, event))
-            self._waiting_tokens += self._grant_tokens(request)
+            self._waiting_tokens += tokens
             return event
         stretch = self._stretch
         if stretch is not None and self.kv.free < stretch.taken[-1] - stretch.taken[stretch.done]:
