@@ -1,11 +1,12 @@
-"""The run's SimPy environment: counted events, timeouts at an absolute time, processes that start at once."""
+"""The run's SimPy environment: counted events, timeouts at an absolute time, processes that start at once
+and processes without an end event."""
 
 from __future__ import annotations
 
 import pytest
 import simpy
 
-from simcxl.serving.environment import CountingEnvironment, EagerProcess, TimeoutAt
+from simcxl.serving.environment import CountingEnvironment, DetachedProcess, EagerProcess, TimeoutAt
 
 
 def test_events_processed_counts_what_simpy_popped():
@@ -72,3 +73,56 @@ def test_an_eager_process_that_fails_at_once_fails_its_waiters():
     env.run()
     with pytest.raises(ValueError, match="not a generator"):
         EagerProcess(env, lambda: None)
+
+
+def test_a_detached_process_runs_as_a_process_would_without_its_start_and_end_events():
+    """The same generator, started at t = 1 by a parent, as a SimPy process and detached: the same steps at the
+    same times, with the values and failures of the events it waits on; the detached one costs its own
+    timeouts and nothing else (SimPy's adds an Initialize event and an end event)."""
+    def run(detached: bool):
+        env, log = CountingEnvironment(), []
+
+        def child():
+            log.append(("starts", env.now))
+            value = yield env.timeout(2.0, value="slept")
+            log.append((value, env.now))
+            failing = env.event()
+            failing.fail(RuntimeError("lost"))
+            try:
+                yield failing
+            except RuntimeError as error:
+                log.append((str(error), env.now))
+            yield env.timeout(0.5)
+            log.append(("ends", env.now))
+
+        def parent():
+            yield env.timeout(1.0)
+            if detached:
+                DetachedProcess(child())
+            else:
+                env.process(child())
+            log.append(("parent goes on", env.now))
+
+        env.process(parent())
+        env.run()
+        return log, env.events_processed
+
+    (as_process, simpy_events), (detached, detached_events) = run(False), run(True)
+    assert detached == [("starts", 1.0), ("parent goes on", 1.0), ("slept", 3.0), ("lost", 3.0), ("ends", 3.5)]
+    assert sorted(as_process) == sorted(detached)
+    assert simpy_events - detached_events == 2
+
+
+def test_a_detached_process_that_fails_stops_the_run():
+    env = simpy.Environment()
+
+    def broken():
+        yield env.timeout(1.0)
+        raise RuntimeError("no decode worker")
+
+    DetachedProcess(broken())
+    with pytest.raises(RuntimeError, match="no decode worker"):
+        env.run()
+    assert env.now == 1.0
+    with pytest.raises(ValueError, match="not a generator"):
+        DetachedProcess(lambda: None)

@@ -185,14 +185,26 @@ class GPUCompute:
                 memory = attended * kv_bytes / tp / bandwidth
             return linear + (compute if compute >= memory else memory) + fixed + allreduce  # Roofline.attention
 
+        # Without an indexer, attention's FLOPs and bytes are both proportional to the context, so the roofline
+        # term that wins does not depend on it unless the two rates are within float rounding of each other
+        # (each side is rounded four times at most: a margin of 1e-9 leaves that far behind).
+        compute_rate, memory_rate = flop_per_pair * layers / tp / flops, kv_bytes / tp / bandwidth
+        bound = ("memory" if compute_rate < memory_rate * (1 - 1e-9) else
+                 "compute" if memory_rate < compute_rate * (1 - 1e-9) else "either")
+
         def decode_steps(batch_size: int, total_context: int, attended_context: int, count: int) -> list[float]:
             if indexed:
                 return [decode_step_time(batch_size, total_context + i * batch_size, attended_context + i * batch_size)
                         for i in range(1, count + 1)]
             linear, fixed, allreduce = batch_terms(batch_size)
+            contexts = range(attended_context + batch_size, attended_context + (count + 1) * batch_size, batch_size)
+            if bound == "memory":  # the loop below, without the term that loses
+                return [linear + attended * kv_bytes / tp / bandwidth + fixed + allreduce for attended in contexts]
+            if bound == "compute":
+                return [linear + attended * flop_per_pair * layers / tp / flops + fixed + allreduce
+                        for attended in contexts]
             steps = []
-            for attended in range(attended_context + batch_size, attended_context + (count + 1) * batch_size,
-                                  batch_size):
+            for attended in contexts:
                 compute = attended * flop_per_pair * layers / tp / flops
                 memory = attended * kv_bytes / tp / bandwidth
                 steps.append(linear + (compute if compute >= memory else memory) + fixed + allreduce)

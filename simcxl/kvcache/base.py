@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Generator
 import simpy
 
 from simcxl.kvcache.prefix import PrefixCache
-from simcxl.serving.environment import EagerProcess
+from simcxl.serving.environment import DetachedProcess, EagerProcess
 
 if TYPE_CHECKING:
     from simcxl.config.schema import PrefixCacheSpec
@@ -186,10 +186,14 @@ class KVManager(ABC):
 
     # ------------------------------------------------------------------ hand-off
 
-    def on_prefilled(self, request: "Request", prefill: "PrefillWorker") -> simpy.Event:
-        """Start the hand-off; the returned event fires when the request's KV has left the prefill worker."""
+    def on_prefilled(self, request: "Request", prefill: "PrefillWorker") -> simpy.Event | None:
+        """Start the hand-off. If the prefill worker waits for it (:attr:`blocks_prefill`), returns the event
+        that fires when the request's KV has left it; else None, and the hand-off runs detached."""
         self.publish(request, prefill)
-        return EagerProcess(self.env, self.handoff(request, prefill))
+        if self.blocks_prefill:
+            return EagerProcess(self.env, self.handoff(request, prefill))
+        DetachedProcess(self.handoff(request, prefill))
+        return None
 
     @property
     def blocks_prefill(self) -> bool:

@@ -17,7 +17,7 @@ import simpy
 
 from simcxl.kvcache.base import KVManager
 from simcxl.kvcache.prefix import PrefixCache
-from simcxl.serving.environment import EagerProcess
+from simcxl.serving.environment import DetachedProcess, EagerProcess
 
 
 class PooledKV(KVManager):
@@ -75,7 +75,7 @@ class PooledKV(KVManager):
     def on_prefilled(self, request, prefill) -> simpy.Event:
         """Write and publish (the returned event: the KV has left the prefill GPU), then hand to decode."""
         written = EagerProcess(self.env, self._write_and_publish(request, prefill))
-        EagerProcess(self.env, self.handoff(request, written))
+        DetachedProcess(self.handoff(request, written))
         return written
 
     def insert_blocks(self, request) -> None:

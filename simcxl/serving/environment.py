@@ -4,9 +4,11 @@ SimPy schedules a timeout at ``now + delay``. A worker that plans several iterat
 time its last one ends as a float summed iteration by iteration; ``now + (end - now)`` can miss that
 float by its last bit, so such a worker waits on :class:`TimeoutAt`, which fires at the float itself.
 
-SimPy starts a new process with an event of its own; one per request adds up over a million requests,
-so the hand-off of each request's KV runs its first step at once, as an :class:`EagerProcess`.
-These use SimPy's queue (``_queue``, ``_eid``) and process internals as simpy 4.1 defines them.
+SimPy starts a new process with an event of its own and ends it with another, which its waiters wait on;
+two per request add up over a million requests. So the hand-off of each request's KV runs its first step
+at once, as an :class:`EagerProcess`, and, where nobody waits for its end, as a :class:`DetachedProcess`,
+which has no end event either. These use SimPy's queue (``_queue``, ``_eid``) and process internals as
+simpy 4.1 defines them.
 """
 
 from __future__ import annotations
@@ -70,3 +72,34 @@ class EagerProcess(Process):
         caller = env.active_process
         self._resume(_Started)  # type: ignore[arg-type]
         env._active_proc = caller
+
+
+class DetachedProcess:
+    """A generator run as a SimPy process that nobody waits for: it starts as an :class:`EagerProcess` does and
+    ends without an event (SimPy would schedule one even with no waiter). It is no :class:`Process`: it cannot
+    be waited on or interrupted, and it is not ``env.active_process`` while it runs. An exception it does not
+    handle propagates out of the step that resumed it, stopping the run as SimPy stops it for a failed process
+    that nobody waits for."""
+
+    __slots__ = ("_generator",)
+
+    def __init__(self, generator: ProcessGenerator):
+        if not hasattr(generator, "throw"):
+            raise ValueError(f"{generator} is not a generator")
+        self._generator = generator
+        self._resume(_Started)  # type: ignore[arg-type]
+
+    def _resume(self, event: Event) -> None:
+        """Run the generator until it waits on an event not yet processed, or ends (as ``Process._resume``)."""
+        while True:
+            try:
+                if event._ok:
+                    event = self._generator.send(event._value)
+                else:  # the generator handles the failure or fails with it
+                    event._defused = True
+                    event = self._generator.throw(event._value)
+            except StopIteration:
+                return
+            if event.callbacks is not None:
+                event.callbacks.append(self._resume)
+                return
