@@ -368,8 +368,9 @@ class Network:
         if self.columns.unqueued_count:
             earliest = min(earliest, self.columns.earliest())
         if earliest < self._timer_at:
-            delay = max(0.0, earliest - self.env.now)
-            self._timer_at = self.env.now + delay  # when the timeout fires: the finish time, to float rounding
+            now = self.env.now
+            delay = earliest - now if earliest > now else 0.0
+            self._timer_at = now + delay  # when the timeout fires: the finish time, to float rounding
             Timeout(self.env, delay).callbacks.append(self._on_timer)
 
     def _on_timer(self, _event: simpy.Event) -> None:
@@ -378,7 +379,7 @@ class Network:
             return
         self._timer_at = math.inf
         heap, columns, version = self._finish_heap, self.columns, self.columns.version
-        due = now + _TIME_RESOLUTION * max(1.0, now)  # a finish the clock cannot tell from now is due now
+        due = now + _TIME_RESOLUTION * (now if now > 1.0 else 1.0)  # a finish the clock cannot tell from now is due
         while True:  # completions may re-queue finishes that are due too
             ready = []
             while heap and heap[0][0] <= due:
@@ -399,9 +400,12 @@ class Network:
         columns, slot, flows = self.columns, route.slot, route.flows
         columns.settle(slot, now)
         served = columns.served[slot]
-        clock_slack = columns.rate[slot] * _TIME_RESOLUTION * max(1.0, now)  # bytes served in one unrepresentable tick
-        while flows and flows[0][0] - served <= max(_RELATIVE_TOLERANCE * max(1.0, flows[0][0]),
-                                                    clock_slack / len(flows)):
+        clock_slack = columns.rate[slot] * _TIME_RESOLUTION * (now if now > 1.0 else 1.0)  # bytes in an unseen tick
+        while flows:  # done: short of its target by a relative rounding, or by its share of a tick's bytes
+            target, slack = flows[0][0], clock_slack / len(flows)
+            relative = _RELATIVE_TOLERANCE * (target if target > 1.0 else 1.0)
+            if target - served > (relative if relative >= slack else slack):
+                break
             flow = heapq.heappop(flows)[2]
             self.active_flows -= 1
             self._finish(flow, route.links, route.weights)

@@ -19,6 +19,7 @@ One forward pass may mix work, as an aggregated engine's iteration does (chunked
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from simcxl.config.schema import GPUSpec
@@ -26,6 +27,7 @@ from simcxl.hardware.model import LLM
 
 ALLREDUCES_PER_LAYER = 2  # after attention and after the MLP (Megatron-style tensor parallelism)
 ACTIVATION_BYTES = 2  # activations travel in bf16, also in FP8-weight models
+PREFILL_MEMO = 1 << 16  # prefill batches whose price is kept (~150 bytes each)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class GPUCompute:
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
         self.decode_step_time, self.decode_steps = self._decode_step_pricers()
+        # Most prefill batches are one prompt, and a long run sees each prompt length many times over: priced
+        # once each (a pure function of the batch), as the decode pricers keep their batch-size terms.
+        self._priced_prefills = lru_cache(maxsize=PREFILL_MEMO)(self._price_prefill)
 
     # ------------------------------------------------------------------ capacity
 
@@ -130,6 +135,9 @@ class GPUCompute:
         attended to. Causal attention of n new tokens after c cached ones covers n*c + n*(n+1)/2 pairs.
         The LM head runs only for each prompt's last token (the one whose logits are sampled).
         """
+        return self._priced_prefills(tuple(new_tokens), tuple(cached_tokens))
+
+    def _price_prefill(self, new_tokens: tuple[int, ...], cached_tokens: tuple[int, ...]) -> float:
         llm, tp = self.llm, self.tp
         cached = cached_tokens or (0,) * len(new_tokens)
         tokens = sum(new_tokens)
