@@ -90,6 +90,7 @@ class Cluster:
         self._closed_loop: Iterator[Request] | None = None  # the requests closed-loop clients have yet to send
         self._unsent = 0
         self.completed = 0
+        self._requests = 0  # in the workload being run
         self._all_done = self.env.event()
         self._progress: Callable[[int], None] | None = None
         self.sampler = UtilizationSampler(self, scenario.run.sample_interval)
@@ -177,7 +178,7 @@ class Cluster:
             self._after(self.frontend_latency, self._send_next)
         if self._progress is not None:
             self._progress(self.completed)
-        if self.completed == len(self.workload):
+        if self.completed == self._requests:
             self._all_done.succeed()
 
     def _trace(self, request: Request) -> None:
@@ -232,6 +233,7 @@ class Cluster:
         arrival times, or, with a closed loop, as that many clients (a request arrives when it is sent).
         Requests are made as they are sent and recorded in :attr:`log` as they finish."""
         self.workload = workload
+        self._requests = len(workload)  # asked at every finish, where a numpy length would be a call
         self.log = RequestLog(workload.arrival, workload.input_tokens, workload.output_tokens)
         self._progress = progress
         if not len(workload):
