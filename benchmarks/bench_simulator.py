@@ -3,11 +3,12 @@ bare-SimPy floor measured in the same run.
 
 Usage: python benchmarks/bench_simulator.py [CONFIG] [--repeat N] [--set KEY=VALUE ...]
 The floor is a SimPy loop of 100 processes that do nothing but time out: what SimPy itself costs per
-event on this machine now. Shared machines drift, so each repetition measures the floor, the scenario as
-it runs, and the scenario with one event per decode iteration (quiet stretches off), interleaved; the best
-of each is reported with its ratio to the floor. Since a stretch does the work of many events in one, the
-events/s of the default run understate its speed: it is also given as the events the one-per-iteration run
-processes (the same simulated work, bit-identical results, checked here) per wall second of the default run.
+event on this machine now. Shared machines drift by tens of percent within minutes, so the floor is timed
+before and after every run and each run is set against the mean of the two; the scenario as it runs and with
+one event per decode iteration (quiet stretches off) alternate, and the best and median of each are
+reported. Since a stretch does the work of many events in one, the events/s of the default run understate
+its speed: it is also given as the events the one-per-iteration run processes (the same simulated work,
+bit-identical results, checked here) per wall second of the default run.
 Removing an event lowers the ratio without slowing anything, so the run's cost is also given in units that
 neither the machine's speed nor the event count move: wall time per request in bare-SimPy events.
 Writes nothing; record the numbers in benchmarks/RESULTS.md.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from statistics import median
 
 import simpy
 
@@ -58,36 +60,46 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     loaded = load_scenario(args.config, args.overrides)
-    best = {True: float("inf"), False: float("inf")}
-    events, best_floor = {}, 0.0
+    walls: dict[bool, list[float]] = {True: [], False: []}
+    floors: dict[bool, list[float]] = {True: [], False: []}  # bare SimPy around each run: the mean of before and after
+    events = {}
+    after = simpy_floor()
     for i in range(args.repeat):
-        floor = simpy_floor()
-        best_floor = max(best_floor, floor)
         summaries = {}
         for stretches in (True, False):
+            before = after
             wall, summary = timed_run(loaded, stretches)
+            after = simpy_floor()
+            floor = (before + after) / 2
             summaries[stretches] = summary
             requests, events[stretches] = summary["requests"]["completed"], summary["sim"]["events"]
-            best[stretches] = min(best[stretches], wall)
+            walls[stretches].append(wall)
+            floors[stretches].append(floor)
             print(f"run {i + 1}, {'default' if stretches else 'one event per decode iteration'}: {requests} "
                   f"requests, {events[stretches]} events, {summary['sim']['simulated_s']:.1f} s simulated in "
                   f"{wall:.2f} s wall: {requests / wall:,.0f} requests/s, {events[stretches] / wall:,.0f} events/s, "
-                  f"{events[stretches] / max(requests, 1):.1f} events/request; bare SimPy {floor:,.0f} events/s")
+                  f"{events[stretches] / max(requests, 1):.1f} events/request; bare SimPy {floor:,.0f} events/s, "
+                  f"ratio {events[stretches] / wall / floor:.3f}; {wall * floor / requests:.1f} floor events/request")
         for summary in summaries.values():
             summary["sim"].pop("events")
         if summaries[True] != summaries[False]:
             raise SystemExit("quiet stretches changed the results: that is a bug")
-    rate, plain_rate = events[True] / best[True], events[False] / best[False]
-    equivalent = events[False] / best[True]
-    print(f"best of {args.repeat} ({args.config}, Python {platform.python_version()}, {platform.machine()}): "
-          f"bare SimPy {best_floor:,.0f} events/s\n"
-          f"  default: {best[True]:.2f} s wall, {rate:,.0f} events/s, ratio {rate / best_floor:.3f}; "
-          f"as one-event-per-iteration events: {equivalent:,.0f} /s, ratio {equivalent / best_floor:.3f}\n"
-          f"  one event per decode iteration: {best[False]:.2f} s wall, {plain_rate:,.0f} events/s, "
-          f"ratio {plain_rate / best_floor:.3f}\n"
-          f"  cost per request: {best[True] * best_floor / requests:.1f} floor events (wall per request x the "
-          f"floor's events/s: what the ratio means once events do unequal work; 1 / ratio x events/request)")
 
+    def ratios(stretches: bool, counted: int) -> list[float]:
+        """Each run's events (``counted`` of them) per wall second over the floor measured around it."""
+        return sorted(counted / wall / floor for wall, floor in zip(walls[stretches], floors[stretches]))
+
+    costs = sorted(wall * floor / requests for wall, floor in zip(walls[True], floors[True]))
+    default, equivalent, plain = ratios(True, events[True]), ratios(True, events[False]), ratios(False, events[False])
+    print(f"{args.repeat} runs each ({args.config}, Python {platform.python_version()}, {platform.machine()}): "
+          f"bare SimPy {min(floors[True]):,.0f}-{max(floors[True]):,.0f} events/s; each run against the floor "
+          f"around it, best and median:\n"
+          f"  default: {min(walls[True]):.2f} s wall at best, ratio {default[-1]:.3f} / {median(default):.3f}; as "
+          f"one-event-per-iteration events: ratio {equivalent[-1]:.3f} / {median(equivalent):.3f}\n"
+          f"  one event per decode iteration: {min(walls[False]):.2f} s wall at best, ratio {plain[-1]:.3f} / "
+          f"{median(plain):.3f}\n"
+          f"  cost per request: {costs[0]:.1f} / {median(costs):.1f} floor events (wall per request x the floor's "
+          f"events/s: what the ratio means once events do unequal work; 1 / ratio x events/request)")
 
 if __name__ == "__main__":
     main()
