@@ -123,7 +123,7 @@ class PrefillWorker:
                                     requests=len(batch), tokens=tokens,
                                     cached_tokens=sum(r.cached_tokens for r in batch))
             self.running_tokens = 0
-            handoffs = []
+            handoffs = []  # the events of hand-offs this worker waits for (a blocking send); None otherwise
             for request in batch:
                 request.prefill_end = env.now
                 self.kv_manager.keep_in_gpu(request, self)
