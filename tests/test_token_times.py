@@ -27,14 +27,21 @@ def test_a_request_still_running_at_the_end_counts_the_iterations_that_ran():
     assert times.tbt_mean[0] == 3.0 and times.first_token[0] == 3.0
 
 
-def test_weighted_statistics_equal_numpy_on_the_expanded_multiset():
+@pytest.mark.parametrize("decimals, most", [(None, 40), (1, 40), (None, 2), (2, 2)])
+def test_weighted_statistics_equal_numpy_on_the_expanded_multiset(decimals, most):
+    """Values rounded to ``decimals`` tie (as the gaps of equal iterations do); counts of at most 2 put a
+    percentile's two neighbours in different values, so interpolation between them is checked."""
     rng = np.random.default_rng(0)
-    values, counts = rng.exponential(size=500), rng.integers(0, 40, size=500)
-    expanded = np.repeat(values, counts)
-    stats = _weighted_stats(values, counts)
-    assert stats["mean"] == pytest.approx(expanded.mean(), rel=1e-12)
-    for q in (50, 90, 99):
-        assert stats[f"p{q}"] == np.percentile(expanded, q)
+    for size in (1, 2, 7, 500, 501):
+        values, counts = rng.exponential(size=size), rng.integers(0, most + 1, size=size)
+        counts[0] = max(counts[0], 1)
+        if decimals is not None:
+            values = np.round(values, decimals)
+        expanded = np.repeat(values, counts)
+        stats = _weighted_stats(values, counts)
+        assert stats["mean"] == pytest.approx(expanded.mean(), rel=1e-12)
+        for q in (50, 90, 99):
+            assert stats[f"p{q}"] == np.percentile(expanded, q), (size, q)
 
 
 def test_the_weighted_mean_does_not_depend_on_summation_order():

@@ -257,34 +257,48 @@ class Network:
     def _join(self, flow: Flow, key: tuple) -> None:
         route = self._routes.get(key)
         if route is None:
-            route = self._routes[key] = Route(*key, next(self._seq), self.columns.allocate())
-            if route.slot == len(self._route_at):
-                self._route_at.append(route)
-            else:
-                self._route_at[route.slot] = route
+            self._open(flow, key)
+            return
         now, columns, slot, flows = self.env.now, self.columns, route.slot, route.flows
         columns.settle(slot, now)
         flow.target = columns.served[slot] + flow.size
         heapq.heappush(flows, (flow.target, next(self._seq), flow))  # ties finish in arrival order
         columns.flows[slot], columns.head[slot] = len(flows), flows[0][0]
         self.active_flows += 1
-        if len(flows) == 1:  # the route becomes active: rates in its component change
-            alone = True
-            for link in route.links:
-                alone = alone and not link.routes
-                link.routes[route] = None
-            if alone:  # its links carry nothing else: its bottleneck is its rate, nobody else's moves
-                columns.rate[slot] = solo_rate(route)
-                self._queue(slot, route.seq)
-                self._arm_timer()
-                return
-            for link in route.links:
-                self._dirty[link] = None
-            self._activated = True
-            self._request_recompute()
+        self._queue(slot, route.seq)
+        self._arm_timer()
+
+    def _open(self, flow: Flow, key: tuple) -> None:
+        """The first flow of a route: the route becomes active, and rates in its component change. Alone on its
+        links (the common case) it runs at its own bottleneck rate and nobody else's moves: no re-solve."""
+        columns = self.columns
+        route = self._routes[key] = Route(*key, next(self._seq), columns.allocate())
+        slot = route.slot
+        if slot == len(self._route_at):
+            self._route_at.append(route)
         else:
-            self._queue(slot, route.seq)
+            self._route_at[slot] = route
+        columns.updated[slot] = now = self.env.now  # a settle: a new route has no flows and has served nothing
+        flow.target = target = columns.served[slot] + flow.size
+        route.flows.append((target, next(self._seq), flow))
+        columns.flows[slot], columns.head[slot] = 1, target
+        self.active_flows += 1
+        alone = True
+        for link in route.links:
+            alone = alone and not link.routes
+            link.routes[route] = None
+        if alone:
+            rate = columns.rate[slot] = solo_rate(route)
+            # _queue of a fresh slot (never unqueued), its one flow from nothing served: the same floats as retime
+            columns.version[slot] += 1
+            heapq.heappush(self._finish_heap, (now + (target - columns.served[slot]) * 1.0 / rate, route.seq,
+                                               columns.version[slot], slot))
             self._arm_timer()
+            return
+        for link in route.links:
+            self._dirty[link] = None
+        self._activated = True
+        self._request_recompute()
 
     def _finish(self, flow: Flow, links: tuple[Link, ...], weights: tuple[float, ...]) -> None:
         for link, weight in zip(links, weights):

@@ -71,6 +71,9 @@ class KVManager(ABC):
         self.descriptor_time = cluster.scenario.kv_manager.descriptor_time
         self.page_tokens = cluster.scenario.kv_manager.page_tokens
         self.host_staging = cluster.scenario.kv_manager.host_staging
+        # read at every hand-off: looked up once
+        self.blocking_send = cluster.scenario.kv_manager.blocking_send
+        self.blocking_receive = cluster.scenario.kv_manager.blocking_receive
         self._threads: dict[tuple[str, object], simpy.Resource] = {}  # CPU threads that serialize work, by role
         spec = cluster.scenario.kv_manager.prefix_cache
         block_bytes = block_tokens * cluster.llm.kv_bytes_per_token
@@ -198,12 +201,12 @@ class KVManager(ABC):
     @property
     def blocks_prefill(self) -> bool:
         """Whether a prefill worker waits for its batch's hand-offs before its next batch (a synchronous send)."""
-        return self.cluster.scenario.kv_manager.blocking_send
+        return self.blocking_send
 
     def land(self, request: "Request", decode: "DecodeWorker", transfer: Callable[[], simpy.Event]) -> Generator:
         """Run ``transfer()`` into ``decode`` and queue the request there once it has landed: on the decode
         worker's own loop if the connector blocks the receiver (vLLM v0), beside it otherwise."""
-        if self.cluster.scenario.kv_manager.blocking_receive:
+        if self.blocking_receive:
             yield decode.receive(request, transfer)
         else:
             yield transfer()

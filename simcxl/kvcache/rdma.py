@@ -28,10 +28,14 @@ from simcxl.kvcache.base import KVManager, register
 class RDMAPush(KVManager):
     path = "rdma"
 
+    def __init__(self, cluster, block_tokens: int):
+        super().__init__(cluster, block_tokens)
+        self.tensor_messages = cluster.scenario.kv_manager.messages == "tensor"  # else a message per layer and K/V
+
     def move_shard(self, src, dst, nbytes: float) -> simpy.Event:
         """Move one tensor-parallel shard of the KV from prefill GPU ``src`` to decode GPU ``dst``: a single
         tensor-centric write, or 2 x layers messages, each after a rendezvous."""
-        if self.cluster.scenario.kv_manager.messages == "tensor":
+        if self.tensor_messages:
             return self.cluster.fabric.rdma.write(src, dst, nbytes)
         return self.env.process(self._send_layers(src, dst, nbytes))
 

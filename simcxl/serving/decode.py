@@ -239,7 +239,7 @@ class DecodeWorker:
                 self.timeline.slice("decode", f"instance {self.index}", "decode",
                                     stretch.ends[i - 1] if i else stretch.start, stretch.ends[i], batch=n,
                                     context_tokens=self.context_tokens + n * (i - done), recomputed_requests=0)
-        self.iteration_ends.extend(stretch.ends[done:ended])
+        self.iteration_ends.fromlist(stretch.ends[done:ended])  # fromlist: one resize, not one per item
         self._busy_time = stretch.busy[ended - 1]
         self.iteration += ended - done
         self.context_tokens += n * (ended - done)
