@@ -204,7 +204,7 @@ class GPUCompute:
             if indexed:
                 return [decode_step_time(batch_size, total_context + i * batch_size, attended_context + i * batch_size)
                         for i in range(1, count + 1)]
-            linear, fixed, allreduce = batch_terms(batch_size)
+            linear, fixed, allreduce = costs[batch_size] if batch_size < len(costs) else batch_terms(batch_size)
             contexts = range(attended_context + batch_size, attended_context + (count + 1) * batch_size, batch_size)
             if bound == "memory":  # the loop below, without the term that loses
                 return [linear + attended * kv_bytes / tp / bandwidth + fixed + allreduce for attended in contexts]

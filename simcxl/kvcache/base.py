@@ -233,8 +233,8 @@ class KVManager(ABC):
         granted = decode.reserve(request)
         if granted is not None:
             yield granted
-        request.decode_admit = self.env.now
-        request.decode_wait = self.env.now - waiting
+        request.decode_admit = admitted = self.env.now
+        request.decode_wait = admitted - waiting
         return decode
 
     # ------------------------------------------------------------------ decode steps

@@ -20,6 +20,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 import simpy
+from simpy.events import Event, Timeout  # made directly: env.timeout binds a new callable per use
 
 from simcxl.config.schema import AggregatedSpec
 from simcxl.fabric.topology import GPUPort
@@ -188,7 +189,7 @@ class AggregatedWorker:
         while True:
             decodes, chunks = self._schedule()
             if not decodes and not chunks:
-                self._wakeup = env.event()
+                self._wakeup = Event(env)
                 yield self._wakeup
                 self._wakeup = None
                 continue
@@ -196,7 +197,7 @@ class AggregatedWorker:
             duration = self.compute.forward_time(len(decodes), context, [
                 (tokens, r.computed, r.computed + tokens == r.target) for r, tokens in chunks])
             duration += self.iteration_overhead
-            yield env.timeout(duration)
+            yield Timeout(env, duration)
             self.busy_time += duration
             if self.timeline is not None:
                 self.timeline.slice("aggregated", f"instance {self.index}", "iteration", env.now - duration, env.now,

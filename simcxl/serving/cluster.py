@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
+from simpy.events import Timeout  # made directly: env.timeout binds a new callable per use
+
 import simcxl.kvcache.cxl_block  # noqa: F401 - registers the 'cxl_block' manager
 import simcxl.kvcache.cxl_sparse  # noqa: F401 - registers the 'cxl_sparse' manager
 import simcxl.kvcache.rdma  # noqa: F401 - registers the 'rdma' manager
@@ -201,7 +203,7 @@ class Cluster:
     def _after(self, delay: float, action: Callable[[], None]) -> None:
         """Run ``action`` ``delay`` seconds from now (now itself, in this event, when there is no delay)."""
         if delay > 0:
-            self.env.timeout(delay).callbacks.append(lambda _: action())
+            Timeout(self.env, delay).callbacks.append(lambda _: action())
         else:
             action()
 
@@ -224,8 +226,9 @@ class Cluster:
     def _arrivals(self):
         env = self.env
         for request in self.workload:
-            if request.arrival > env.now:
-                yield env.timeout(request.arrival - env.now)
+            now = env.now
+            if request.arrival > now:
+                yield Timeout(env, request.arrival - now)
             self._submit(request)
 
     def run(self, workload: Workload, progress: Callable[[int], None] | None = None) -> None:

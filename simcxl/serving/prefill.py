@@ -13,6 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 import simpy
+from simpy.events import Event, Timeout  # made directly: env.timeout binds a new callable per use
 
 from simcxl.config.schema import PrefillSpec
 from simcxl.fabric.topology import GPUPort
@@ -94,7 +95,7 @@ class PrefillWorker:
         while True:
             batch = self._next_batch()
             if not batch:
-                self._wakeup = env.event()
+                self._wakeup = Event(env)
                 yield self._wakeup
                 self._wakeup = None
                 continue
@@ -104,7 +105,7 @@ class PrefillWorker:
             self.kv_held_tokens += tokens
             loads, batch_start = [], env.now
             for request in batch:
-                request.prefill_start = env.now
+                request.prefill_start = batch_start
                 load = self.kv_manager.load_prefix(request, self)
                 if load is not None:
                     loads.append(load)
@@ -112,11 +113,12 @@ class PrefillWorker:
                 loading = env.now
                 yield env.all_of(loads)
                 self.loading_time += env.now - loading
+            loaded = env.now
             for request in batch:
-                request.prefix_load_end = env.now
+                request.prefix_load_end = loaded
             duration = self.compute.prefill_time([r.input_tokens - r.cached_tokens for r in batch],
                                                  [r.cached_tokens for r in batch]) + self.iteration_overhead
-            yield env.timeout(duration)
+            yield Timeout(env, duration)
             self.busy_time += duration
             if self.timeline is not None:
                 self.timeline.slice("prefill", f"instance {self.index}", "prefill", batch_start, env.now,
@@ -124,8 +126,9 @@ class PrefillWorker:
                                     cached_tokens=sum(r.cached_tokens for r in batch))
             self.running_tokens = 0
             handoffs = []  # the events of hand-offs this worker waits for (a blocking send); None otherwise
+            prefilled = env.now
             for request in batch:
-                request.prefill_end = env.now
+                request.prefill_end = prefilled
                 self.kv_manager.keep_in_gpu(request, self)
                 handoffs.append(self.kv_manager.on_prefilled(request, self))
             if self.kv_manager.blocks_prefill:
