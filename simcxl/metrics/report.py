@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from itertools import chain
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,7 @@ REQUEST_COLUMNS = (
     "cached_tokens", "prefill_start_s", "prefix_load_end_s", "prefill_end_s", "decode_admit_s",
     "kv_transfer_start_s", "kv_transfer_end_s", "decode_wait_s", "kv_sync_s",
     "first_token_s", "finish_s", "ttft_s", "tbt_mean_s", "tbt_max_s", "e2e_s", "kv_bytes")
+SAMPLE = 1 << 16  # values drawn to bracket a percentile of the token gaps
 
 
 def _stats(values: np.ndarray, keys: tuple[str, ...] = ("mean", "p50", "p90", "p99")) -> dict[str, float | None]:
@@ -46,50 +49,54 @@ def _mean(values: np.ndarray) -> float | None:
     return math.fsum(values) / len(values) if len(values) else None
 
 
-def _weighted_stats(values: np.ndarray, counts: np.ndarray) -> dict[str, float | None]:
-    """:func:`_stats` of the multiset holding ``counts[i]`` copies of ``values[i]``, without making it: the
-    same order statistics and linear interpolation as ``np.percentile``."""
-    if not len(values) or not counts.any():
+def _weighted_stats(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]) -> dict[str, float | None]:
+    """:func:`_stats` of the multiset holding ``counts[k][i]`` copies of ``values[k][i]``, without making it
+    (nor joining the parts: a million-request run has tens of millions of token gaps): the same order
+    statistics and linear interpolation as ``np.percentile``."""
+    values, counts = zip(*[(v, c) for v, c in zip(values, counts) if len(v)]) or ((), ())
+    total = sum(int(part.sum()) for part in counts)
+    if not total:
         return dict.fromkeys(("mean", "p50", "p90", "p99"))
-    total = int(counts.sum())
-    chunk = 1 << 20  # products a chunk at a time: a million-request run has tens of millions of iterations
-    out: dict[str, float | None] = {"mean": math.fsum(math.fsum(values[i:i + chunk] * counts[i:i + chunk])
-                                                      for i in range(0, len(values), chunk)) / total}  # see _mean
-    rng = np.random.default_rng(0)  # the pivots: any choice gives the same values, a fixed one the same time
+    chunk = 1 << 20  # products a chunk at a time, all summed exactly by one fsum (see _mean)
+    out: dict[str, float | None] = {"mean": math.fsum(chain.from_iterable(
+        v[i:i + chunk] * c[i:i + chunk] for v, c in zip(values, counts) for i in range(0, len(v), chunk))) / total}
     for q in (50, 90, 99):
         virtual = (total - 1) * (q / 100)  # as np.percentile's 'linear' method
         below = int(np.floor(virtual))
-        a = _order_statistic(values, counts, below, rng)
-        b = a if below + 1 >= total else _successor(values, counts, a, below + 1)
+        a, b = _order_statistics(values, counts, total, below, min(below + 1, total - 1))
         t = virtual - below
         out[f"p{q}"] = float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
     return out
 
 
-def _order_statistic(values: np.ndarray, counts: np.ndarray, rank: int, rng: np.random.Generator) -> float:
-    """The value at 0-based ``rank`` of the sorted multiset: a weighted quickselect, in expected linear time
-    (sorting a million-request run's tens of millions of token gaps took seconds)."""
-    total = int(counts.sum())
+def _order_statistics(values: Sequence[np.ndarray], counts: Sequence[np.ndarray], total: int, first: int,
+                      last: int) -> tuple[float, float]:
+    """The values at 0-based ranks ``first`` <= ``last`` of the sorted multiset of ``total`` copies. A weighted
+    sample brackets the ranks, and only the values inside the bracket are sorted: sorting tens of millions of
+    token gaps (or selecting among copies of them) took seconds, mostly in faulting in the copies' memory. The
+    bracket widens until it holds both ranks, so the sample changes only the time, never the values."""
+    rng, size = np.random.default_rng(0), sum(len(v) for v in values)
+    picks = [rng.integers(len(v), size=-(-len(v) * SAMPLE // size)) for v in values]
+    sampled = np.concatenate([v[i] for v, i in zip(values, picks)])
+    order = np.argsort(sampled)
+    sampled, weight = sampled[order], np.cumsum(np.concatenate([c[i] for c, i in zip(counts, picks)])[order])
+    margin = 0.002 * weight[-1]
     while True:
-        pivot = values[rng.integers(len(values))]
-        lower = values < pivot
-        below = int(counts[lower].sum())
-        if rank < below:
-            values, counts, total = values[lower], counts[lower], below
-            continue
-        higher = values > pivot
-        above = int(counts[higher].sum())
-        if rank < total - above:  # among the copies of the pivot
-            return float(pivot)
-        values, counts, rank, total = values[higher], counts[higher], rank - (total - above), above
-
-
-def _successor(values: np.ndarray, counts: np.ndarray, value: float, rank: int) -> float:
-    """The value at ``rank`` of the sorted multiset, knowing the one at ``rank - 1`` is ``value``: ``value``
-    again while its copies last, else the next larger value present."""
-    if rank < int(counts[values <= value].sum()):
-        return value
-    return float(values[(values > value) & (counts > 0)].min())
+        low = np.searchsorted(weight, first / total * weight[-1] - margin, side="left")
+        high = np.searchsorted(weight, last / total * weight[-1] + margin, side="right")
+        lo = sampled[low] if low > 0 else -math.inf
+        hi = sampled[high] if high < len(sampled) else math.inf
+        under = sum(int(c.sum(where=v < lo)) for v, c in zip(values, counts)) if lo > -math.inf else 0
+        inside = [(v >= lo) & (v <= hi) for v in values]
+        held_counts = np.concatenate([c[i] for c, i in zip(counts, inside)])
+        if under <= first and last < under + int(held_counts.sum()):
+            held = np.concatenate([v[i] for v, i in zip(values, inside)])
+            order = np.argsort(held)
+            cumulative = np.cumsum(held_counts[order])
+            held = held[order]
+            return (float(held[np.searchsorted(cumulative, first - under, side="right")]),
+                    float(held[np.searchsorted(cumulative, last - under, side="right")]))
+        margin *= 8
 
 
 class RunReport:
@@ -113,7 +120,7 @@ class RunReport:
             runs = {i: stints for i, stints in log.stints.items() if instance[i] == worker.index}
             times.add_instance(ends, ids, column("join_iteration")[ids], column("finish_iteration")[ids], runs)
         gaps, counts = times.distribution()
-        self.token_intervals = int(counts.sum())
+        self.token_intervals = sum(int(part.sum()) for part in counts)
         self.tbt = _weighted_stats(gaps, counts)
         arrival, finish = column("arrival"), column("finish")
         table = {
@@ -127,7 +134,7 @@ class RunReport:
             "first_token_s": times.first_token, "finish_s": finish, "ttft_s": times.first_token + out - arrival,
             "tbt_mean_s": times.tbt_mean, "tbt_max_s": times.tbt_max, "e2e_s": finish + out - arrival,
             "kv_bytes": column("kv_bytes")}
-        return pd.DataFrame(table, columns=list(REQUEST_COLUMNS))
+        return pd.DataFrame(table, columns=list(REQUEST_COLUMNS), copy=False)  # the columns as they are: no copy
 
     def summary(self) -> dict:
         c, df, t = self.cluster, self.requests, self.simulated_s

@@ -28,10 +28,13 @@ class TokenTimes:
                      earlier_runs: dict[int, tuple[tuple[int, int], ...]]) -> None:
         """The requests ``ids`` of one instance whose iterations ended at ``ends``: their join and finish
         iterations, and the earlier token runs of those that were preempted."""
-        iterations, gap = len(ends), np.diff(ends)
+        iterations = len(ends)
+        padded = np.zeros(max(iterations, 1))  # the gaps, then a 0 for reduceat's last bound: one array, not two
+        gap = padded[:max(iterations - 1, 0)]
+        np.subtract(ends[1:], ends[:-1], out=gap)  # np.diff's floats
         last = np.where((0 <= finish) & (finish < iterations), finish, iterations - 1)  # still running at the end
         cut = np.isin(ids, np.fromiter(earlier_runs, dtype=np.int64, count=len(earlier_runs)))
-        first, last_whole = self._whole(ends, gap, ids[~cut], join[~cut], last[~cut])
+        first, last_whole = self._whole(ends, padded, ids[~cut], join[~cut], last[~cut])
         firsts, lasts = [first], [last_whole]
         for request, joined, ended in zip(ids[cut], join[cut], last[cut]):  # cut by preemptions: few, one by one
             runs = list(earlier_runs[int(request)]) + ([(int(joined), int(ended))] if 0 <= joined < iterations else [])
@@ -40,14 +43,21 @@ class TokenTimes:
                 firsts.append(np.array([a for a, _ in runs], dtype=np.int64))
                 lasts.append(np.array([b for _, b in runs], dtype=np.int64))
         first, last = np.concatenate(firsts), np.concatenate(lasts)
-        seen = np.cumsum(np.bincount(first, minlength=iterations + 1)
-                         - np.bincount(last, minlength=iterations + 1))[:len(gap)]
-        self._gaps.append(gap[seen > 0])  # an iteration nobody saw both ends of is no token interval
-        self._counts.append(seen[seen > 0])
+        seen = np.bincount(first, minlength=iterations + 1)
+        seen -= np.bincount(last, minlength=iterations + 1)
+        seen = np.cumsum(seen, out=seen)[:len(gap)]
+        saw = seen > 0  # an iteration nobody saw both ends of is no token interval
+        if saw.all():  # as in a busy run: no copies
+            self._gaps.append(gap)
+            self._counts.append(seen)
+        else:
+            self._gaps.append(gap[saw])
+            self._counts.append(seen[saw])
 
-    def _whole(self, ends: np.ndarray, gap: np.ndarray, ids: np.ndarray, first: np.ndarray, last: np.ndarray
+    def _whole(self, ends: np.ndarray, padded: np.ndarray, ids: np.ndarray, first: np.ndarray, last: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
-        """Requests that emitted in one run: all at once. Returns the [first, last) ranges that hold gaps."""
+        """Requests that emitted in one run: all at once (``padded``: the gaps and a 0). Returns the [first, last)
+        ranges that hold gaps."""
         running = (0 <= first) & (first < len(ends))
         ids, first, last = ids[running], first[running], last[running]
         self.first_token[ids] = ends[first]
@@ -55,7 +65,7 @@ class TokenTimes:
         ids, first, last = ids[emitted], first[emitted], last[emitted]
         self.tbt_mean[ids] = (ends[last] - ends[first]) / (last - first)
         if len(ids):  # the largest gap of each [first, last) range: pairs of bounds in one reduceat
-            self.tbt_max[ids] = np.maximum.reduceat(np.append(gap, 0.0), np.column_stack((first, last)).ravel())[::2]
+            self.tbt_max[ids] = np.maximum.reduceat(padded, np.column_stack((first, last)).ravel())[::2]
         return first, last
 
     def _cut(self, ends: np.ndarray, gap: np.ndarray, request: int, runs: list[tuple[int, int]]) -> None:
@@ -68,8 +78,9 @@ class TokenTimes:
             self.tbt_max[request] = intervals.max()
         self._preemption_gaps += between
 
-    def distribution(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every distinct token interval of the run and how many sequences saw it."""
-        gaps = np.concatenate(self._gaps + [np.array(self._preemption_gaps)])
-        counts = np.concatenate(self._counts + [np.ones(len(self._preemption_gaps), dtype=np.int64)])
+    def distribution(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The run's token intervals and how many sequences saw each, in parts (an instance's each, then the
+        gaps preemptions cut): joined, a million-request run's would be hundreds of MB more."""
+        gaps = self._gaps + [np.array(self._preemption_gaps)]
+        counts = self._counts + [np.ones(len(self._preemption_gaps), dtype=np.int64)]
         return gaps, counts
