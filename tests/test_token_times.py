@@ -47,6 +47,11 @@ def test_weighted_statistics_equal_numpy_on_the_expanded_multiset(decimals, most
         assert _weighted_stats(np.split(values, cuts), np.split(counts, cuts)) == stats
 
 
+def test_no_token_interval_gives_no_statistics():
+    assert _weighted_stats([], []) == _weighted_stats([np.array([])], [np.array([], dtype=np.int64)]) == {
+        "mean": None, "p50": None, "p90": None, "p99": None}
+
+
 def test_the_weighted_mean_does_not_depend_on_summation_order():
     """The products are summed exactly (fsum), so no BLAS thread count or order of the terms can change a
     digit: shuffled terms give the identical mean, within one ulp of the exact rational mean."""

@@ -53,7 +53,8 @@ def _weighted_stats(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]) 
     """:func:`_stats` of the multiset holding ``counts[k][i]`` copies of ``values[k][i]``, without making it
     (nor joining the parts: a million-request run has tens of millions of token gaps): the same order
     statistics and linear interpolation as ``np.percentile``."""
-    values, counts = zip(*[(v, c) for v, c in zip(values, counts) if len(v)]) or ((), ())
+    parts = [(v, c) for v, c in zip(values, counts) if len(v)]
+    values, counts = [v for v, _ in parts], [c for _, c in parts]
     total = sum(int(part.sum()) for part in counts)
     if not total:
         return dict.fromkeys(("mean", "p50", "p90", "p99"))
