@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -61,6 +60,8 @@ def write_table(out_dir: Path, name: str, table: pd.DataFrame) -> None:
     """``name``.csv and ``name``.parquet: the CSV for any tool, the Parquet for pandas to read a million rows
     in a second. Both written by Arrow (C++), ~20x faster than pandas' CSV writer; floats are written in
     their shortest round-trip form (0.0 as 0) and NaN as an empty field."""
+    from concurrent.futures import ThreadPoolExecutor  # here, as pyarrow: a run that writes nothing needs neither
+
     import pyarrow
     import pyarrow.csv
     import pyarrow.parquet
