@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from itertools import chain
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,21 +72,10 @@ def _weighted_stats(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]) 
 
 def _order_statistics(values: Sequence[np.ndarray], counts: Sequence[np.ndarray], total: int, first: int,
                       last: int) -> tuple[float, float]:
-    """The values at 0-based ranks ``first`` <= ``last`` of the sorted multiset of ``total`` copies. A weighted
-    sample brackets the ranks, and only the values inside the bracket are sorted: sorting tens of millions of
-    token gaps (or selecting among copies of them) took seconds, mostly in faulting in the copies' memory. The
-    bracket widens until it holds both ranks, so the sample changes only the time, never the values."""
-    rng, size = np.random.default_rng(0), sum(len(v) for v in values)
-    picks = [rng.integers(len(v), size=-(-len(v) * SAMPLE // size)) for v in values]
-    sampled = np.concatenate([v[i] for v, i in zip(values, picks)])
-    order = np.argsort(sampled)
-    sampled, weight = sampled[order], np.cumsum(np.concatenate([c[i] for c, i in zip(counts, picks)])[order])
-    margin = 0.002 * weight[-1]
-    while True:
-        low = np.searchsorted(weight, first / total * weight[-1] - margin, side="left")
-        high = np.searchsorted(weight, last / total * weight[-1] + margin, side="right")
-        lo = sampled[low] if low > 0 else -math.inf
-        hi = sampled[high] if high < len(sampled) else math.inf
+    """The values at 0-based ranks ``first`` <= ``last`` of the sorted multiset of ``total`` copies. Only the
+    values inside a bracket of the ranks are sorted: sorting tens of millions of token gaps (or selecting among
+    copies of them) took seconds, mostly in faulting in the copies' memory."""
+    for lo, hi in _brackets(values, counts, first / total, last / total):
         under = sum(int(c.sum(where=v < lo)) for v, c in zip(values, counts)) if lo > -math.inf else 0
         inside = [(v >= lo) & (v <= hi) for v in values]
         held_counts = np.concatenate([c[i] for c, i in zip(counts, inside)])
@@ -97,7 +86,28 @@ def _order_statistics(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]
             held = held[order]
             return (float(held[np.searchsorted(cumulative, first - under, side="right")]),
                     float(held[np.searchsorted(cumulative, last - under, side="right")]))
-        margin *= 8
+    raise AssertionError("the last bracket holds every value")
+
+
+def _brackets(values: Sequence[np.ndarray], counts: Sequence[np.ndarray], low: float, high: float
+              ) -> Iterator[tuple[float, float]]:
+    """Value ranges likely to hold the quantiles ``low`` <= ``high`` (fractions of the copies), from a weighted
+    sample, each wider than the last; the last is (-inf, inf). The sample changes only the time, never the
+    values: a bracket is used only once the copies under and inside it show it holds both ranks."""
+    size = sum(len(v) for v in values)
+    if size > SAMPLE:
+        rng = np.random.default_rng(0)
+        picks = [rng.integers(len(v), size=-(-len(v) * SAMPLE // size)) for v in values]
+        sampled = np.concatenate([v[i] for v, i in zip(values, picks)])
+        order = np.argsort(sampled)
+        sampled, weight = sampled[order], np.cumsum(np.concatenate([c[i] for c, i in zip(counts, picks)])[order])
+        margin = 0.002 * weight[-1]
+        for _ in range(4):
+            first = np.searchsorted(weight, low * weight[-1] - margin, side="left")
+            last = np.searchsorted(weight, high * weight[-1] + margin, side="right")
+            yield (sampled[first] if first > 0 else -math.inf), (sampled[last] if last < len(sampled) else math.inf)
+            margin *= 8
+    yield -math.inf, math.inf
 
 
 class RunReport:
