@@ -24,6 +24,7 @@ REQUEST_COLUMNS = (
     "cached_tokens", "prefill_start_s", "prefix_load_end_s", "prefill_end_s", "decode_admit_s",
     "kv_transfer_start_s", "kv_transfer_end_s", "decode_wait_s", "kv_sync_s",
     "first_token_s", "finish_s", "ttft_s", "tbt_mean_s", "tbt_max_s", "e2e_s", "kv_bytes")
+SORTED_WHOLE = 1 << 19  # token gaps sorted at once for the TBT percentiles; more are bracketed from a sample
 SAMPLE = 1 << 16  # values drawn to bracket a percentile of the token gaps
 
 
@@ -61,21 +62,28 @@ def _weighted_stats(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]) 
     chunk = 1 << 20  # products a chunk at a time, all summed exactly by one fsum (see _mean)
     out: dict[str, float | None] = {"mean": math.fsum(chain.from_iterable(
         v[i:i + chunk] * c[i:i + chunk] for v, c in zip(values, counts) for i in range(0, len(v), chunk))) / total}
+    quantiles = {}  # as np.percentile's 'linear' method: between the copies at ranks below and below + 1
     for q in (50, 90, 99):
-        virtual = (total - 1) * (q / 100)  # as np.percentile's 'linear' method
-        below = int(np.floor(virtual))
-        a, b = _order_statistics(values, counts, total, below, min(below + 1, total - 1))
-        t = virtual - below
+        virtual = (total - 1) * (q / 100)
+        quantiles[q] = virtual, int(np.floor(virtual))
+    ranks = [rank for _, below in quantiles.values() for rank in (below, min(below + 1, total - 1))]
+    few = sum(len(v) for v in values) <= SORTED_WHOLE
+    value = {}
+    for group in [ranks] if few else [ranks[i:i + 2] for i in range(0, len(ranks), 2)]:  # sorted once, or bracketed
+        value.update(zip(group, _order_statistics(values, counts, total, group, bracket=not few)))
+    for q, (virtual, below) in quantiles.items():
+        a, b, t = value[below], value[min(below + 1, total - 1)], virtual - below
         out[f"p{q}"] = float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
     return out
 
 
-def _order_statistics(values: Sequence[np.ndarray], counts: Sequence[np.ndarray], total: int, first: int,
-                      last: int) -> tuple[float, float]:
-    """The values at 0-based ranks ``first`` <= ``last`` of the sorted multiset of ``total`` copies. Only the
-    values inside a bracket of the ranks are sorted: sorting tens of millions of token gaps (or selecting among
-    copies of them) took seconds, mostly in faulting in the copies' memory."""
-    for lo, hi in _brackets(values, counts, first / total, last / total):
+def _order_statistics(values: Sequence[np.ndarray], counts: Sequence[np.ndarray], total: int, ranks: list[int],
+                      bracket: bool) -> list[float]:
+    """The values at 0-based ``ranks`` (ascending) of the sorted multiset of ``total`` copies. With ``bracket``,
+    only the values inside a bracket of the ranks are sorted: sorting tens of millions of token gaps (or
+    selecting among copies of them) took seconds, mostly in faulting in the copies' memory."""
+    first, last = ranks[0], ranks[-1]
+    for lo, hi in _brackets(values, counts, first / total, last / total) if bracket else [(-math.inf, math.inf)]:
         under = sum(int(c.sum(where=v < lo)) for v, c in zip(values, counts)) if lo > -math.inf else 0
         inside = [(v >= lo) & (v <= hi) for v in values]
         held_counts = np.concatenate([c[i] for c, i in zip(counts, inside)])
@@ -84,30 +92,30 @@ def _order_statistics(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]
             order = np.argsort(held)
             cumulative = np.cumsum(held_counts[order])
             held = held[order]
-            return (float(held[np.searchsorted(cumulative, first - under, side="right")]),
-                    float(held[np.searchsorted(cumulative, last - under, side="right")]))
+            return [float(held[np.searchsorted(cumulative, rank - under, side="right")]) for rank in ranks]
     raise AssertionError("the last bracket holds every value")
 
 
 def _brackets(values: Sequence[np.ndarray], counts: Sequence[np.ndarray], low: float, high: float
               ) -> Iterator[tuple[float, float]]:
     """Value ranges likely to hold the quantiles ``low`` <= ``high`` (fractions of the copies), from a weighted
-    sample, each wider than the last; the last is (-inf, inf). The sample changes only the time, never the
+    sample, each wider than the last, up to (-inf, inf). The sample changes only the time, never the
     values: a bracket is used only once the copies under and inside it show it holds both ranks."""
     size = sum(len(v) for v in values)
-    if size > SAMPLE:
-        rng = np.random.default_rng(0)
-        picks = [rng.integers(len(v), size=-(-len(v) * SAMPLE // size)) for v in values]
-        sampled = np.concatenate([v[i] for v, i in zip(values, picks)])
-        order = np.argsort(sampled)
-        sampled, weight = sampled[order], np.cumsum(np.concatenate([c[i] for c, i in zip(counts, picks)])[order])
-        margin = 0.002 * weight[-1]
-        for _ in range(4):
-            first = np.searchsorted(weight, low * weight[-1] - margin, side="left")
-            last = np.searchsorted(weight, high * weight[-1] + margin, side="right")
-            yield (sampled[first] if first > 0 else -math.inf), (sampled[last] if last < len(sampled) else math.inf)
-            margin *= 8
-    yield -math.inf, math.inf
+    rng = np.random.default_rng(0)
+    picks = [rng.integers(len(v), size=-(-len(v) * SAMPLE // size)) for v in values]
+    sampled = np.concatenate([v[i] for v, i in zip(values, picks)])
+    order = np.argsort(sampled)
+    sampled, weight = sampled[order], np.cumsum(np.concatenate([c[i] for c, i in zip(counts, picks)])[order])
+    margin = 0.01 * weight[-1]  # ~5 standard errors of a sampled median
+    while True:
+        first = np.searchsorted(weight, low * weight[-1] - margin, side="left")
+        last = np.searchsorted(weight, high * weight[-1] + margin, side="right")
+        lo, hi = (sampled[first] if first > 0 else -math.inf), (sampled[last] if last < len(sampled) else math.inf)
+        yield lo, hi
+        if lo == -math.inf and hi == math.inf:
+            return
+        margin *= 8
 
 
 class RunReport:
