@@ -278,7 +278,7 @@ class Network:
             self._route_at.append(route)
         else:
             self._route_at[slot] = route
-        columns.updated[slot] = now = self.env.now  # a settle: a new route has no flows and has served nothing
+        columns.updated[slot] = self.env.now  # a settle: a new route has no flows and has served nothing
         flow.target = target = columns.served[slot] + flow.size
         route.flows.append((target, next(self._seq), flow))
         columns.flows[slot], columns.head[slot] = 1, target
@@ -288,11 +288,8 @@ class Network:
             alone = alone and not link.routes
             link.routes[route] = None
         if alone:
-            rate = columns.rate[slot] = solo_rate(route)
-            # _queue of a fresh slot (never unqueued), its one flow from nothing served: the same floats as retime
-            columns.version[slot] += 1
-            heapq.heappush(self._finish_heap, (now + (target - columns.served[slot]) * 1.0 / rate, route.seq,
-                                               columns.version[slot], slot))
+            columns.rate[slot] = solo_rate(route)
+            self._queue(slot, route.seq)
             self._arm_timer()
             return
         for link in route.links:
