@@ -289,13 +289,26 @@ class Network:
             link.routes[route] = None
         if alone:
             columns.rate[slot] = solo_rate(route)
-            self._queue(slot, route.seq)
-            self._arm_timer()
+            now = self.env.now
+            finish = columns.retime(slot, now)
+            version = columns.version[slot]
+            Timeout(self.env, finish - now if finish > now else 0.0).callbacks.append(
+                lambda _: self._finish_alone(route, version))
             return
         for link in route.links:
             self._dirty[link] = None
         self._activated = True
         self._request_recompute()
+
+    def _finish_alone(self, route: Route, version: float) -> None:
+        """The finish of a route that opened alone on its links, on a timeout of its own instead of the shared
+        timer's heap (most flows never meet another). A re-time since (a flow joining it, or a re-solve
+        moving it when another route arrived) queued its finish on the heap and made this one stale."""
+        if self.columns.version[route.slot] != version:
+            return
+        self._complete_due(route, self.env.now)
+        if route.flows:  # short of its target by more than rounding: re-queued, so the timer must know
+            self._arm_timer()
 
     def _finish(self, flow: Flow, links: tuple[Link, ...], weights: tuple[float, ...]) -> None:
         for link, weight in zip(links, weights):
