@@ -80,16 +80,16 @@ def _simulate_with_progress(args: argparse.Namespace, loaded: LoadedScenario, co
 
     from simcxl.simulate import simulate
 
+    shown = not args.quiet and console.is_terminal
     with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed}/{task.total} requests"),
-                  TimeElapsedColumn(), console=console, transient=True,
-                  disable=args.quiet or not console.is_terminal) as progress:
+                  TimeElapsedColumn(), console=console, transient=True, disable=not shown) as progress:
         task = progress.add_task("run", total=None)
 
         def advance(done: int, total: int) -> None:
             if done % 64 == 0 or done == total:
                 progress.update(task, completed=done, total=total)
 
-        return simulate(loaded, advance, _timeline(args))
+        return simulate(loaded, advance if shown else None, _timeline(args))  # no bar: no call per request
 
 
 def _timeline(args: argparse.Namespace):
