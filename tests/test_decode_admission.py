@@ -29,8 +29,10 @@ class FixedCompute:
         return STEP
 
     @staticmethod
-    def decode_steps(batch_size, context, attended, count):
-        return [STEP] * count
+    def decode_stretch(batch_size, context, attended, count, overhead, ends, busy):
+        for _ in range(count):
+            ends.append(ends[-1] + (overhead + STEP))
+            busy.append(busy[-1] + (ends[-1] - ends[-2]))
 
     @staticmethod
     def prefill_time(tokens):

@@ -149,9 +149,10 @@ def test_a_dense_decode_step_is_the_general_roofline_bit_for_bit(name, tp):
     ("llama-3.1-8b", 3, 0.004 * (1 - 1e-12)),  # 16384 x 32 FLOPs per 131072 bytes: FLOPs win by 1e-12
 ])
 def test_a_stretch_of_decode_steps_prices_each_step_as_one_call_would(name, tp, attention_efficiency):
-    """``decode_steps`` prices the next iterations of an unchanged batch in one call (decode stretches); each
-    must be the very float ``decode_step_time`` gives that iteration, bound by bytes, by FLOPs, indexed, or
-    with the two terms so close that each iteration's rounding picks its own."""
+    """``decode_steps`` prices the next iterations of an unchanged batch in one call, and ``decode_stretch`` times
+    them back to back (decode stretches); each must be the very float ``decode_step_time`` gives that
+    iteration, bound by bytes, by FLOPs, indexed, or with the two terms so close that each iteration's
+    rounding picks its own, and each end and busy time the float one iteration at a time sums."""
     model = llm(name)
     compute = GPUCompute(gpu(attention_efficiency=attention_efficiency), model, tp)
     for batch, context in [(1, 0), *((1 + 37 * i % 256, 977 * i * i + 1) for i in range(1, 100))]:
@@ -159,6 +160,13 @@ def test_a_stretch_of_decode_steps_prices_each_step_as_one_call_would(name, tp, 
         assert steps == [compute.decode_step_time(batch, context + i * batch, context + i * batch)
                          for i in range(1, 16)]
         assert steps[-1] > steps[0]  # every sequence is a token longer at each iteration
+        ends, busy, end, busy_time = [7.25], [3.5], 7.25, 3.5  # as a worker waiting out each iteration sums them
+        compute.decode_stretch(batch, context, context, 15, 1e-5, ends, busy)
+        for step in steps:
+            begin, end = end, end + (1e-5 + step)
+            busy_time += end - begin
+            assert (ends.pop(1), busy.pop(1)) == (end, busy_time)
+        assert (ends, busy) == ([7.25], [3.5])
     assert compute.decode_steps(8, 100, 100, 0) == []
 
 

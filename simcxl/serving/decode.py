@@ -220,16 +220,10 @@ class DecodeWorker:
             taken *= last - first + 2
         taken.append(taken[-1])
         end = start + duration
-        busy = self._busy_time + (end - start)
-        ends, busys, overhead = [end], [busy], self.iteration_overhead
-        for step in self.compute.decode_steps(len(self._running), self.context_tokens, self.attended_tokens,
-                                              len(taken) - 2):
-            begin = end
-            end = begin + (overhead + step)
-            busy += end - begin
-            ends.append(end)
-            busys.append(busy)
-        return Stretch(start, ends, busys, taken, TimeoutAt(self.env, end))
+        ends, busy = [end], [self._busy_time + (end - start)]
+        self.compute.decode_stretch(len(self._running), self.context_tokens, self.attended_tokens, len(taken) - 2,
+                                    self.iteration_overhead, ends, busy)
+        return Stretch(start, ends, busy, taken, TimeoutAt(self.env, ends[-1]))
 
     def _apply(self, stretch: Stretch, ended: int) -> None:
         """The stretch's iterations before ``ended`` have ended (and the next has taken its blocks)."""
