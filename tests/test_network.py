@@ -79,41 +79,22 @@ def test_requester_rate_cap_and_zero_byte_transfer():
     assert finish_times(env, [capped, other, empty]) == pytest.approx([1.0, 1.0, 3e-6])
 
 
-def test_flow_arriving_midway_slows_the_first():
-    env = simpy.Environment()
-    net = Network(env)
-    link = Link("l", "t", 10 * GB)
-    first = net.transfer([link], 10 * GB)
-    events = {}
-
-    def later():
-        yield env.timeout(0.5)
-        events["second"] = net.transfer([link], 2.5 * GB)
-
-    env.process(later())
-    times = {}
-    first.callbacks.append(lambda _e: times.__setitem__("first", env.now))
-    env.run(until=0.6)
-    events["second"].callbacks.append(lambda _e: times.__setitem__("second", env.now))
-    env.run()
-    # 5 GB by 0.5 s; then 5 GB/s each: the second ends at 1.0 s, the first has 2.5 GB left -> 1.25 s
-    assert times == pytest.approx({"second": 1.0, "first": 1.25})
-
-
-def test_a_route_alone_finishes_on_its_own_timer_until_another_route_slows_it():
-    """A route that opens alone keeps its finish off the shared heap; a route arriving on one of its links
-    re-times it (its own timer goes stale) and both share the link from then on."""
+@pytest.mark.parametrize("own_route", [False, True])
+def test_flow_arriving_midway_slows_the_first(own_route):
+    """The first flow opens alone, its finish on a timer of its own (no shared heap); a second flow, on the
+    first's route or on a route of its own over the same bottleneck, re-times it (its own timer goes stale)
+    and they share the link from then on."""
     env = simpy.Environment()
     net = Network(env)
     shared, a_only, b_only = Link("s", "t", 10 * GB), Link("a", "t", 100 * GB), Link("b", "t", 100 * GB)
     first = net.transfer([a_only, shared], 10 * GB)
     env.run(until=0.1)
-    assert net._finish_heap == [] and net._timer_at == math.inf  # nobody else: no shared timer
+    assert net._finish_heap == [] and net._timer_at == math.inf
     events = {}
 
     def later():
         yield env.timeout(0.4)
-        events["second"] = net.transfer([b_only, shared], 2.5 * GB)
+        events["second"] = net.transfer([b_only if own_route else a_only, shared], 2.5 * GB)
 
     env.process(later())
     times = {}
