@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -20,12 +21,19 @@ from simcxl.workload import Workload, block_tokens_of, build_workload
 
 @dataclass
 class RunOutcome:
+    """A finished run: its report, and the wall seconds from start to its request table."""
+
     report: RunReport
-    summary: dict
     wall_s: float
 
+    @cached_property
+    def summary(self) -> dict:
+        """summary.json's content, worked out on first use: :meth:`write` asks for it while Arrow writes the
+        request table on the other cores (a million-request summary takes seconds)."""
+        return self.report.summary()
+
     def write(self, out_dir: Path, loaded: LoadedScenario) -> None:
-        write_results(out_dir, self.summary, self.report.requests, loaded.resolved, self.wall_s,
+        write_results(out_dir, lambda: self.summary, self.report.requests, loaded.resolved, self.wall_s,
                       self.report.cluster.sampler.csv())
         if self.report.cluster.timeline is not None:
             write_atomic(out_dir / "timeline.json", self.report.cluster.timeline.json())
@@ -71,4 +79,4 @@ def simulate(loaded: LoadedScenario, progress: Callable[[int, int], None] | None
 
 def _outcome(cluster: Cluster, workload: Workload, start: float) -> RunOutcome:
     report = RunReport(cluster, workload)
-    return RunOutcome(report, report.summary(), time.perf_counter() - start)
+    return RunOutcome(report, time.perf_counter() - start)
