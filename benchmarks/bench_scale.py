@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+
+from simcxl.metrics.results import python_build
 
 
 def run_point(config: str, overrides: list[str]) -> dict:
@@ -43,6 +46,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--nodes", type=int, nargs="*", default=[4, 16, 64, 128])
     args = parser.parse_args()
+    print(f"{python_build()}, {platform.machine()}, {os.cpu_count()} CPUs", flush=True)
     for n in args.requests:
         point = run_point(args.config, [f"workload.num_requests={n}"])
         rss = f"{point['peak_rss_mb']:,.0f} MB" if point["peak_rss_mb"] else "n/a (below an earlier point)"

@@ -24,6 +24,7 @@ from statistics import median
 import simpy
 
 from simcxl.config.loader import load_scenario
+from simcxl.metrics.results import python_build
 from simcxl.serving.decode import DecodeWorker
 from simcxl.simulate import simulate
 
@@ -91,7 +92,7 @@ def main() -> None:
 
     costs = sorted(wall * floor / requests for wall, floor in zip(walls[True], floors[True]))
     default, equivalent, plain = ratios(True, events[True]), ratios(True, events[False]), ratios(False, events[False])
-    print(f"{args.repeat} runs each ({args.config}, Python {platform.python_version()}, {platform.machine()}): "
+    print(f"{args.repeat} runs each ({args.config}, {python_build()}, {platform.machine()}): "
           f"bare SimPy {min(floors[True]):,.0f}-{max(floors[True]):,.0f} events/s; each run against the floor "
           f"around it, best and median:\n"
           f"  default: {min(walls[True]):.2f} s wall at best, ratio {default[-1]:.3f} / {median(default):.3f}; as "

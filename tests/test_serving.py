@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import platform
+import sys
 
 import pytest
 
@@ -93,6 +95,7 @@ def test_run_writes_the_documented_results_folder(tmp_path, capsys):
     assert set(summary["ttft_breakdown_s"]) >= {"queue", "prefill", "kv_transfer", "first_decode"}
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["wall_s"] > 0
+    assert run["python_build"].startswith(f"CPython {platform.python_version()} ({sys.executable}; libpython ")
     header = (tmp_path / "requests.csv").read_text().splitlines()[0]
     assert header.startswith("id,arrival_s,input_tokens,output_tokens")
     assert len((tmp_path / "requests.csv").read_text().splitlines()) == 101

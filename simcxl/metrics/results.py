@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
@@ -80,6 +81,21 @@ def write_table(pool: Executor, out_dir: Path, name: str, table: pd.DataFrame) -
                         lambda handle: pyarrow.parquet.write_table(arrow.result(), handle))]
 
 
+def python_build() -> str:
+    """The interpreter and how its core is linked. A CPython built with ``--enable-shared`` and without
+    PGO/LTO (pyenv's default) ran simcxl ~1.2x slower than Debian's statically linked, optimized build on
+    the same machine (benchmarks/RESULTS.md), so a wall time means little without it."""
+    linked = "libpython linked in"
+    try:
+        with open("/proc/self/maps") as maps:  # Linux: a shared libpython is mapped into the process
+            shared = next((line.split()[-1] for line in maps if "/libpython" in line), None)
+        if shared is not None:
+            linked = f"libpython shared: {shared}"
+    except OSError:
+        linked = "libpython linking unknown"
+    return f"{platform.python_implementation()} {platform.python_version()} ({sys.executable}; {linked})"
+
+
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     """{'ttft_s': {'mean': 1.0}} -> {'ttft_s.mean': 1.0}: the key paths of a summary, as table columns."""
     flat: dict[str, object] = {}
@@ -114,7 +130,8 @@ def write_results(out_dir: Path, summarize: Callable[[], dict], requests: pd.Dat
     write_atomic(out_dir / "run.json", dump_json({
         "wall_s": wall_s,
         "events_per_wall_s": summary["sim"]["events"] / wall_s if wall_s > 0 else None,
-        "simcxl": __version__, "python": platform.python_version(), "simpy": simpy.__version__,
+        "simcxl": __version__, "python": platform.python_version(), "python_build": python_build(),
+        "simpy": simpy.__version__,
         "numpy": numpy.__version__, "pandas": pd.__version__, "platform": platform.platform(),
     }))
     write_atomic(out_dir / "summary.json", dump_json(summary))
