@@ -25,20 +25,19 @@ class UtilizationSampler:
         self.interval = interval
         self.columns: list[str] = []  # time_s, then the measures in sorted order, fixed by the first sample
         self.values = array("d")
+        self._roles = [(f"gpu.{role}", workers) for role, workers in
+                       (("prefill", cluster.prefill), ("decode", cluster.decode), ("aggregated", cluster.aggregated))
+                       if workers]
+        links: dict[str, list] = defaultdict(list)  # the topology does not change: links grouped once, in its order
+        for link in cluster.fabric.topology.links:
+            links[f"link.{link.kind}"].append(link)
+        self._links = [(key, group, sum(link.capacity for link in group)) for key, group in links.items()]
         self._last = self._totals()
 
     def _totals(self) -> dict[str, float]:
-        c = self.cluster
-        totals: dict[str, float] = defaultdict(float)
-        for role, workers in (("prefill", c.prefill), ("decode", c.decode), ("aggregated", c.aggregated)):
-            if workers:
-                totals[f"gpu.{role}"] = sum(w.busy_time for w in workers) / len(workers)
-        capacity: dict[str, float] = defaultdict(float)
-        for link in c.fabric.topology.links:
-            totals[f"link.{link.kind}"] += link.carried
-            capacity[link.kind] += link.capacity
-        for kind, cap in capacity.items():
-            totals[f"link.{kind}"] /= cap
+        totals = {key: sum(w.busy_time for w in workers) / len(workers) for key, workers in self._roles}
+        for key, group, capacity in self._links:
+            totals[key] = sum(link.carried for link in group) / capacity
         return totals
 
     def run(self):
