@@ -2,7 +2,7 @@
 drift with a shared machine's speed, so two versions of the code compare to a fraction of a percent.
 
 Usage: python benchmarks/bench_instructions.py [CONFIG] [--set KEY=VALUE ...] [--no-stretches]
-Runs `simulate` under `valgrind --tool=callgrind` (about 40x slower than a plain run) twice, with
+Runs `simulate` (and the run's summary) under `valgrind --tool=callgrind` (about 40x slower than a plain run) twice, with
 PYTHONHASHSEED=0: on the scenario, and on the same scenario with 10 requests (start-up: imports, compiling
 modules where no bytecode is cached, building the cluster). Prints both counts and their difference, the
 simulation's own instructions. Needs valgrind on the PATH. Writes nothing; record the numbers in RESULTS.md.
@@ -26,7 +26,7 @@ from simcxl.config.loader import load_scenario
 from simcxl.serving.decode import DecodeWorker
 from simcxl.simulate import simulate
 DecodeWorker.stretches = sys.argv[1] == "stretches"
-simulate(load_scenario(sys.argv[2], sys.argv[3:]))
+simulate(load_scenario(sys.argv[2], sys.argv[3:])).summary  # worked out on first use: counted, as before
 """
 
 
