@@ -138,8 +138,9 @@ class RunReport:
             ids = np.flatnonzero(instance == worker.index)
             runs = {i: stints for i, stints in log.stints.items() if instance[i] == worker.index}
             times.add_instance(ends, ids, column("join_iteration")[ids], column("finish_iteration")[ids], runs)
-        self._token_gaps = times.distribution()  # the TBT percentiles are the summary's, worked out with it
-        self.token_intervals = sum(int(part.sum()) for part in self._token_gaps[1])
+        gaps, counts = times.distribution()
+        self.token_intervals = sum(int(part.sum()) for part in counts)
+        self.tbt = _weighted_stats(gaps, counts)
         arrival, finish = column("arrival"), column("finish")
         table = {
             "id": np.arange(len(log)), "arrival_s": arrival, "input_tokens": column("input_tokens"),
@@ -166,7 +167,7 @@ class RunReport:
             "requests": {"arrived": int((col["arrival_s"] <= t).sum()), "completed": int(done.sum()),
                          "unfinished": int(len(df) - done.sum())},
             "ttft_s": _stats(col["ttft_s"]),
-            "tbt_s": _weighted_stats(*self._token_gaps),
+            "tbt_s": self.tbt,
             "e2e_s": _stats(col["e2e_s"][done], ("mean", "p50", "p90", "p99")),
             "tpot_s": _stats((col["e2e_s"][done][several] - col["ttft_s"][done][several]) / (outputs[several] - 1)),
             "throughput": {
