@@ -73,7 +73,7 @@ class GPUCompute:
         self._indexer_flops_per_pair = llm.indexer_flops_per_pair()
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
-        self.decode_step_time, self.decode_steps, self.decode_stretch = self._decode_step_pricers()
+        self.decode_step_time, self.decode_stretch = self._decode_step_pricers()
         # Most prefill batches are one prompt, and a long run sees each prompt length many times over: priced
         # once each (a pure function of the batch), as the decode pricers keep their batch-size terms.
         self._priced_prefills = lru_cache(maxsize=PREFILL_MEMO)(self._price_prefill)
@@ -151,21 +151,21 @@ class GPUCompute:
                                              + all_pairs * self._indexer_flops_per_pair) * llm.layers / tp, kv_bytes)
         return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
 
-    def _decode_step_pricers(self) -> tuple[Callable[..., float], Callable[..., list[float]], Callable[..., None]]:
+    def _decode_step_pricers(self) -> tuple[Callable[..., float], Callable[..., None]]:
         """``decode_step_time(batch_size, total_context, attended_context=None)``: one decode iteration, one new
-        token for each of ``batch_size`` sequences; ``decode_steps(batch_size, total_context,
-        attended_context, count)``: the next ``count`` iterations of a batch that does not change, each
-        sequence a token longer at each (dense attention: both contexts grow by ``batch_size``); and
-        ``decode_stretch(..., count, overhead, ends, busy)``: those iterations run back to back, each lasting
-        ``overhead`` + its step, appending to ``ends`` when each ends and to ``busy`` the busy seconds after
-        each, summed as a worker waiting out one iteration at a time sums them (a decode stretch).
+        token for each of ``batch_size`` sequences; and ``decode_stretch(batch_size, total_context,
+        attended_context, count, overhead, ends, busy)``: the next ``count`` iterations of a batch that does
+        not change, each sequence a token longer at each (dense attention: both contexts grow by
+        ``batch_size``), run back to back, each lasting ``overhead`` + its step: it appends to ``ends`` when
+        each ends and to ``busy`` the busy seconds after each, summed as a worker waiting out one iteration
+        at a time sums them (a decode stretch).
 
         ``total_context`` is the sum over the batch of the cached tokens; with sparse attention each new
         token attends to only ``attended_context`` of them (the top-k), but the indexer scores them all.
         The KV of the attended tokens and the indexer keys of all tokens are read from HBM once per step.
         Every decode worker prices every iteration with these, so they are closures over their constants
         (and keep the batch-size terms per size): the same arithmetic as the other passes, without attribute
-        lookups, and one call for a stretch of iterations. All give the same float for the same iteration.
+        lookups, and one call for a stretch of iterations. Both give the same float for the same iteration.
         """
         # as floats: every product and quotient below is then the same float as with the integer counts (they
         # are exact below 2**53), without multi-digit integer arithmetic
@@ -203,19 +203,6 @@ class GPUCompute:
         bound = ("memory" if compute_rate < memory_rate * (1 - 1e-9) else
                  "compute" if memory_rate < compute_rate * (1 - 1e-9) else "either")
 
-        def decode_steps(batch_size: int, total_context: int, attended_context: int, count: int) -> list[float]:
-            if indexed:
-                return [decode_step_time(batch_size, total_context + i * batch_size, attended_context + i * batch_size)
-                        for i in range(1, count + 1)]
-            linear, fixed, allreduce = costs[batch_size] if batch_size < len(costs) else batch_terms(batch_size)
-            steps = []
-            for attended in range(attended_context + batch_size, attended_context + (count + 1) * batch_size,
-                                  batch_size):
-                compute = attended * flop_per_pair * layers / tp / flops
-                memory = attended * kv_bytes / tp / bandwidth
-                steps.append(linear + (compute if compute >= memory else memory) + fixed + allreduce)
-            return steps
-
         # the term that wins as (per, scale, rate): attended x per x scale / tp / rate, the same float as the
         # roofline's (x 1.0 is exact)
         winner = (kv_bytes, 1.0, bandwidth) if bound == "memory" else (flop_per_pair, layers, flops)
@@ -223,8 +210,9 @@ class GPUCompute:
         def decode_stretch(batch_size: int, total_context: int, attended_context: int, count: int, overhead: float,
                            ends: list[float], busy: list[float]) -> None:
             end, busy_time = ends[-1], busy[-1]
-            if indexed or bound == "either":
-                for step in decode_steps(batch_size, total_context, attended_context, count):
+            if indexed or bound == "either":  # every step priced whole: with an indexer, or two terms within rounding
+                for i in range(1, count + 1):
+                    step = decode_step_time(batch_size, total_context + i * batch_size, attended_context + i * batch_size)
                     begin = end
                     end = begin + (overhead + step)
                     busy_time += end - begin
@@ -234,14 +222,14 @@ class GPUCompute:
             linear, fixed, allreduce = costs[batch_size] if batch_size < len(costs) else batch_terms(batch_size)
             per, scale, rate = winner
             for attended in range(attended_context + batch_size, attended_context + (count + 1) * batch_size,
-                                  batch_size):  # decode_steps' loop without the term that loses, summed in place
+                                  batch_size):  # decode_step_time's terms without the one that loses, summed in place
                 begin = end
                 end = begin + (overhead + (linear + attended * per * scale / tp / rate + fixed + allreduce))
                 busy_time += end - begin
                 ends.append(end)
                 busy.append(busy_time)
 
-        return decode_step_time, decode_steps, decode_stretch
+        return decode_step_time, decode_stretch
 
     def forward_time(self, decode_seqs: int, decode_context: int, chunks: list[tuple[int, int, bool]]) -> float:
         """One forward pass of an aggregated engine's iteration: ``decode_seqs`` sequences decoding one token
