@@ -126,3 +126,39 @@ def test_a_detached_process_that_fails_stops_the_run():
     assert env.now == 1.0
     with pytest.raises(ValueError, match="not a generator"):
         DetachedProcess(lambda: None)
+
+
+def test_running_until_an_event_steps_as_simpy_steps():
+    """The run loop with SimPy's step written into it: the same order, clock and value at the end, the same
+    failure for an event nobody handled, and the same error when events run out before the one awaited."""
+
+    def script(env: simpy.Environment) -> tuple[list, object]:
+        seen = []
+
+        def worker(name, delays):
+            for delay in delays:
+                yield env.timeout(delay)
+                seen.append((name, env.now))
+            return name
+
+        a, b = env.process(worker("a", [1.0, 0.5, 0.0])), env.process(worker("b", [0.5, 1.0, 2.0]))
+        value = env.run(until=env.any_of([a, b]))
+        seen.append(("after", env.now))
+        env.run(until=b)  # resumes where the first run stopped
+        return seen + [("end", env.now)], [event.value for event in value.events]
+
+    assert script(CountingEnvironment()) == script(simpy.Environment())
+
+    def fails(env: simpy.Environment):
+        def broken():
+            yield env.timeout(2.0)
+            raise KeyError("block 7")
+        env.process(broken())
+        with pytest.raises(KeyError, match="block 7"):
+            env.run(until=env.timeout(5.0))
+        return env.now
+
+    assert fails(CountingEnvironment()) == fails(simpy.Environment()) == 2.0
+    for env in (CountingEnvironment(), simpy.Environment()):
+        with pytest.raises(RuntimeError, match="No scheduled events left"):
+            env.run(until=env.event())

@@ -57,15 +57,19 @@ def test_no_token_interval_gives_no_statistics():
         "mean": None, "p50": None, "p90": None, "p99": None}
 
 
-def test_the_weighted_mean_does_not_depend_on_summation_order():
+@pytest.mark.parametrize("chunk", [1 << 16, 256])
+def test_the_weighted_mean_does_not_depend_on_summation_order(chunk, monkeypatch):
     """The products are summed exactly (fsum), so no BLAS thread count or order of the terms can change a
-    digit: shuffled terms give the identical mean, within one ulp of the exact rational mean."""
+    digit: shuffled terms give the identical mean, within one ulp of the exact rational mean; so do parts,
+    multiplied a chunk at a time through one buffer."""
     from fractions import Fraction
 
+    monkeypatch.setattr(report, "PRODUCTS", chunk)
     rng = np.random.default_rng(0)  # a draw whose shuffle moves np.dot's and np.sum's last digit
     values, counts = rng.lognormal(-4, 2, size=3000), rng.integers(1, 1000, size=3000)
     mean = _weighted_stats([values], [counts])["mean"]
     order = rng.permutation(len(values))
     assert _weighted_stats([values[order]], [counts[order]])["mean"] == mean
+    assert _weighted_stats(np.split(values, [1000, 1100]), np.split(counts, [1000, 1100]))["mean"] == mean
     exact = sum(Fraction(v) * int(c) for v, c in zip(values.tolist(), counts)) / int(counts.sum())
     assert abs(mean - float(exact)) <= np.spacing(mean)

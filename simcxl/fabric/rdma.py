@@ -28,16 +28,23 @@ class RDMA:
         self.nic = nic
         self.tor = tor
         self.pcie = PCIe(network, pcie)
+        self._paths: dict[tuple[str, str, bool, bool], tuple[tuple[Link, ...], int, float]] = {}
 
     def _wire(self, src: GPUPort, dst: GPUPort, message_bytes: float, src_gpu: bool, dst_gpu: bool
-              ) -> tuple[tuple[Link, ...], tuple[float, ...]]:
-        """Links (and per-byte weights) of data moving from ``src`` to ``dst`` (GPU memory or host DRAM)."""
-        links: tuple[Link, ...] = (src.nic.tx, dst.nic.rx)
-        head = (src.pcie_out,) if src_gpu else ((src.dram,) if src.dram else ())
-        tail = (dst.pcie_in,) if dst_gpu else ((dst.dram,) if dst.dram else ())
-        links = head + links + tail
-        engines = (src.nic.messages,) if src.nic is dst.nic else (src.nic.messages, dst.nic.messages)
-        return links + engines, (1.0,) * len(links) + (1.0 / message_bytes,) * len(engines)
+              ) -> tuple[tuple[Link, ...], tuple[float, ...], float]:
+        """Links (and per-byte weights) of data moving from ``src`` to ``dst`` (GPU memory or host DRAM), and
+        their latency. The links of each pair of ends are worked out once: every transfer asks."""
+        key = (src.name, dst.name, src_gpu, dst_gpu)
+        path = self._paths.get(key)
+        if path is None:
+            data: tuple[Link, ...] = (src.nic.tx, dst.nic.rx)
+            head = (src.pcie_out,) if src_gpu else ((src.dram,) if src.dram else ())
+            tail = (dst.pcie_in,) if dst_gpu else ((dst.dram,) if dst.dram else ())
+            data = head + data + tail
+            engines = (src.nic.messages,) if src.nic is dst.nic else (src.nic.messages, dst.nic.messages)
+            path = self._paths[key] = (data + engines, len(data), path_latency(data + engines))
+        links, data_links, latency = path
+        return links, (1.0,) * data_links + (1.0 / message_bytes,) * (len(links) - data_links), latency
 
     def one_way_latency(self, gpu_memory: bool = True) -> float:
         nic_hops = 2 * self.nic.latency + self.tor.latency
@@ -53,9 +60,9 @@ class RDMA:
 
     def _write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None, src_gpu: bool,
                dst_gpu: bool) -> simpy.Event:
-        links, weights = self._wire(src, dst, message_bytes or max(nbytes, 1.0), src_gpu, dst_gpu)
+        links, weights, latency = self._wire(src, dst, message_bytes or max(nbytes, 1.0), src_gpu, dst_gpu)
         return self.network.transfer(links, nbytes, overhead=self.nic.per_transfer_overhead + self.tor.latency,
-                                     latency=path_latency(links), weights=weights)
+                                     latency=latency, weights=weights)
 
     def _staged_write(self, src: GPUPort, dst: GPUPort, nbytes: float, message_bytes: float | None, src_gpu: bool,
                       dst_gpu: bool) -> Generator:
@@ -71,7 +78,7 @@ class RDMA:
         """``items`` one-sided READs of ``item_bytes`` each from ``target`` into ``requester`` (GPU memory at
         both ends by default; ``target_gpu=False`` reads the target node's host DRAM)."""
         target_gpu = gpu_memory if target_gpu is None else target_gpu
-        links, weights = self._wire(target, requester, item_bytes, target_gpu, gpu_memory)
+        links, weights, _ = self._wire(target, requester, item_bytes, target_gpu, gpu_memory)
         round_trip = 2 * self.one_way_latency(gpu_memory)
         return fetch(self.network, links, items, item_bytes, round_trip, self.nic.outstanding_reads,
                      overhead=self.nic.per_transfer_overhead, weights=weights)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from itertools import chain
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ REQUEST_COLUMNS = (
     "first_token_s", "finish_s", "ttft_s", "tbt_mean_s", "tbt_max_s", "e2e_s", "kv_bytes")
 SORTED_WHOLE = 1 << 19  # token gaps sorted at once for the TBT percentiles; more are bracketed from a sample
 SAMPLE = 1 << 16  # values drawn to bracket a percentile of the token gaps
+PRODUCTS = 1 << 16  # gaps x counts multiplied at a time for the exact weighted mean
 
 
 def _stats(values: np.ndarray, keys: tuple[str, ...] = ("mean", "p50", "p90", "p99")) -> dict[str, float | None]:
@@ -47,7 +48,24 @@ def _mean(values: np.ndarray) -> float | None:
     """The mean of the non-NaN values, summed exactly (``math.fsum``): a BLAS or SIMD sum's order changes
     with threads and alignment, so a Ray worker would print other last digits than the local process."""
     values = values[~np.isnan(values)]
-    return math.fsum(values) / len(values) if len(values) else None
+    return _exact_sum([values]) / len(values) if len(values) else None
+
+
+def _exact_sum(parts: Iterable[np.ndarray]) -> float:
+    """The exact sum of the arrays' values, rounded once. ``fsum`` reads them through memoryviews, which hand
+    it Python floats ~3x faster than iterating the arrays (numpy scalars) does."""
+    return math.fsum(chain.from_iterable(memoryview(np.ascontiguousarray(part, dtype=float)) for part in parts))
+
+
+def _products(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
+    """Each value times its count, a chunk at a time into one buffer, for :func:`_exact_sum` (which reads each
+    chunk whole before asking for the next): no array of tens of millions of products, nor pages faulted in
+    afresh for every chunk."""
+    buffer = np.empty(PRODUCTS)
+    for v, c in zip(values, counts):
+        for i in range(0, len(v), PRODUCTS):
+            part = buffer[:len(v[i:i + PRODUCTS])]
+            yield np.multiply(v[i:i + PRODUCTS], c[i:i + PRODUCTS], out=part)
 
 
 def _weighted_stats(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]) -> dict[str, float | None]:
@@ -59,9 +77,7 @@ def _weighted_stats(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]) 
     total = sum(int(part.sum()) for part in counts)
     if not total:
         return dict.fromkeys(("mean", "p50", "p90", "p99"))
-    chunk = 1 << 20  # products a chunk at a time, all summed exactly by one fsum (see _mean)
-    out: dict[str, float | None] = {"mean": math.fsum(chain.from_iterable(
-        v[i:i + chunk] * c[i:i + chunk] for v, c in zip(values, counts) for i in range(0, len(v), chunk))) / total}
+    out: dict[str, float | None] = {"mean": _exact_sum(_products(values, counts)) / total}
     quantiles = {}  # as np.percentile's 'linear' method: between the copies at ranks below and below + 1
     for q in (50, 90, 99):
         virtual = (total - 1) * (q / 100)

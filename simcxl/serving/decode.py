@@ -52,7 +52,9 @@ if TYPE_CHECKING:
     from simcxl.metrics.timeline import Timeline
 
 
-STRETCH_ITERATIONS = 16  # the most iterations planned at once: a stretch an arrival cuts short wasted the rest
+# The most iterations planned at once: a stretch an arrival cuts short wasted the rest. 20-32 cost alike on
+# configs/rdma.yaml, 2.7% fewer instructions than 16 (benchmarks/RESULTS.md, session 15).
+STRETCH_ITERATIONS = 24
 
 
 class Stretch:

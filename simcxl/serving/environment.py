@@ -13,12 +13,12 @@ simpy 4.1 defines them.
 
 from __future__ import annotations
 
-from heapq import heappush
+from heapq import heappop, heappush
 from itertools import count
 
 import simpy
-from simpy.core import NORMAL
-from simpy.events import Event, Process, ProcessGenerator
+from simpy.core import NORMAL, StopSimulation
+from simpy.events import Event, EventPriority, Process, ProcessGenerator
 
 
 class CountingEnvironment(simpy.Environment):
@@ -36,6 +36,35 @@ class CountingEnvironment(simpy.Environment):
     def events_processed(self) -> int:
         handed_out = int(repr(self._numbers)[len("count("):-1])
         return handed_out - len(self._queue)
+
+    def run(self, until: simpy.Event | float | None = None) -> object:
+        """SimPy's ``run`` until an event, with its ``step`` written into the loop: one call fewer for each of
+        a run's tens of millions of events, which otherwise step as SimPy steps them."""
+        if not isinstance(until, Event) or until.callbacks is None:
+            return super().run(until)
+        until.callbacks.append(StopSimulation.callback)
+        queue = self._queue
+        try:
+            while True:
+                try:
+                    self._now, _, _, event = heappop(queue)
+                except IndexError:
+                    raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {until}'
+                                       ) from None
+                callbacks, event.callbacks = event.callbacks, None
+                try:
+                    for callback in callbacks:
+                        callback(event)
+                except StopSimulation:  # the rest of the callbacks run when the simulation resumes
+                    event.callbacks = callbacks[callbacks.index(callback) + 1:]
+                    self.schedule(event, EventPriority(-1))
+                    raise
+                if not event._ok and not hasattr(event, "_defused"):  # a failure nobody handled ends the run
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+        except StopSimulation as stop:
+            return stop.args[0]
 
 
 class TimeoutAt(Event):
