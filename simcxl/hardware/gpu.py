@@ -221,8 +221,11 @@ class GPUCompute:
                 return
             linear, fixed, allreduce = costs[batch_size] if batch_size < len(costs) else batch_terms(batch_size)
             per, scale, rate = winner
-            for attended in range(attended_context + batch_size, attended_context + (count + 1) * batch_size,
-                                  batch_size):  # decode_step_time's terms without the one that loses, summed in place
+            # the attended tokens as a float: exact (integers below 2**53), and float x float is the interpreter's
+            # fast path where int x float is not
+            attended, grow = float(attended_context), float(batch_size)
+            for _ in range(count):  # decode_step_time's terms without the one that loses, summed in place
+                attended += grow
                 begin = end
                 end = begin + (overhead + (linear + attended * per * scale / tp / rate + fixed + allreduce))
                 busy_time += end - begin
