@@ -37,10 +37,9 @@ class RDMA:
         key = (src.name, dst.name, src_gpu, dst_gpu)
         path = self._paths.get(key)
         if path is None:
-            data: tuple[Link, ...] = (src.nic.tx, dst.nic.rx)
             head = (src.pcie_out,) if src_gpu else ((src.dram,) if src.dram else ())
             tail = (dst.pcie_in,) if dst_gpu else ((dst.dram,) if dst.dram else ())
-            data = head + data + tail
+            data: tuple[Link, ...] = head + (src.nic.tx, dst.nic.rx) + tail
             engines = (src.nic.messages,) if src.nic is dst.nic else (src.nic.messages, dst.nic.messages)
             path = self._paths[key] = (data + engines, len(data), path_latency(data + engines))
         links, data_links, latency = path

@@ -64,8 +64,8 @@ def _products(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]) -> Ite
     buffer = np.empty(PRODUCTS)
     for v, c in zip(values, counts):
         for i in range(0, len(v), PRODUCTS):
-            part = buffer[:len(v[i:i + PRODUCTS])]
-            yield np.multiply(v[i:i + PRODUCTS], c[i:i + PRODUCTS], out=part)
+            j = min(i + PRODUCTS, len(v))
+            yield np.multiply(v[i:j], c[i:j], out=buffer[:j - i])
 
 
 def _weighted_stats(values: Sequence[np.ndarray], counts: Sequence[np.ndarray]) -> dict[str, float | None]:
