@@ -54,15 +54,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out_dir = args.output or Path("results") / loaded.scenario.name
     console = Console(stderr=True)
     try:
-        outcome = _simulate_with_progress(args, loaded, console)
-    except RunInterrupted as stop:  # keep what finished: a long run's first hours are worth having
-        stop.outcome.write(out_dir, loaded)
+        outcome = _simulate_with_progress(args, loaded, console, out_dir)
+    except RunInterrupted as stop:  # it kept what finished: a long run's first hours are worth having
         summary = stop.outcome.summary
         print(f"simcxl: interrupted at {summary['sim']['simulated_s']:.1f} s simulated; the "
               f"{summary['requests']['completed']:,} requests finished by then are in {out_dir}/ (summary.json "
               "has sim.interrupted: true)", file=sys.stderr)
         return EXIT_INTERRUPTED
-    outcome.write(out_dir, loaded)
     if not args.quiet:
         print_summary(outcome.summary, outcome.wall_s)
         extra = ", timeline.json" if args.timeline else ""
@@ -74,8 +72,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate_with_progress(args: argparse.Namespace, loaded: LoadedScenario, console: Console) -> RunOutcome:
-    """The run, with a progress bar on a terminal (none with -q or when stderr is not one)."""
+def _simulate_with_progress(args: argparse.Namespace, loaded: LoadedScenario, console: Console, out_dir: Path
+                            ) -> RunOutcome:
+    """The run, written to ``out_dir``, with a progress bar on a terminal (none with -q or when stderr is not
+    one)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from simcxl.simulate import simulate
@@ -89,7 +89,7 @@ def _simulate_with_progress(args: argparse.Namespace, loaded: LoadedScenario, co
             if done % 64 == 0 or done == total:
                 progress.update(task, completed=done, total=total)
 
-        return simulate(loaded, advance if shown else None, _timeline(args))  # no bar: no call per request
+        return simulate(loaded, advance if shown else None, _timeline(args), out_dir)  # no bar: no call per request
 
 
 def _timeline(args: argparse.Namespace):
@@ -196,10 +196,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     summaries = []
     for config in args.configs:
         loaded = load_scenario(config, args.overrides)
-        outcome = simulate(loaded)
+        outcome = simulate(loaded, output=args.output / loaded.scenario.name if args.output else None)
         summaries.append(outcome.summary)
-        if args.output:
-            outcome.write(args.output / loaded.scenario.name, loaded)
     names = [s["scenario"] for s in summaries]
     table = Table(title=f"simcxl compare (ratios vs {names[0]})")
     table.add_column("metric")

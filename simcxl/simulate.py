@@ -13,6 +13,7 @@ from typing import Callable
 
 from simcxl.config.loader import LoadedScenario
 from simcxl.metrics.report import RunReport
+from simcxl.metrics.request_table import RequestTable
 from simcxl.metrics.results import write_atomic, write_results
 from simcxl.metrics.timeline import Timeline
 from simcxl.serving.cluster import Cluster
@@ -34,7 +35,7 @@ class RunOutcome:
         return self.report.summary()
 
     def write(self, out_dir: Path, loaded: LoadedScenario) -> None:
-        write_results(out_dir, lambda: self.summary, self.report.requests, loaded.resolved, self.wall_s,
+        write_results(out_dir, lambda: self.summary, self.report.table, loaded.resolved, self.wall_s,
                       self.report.cluster.sampler.csv())
         if self.report.cluster.timeline is not None:
             write_atomic(out_dir / "timeline.json", self.report.cluster.timeline.json())
@@ -60,24 +61,34 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def simulate(loaded: LoadedScenario, progress: Callable[[int, int], None] | None = None,
-             timeline: Timeline | None = None) -> RunOutcome:
-    """Run a scenario; ``progress(done, total)`` is called as requests finish; ``timeline`` records a trace.
-    Raises :class:`RunInterrupted` on Ctrl-C, holding what had finished."""
+             timeline: Timeline | None = None, output: Path | None = None) -> RunOutcome:
+    """Run a scenario; ``progress(done, total)`` is called as requests finish; ``timeline`` records a trace;
+    ``output``: the results folder to write, the request table streamed into it as the run goes.
+    Raises :class:`RunInterrupted` on Ctrl-C, holding (and having written) what had finished."""
     start = time.perf_counter()
     cluster, workload = prepare(loaded, timeline)
     total = len(workload)
+    table = RequestTable(cluster, output)
     try:
-        cluster.run(workload, (lambda done: progress(done, total)) if progress else None)
-    except KeyboardInterrupt:
         try:
-            partial = _outcome(cluster, workload, start)
-        except Exception:  # the interrupt cut an event short and its state does not add up: keep nothing
-            raise KeyboardInterrupt from None
-        partial.summary["sim"]["interrupted"] = True
-        raise RunInterrupted(partial) from None
-    return _outcome(cluster, workload, start)
+            cluster.run(workload, (lambda done: progress(done, total)) if progress else None, table.block_recorded)
+        except KeyboardInterrupt:
+            try:
+                partial = _outcome(cluster, workload, table, start)
+            except Exception:  # the interrupt cut an event short and its state does not add up: keep nothing
+                raise KeyboardInterrupt from None
+            partial.summary["sim"]["interrupted"] = True
+            if output is not None:
+                partial.write(output, loaded)
+            raise RunInterrupted(partial) from None
+        outcome = _outcome(cluster, workload, table, start)
+        if output is not None:
+            outcome.write(output, loaded)
+        return outcome
+    finally:
+        table.abort()  # what a failed run left half-written (nothing after a write)
 
 
-def _outcome(cluster: Cluster, workload: Workload, start: float) -> RunOutcome:
-    report = RunReport(cluster, workload)
+def _outcome(cluster: Cluster, workload: Workload, table: RequestTable, start: float) -> RunOutcome:
+    report = RunReport(cluster, workload, table)
     return RunOutcome(report, time.perf_counter() - start)

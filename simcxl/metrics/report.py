@@ -1,8 +1,9 @@
-"""From a finished run to numbers: the per-request table and the summary.
+"""From a finished run to numbers: the summary, from the per-request table (:mod:`request_table`) and the
+entities' counters.
 
-Everything here is derived after the simulation from timestamps the entities recorded, so the hot
-path never pays for statistics. The summary holds only simulated quantities (no wall time, no
-versions), so the same scenario and seed give a byte-identical summary.json.
+Everything here is derived from timestamps the entities recorded, so the hot path never pays for
+statistics. The summary holds only simulated quantities (no wall time, no versions), so the same scenario
+and seed give a byte-identical summary.json.
 """
 
 from __future__ import annotations
@@ -15,15 +16,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from simcxl.metrics.token_times import TokenTimes
+from simcxl.metrics.request_table import RequestTable
 from simcxl.serving.cluster import Cluster
 from simcxl.workload import Workload
 
-REQUEST_COLUMNS = (
-    "id", "arrival_s", "input_tokens", "output_tokens", "prefill_instance", "decode_instance",
-    "cached_tokens", "prefill_start_s", "prefix_load_end_s", "prefill_end_s", "decode_admit_s",
-    "kv_transfer_start_s", "kv_transfer_end_s", "decode_wait_s", "kv_sync_s",
-    "first_token_s", "finish_s", "ttft_s", "tbt_mean_s", "tbt_max_s", "e2e_s", "kv_bytes")
 SORTED_WHOLE = 1 << 19  # token gaps sorted at once for the TBT percentiles; more are bracketed from a sample
 SAMPLE = 1 << 16  # values drawn to bracket a percentile of the token gaps
 PRODUCTS = 1 << 16  # gaps x counts multiplied at a time for the exact weighted mean
@@ -137,39 +133,15 @@ def _brackets(values: Sequence[np.ndarray], counts: Sequence[np.ndarray], low: f
 class RunReport:
     """Tables and summary of one finished :class:`Cluster` run."""
 
-    def __init__(self, cluster: Cluster, workload: Workload):
+    def __init__(self, cluster: Cluster, workload: Workload, table: RequestTable):
         self.cluster = cluster
         self.workload = workload
         self.simulated_s = cluster.env.now
-        self.requests = self._request_table()
-
-    def _request_table(self) -> pd.DataFrame:
-        """One row per request; token times come from the token workers' iteration end times, and TTFT and
-        E2E are what the client sees: from sending the request to receiving the token, through the frontend."""
-        log, out = self.cluster.log, self.cluster.frontend_latency
-        column, instance = log.column, log.column("decode_instance")
-        times = TokenTimes(len(log))
-        for worker in self.cluster.token_workers:
-            ends = np.frombuffer(worker.iteration_ends) if len(worker.iteration_ends) else np.empty(0)
-            ids = np.flatnonzero(instance == worker.index)
-            runs = {i: stints for i, stints in log.stints.items() if instance[i] == worker.index}
-            times.add_instance(ends, ids, column("join_iteration")[ids], column("finish_iteration")[ids], runs)
-        gaps, counts = times.distribution()
+        self.table = table
+        self.requests = table.finish()  # one row per request
+        gaps, counts = table.distribution()
         self.token_intervals = sum(int(part.sum()) for part in counts)
         self.tbt = _weighted_stats(gaps, counts)
-        arrival, finish = column("arrival"), column("finish")
-        table = {
-            "id": np.arange(len(log)), "arrival_s": arrival, "input_tokens": column("input_tokens"),
-            "output_tokens": column("output_tokens"), "prefill_instance": column("prefill_instance"),
-            "decode_instance": instance, "cached_tokens": column("cached_tokens"),
-            "prefill_start_s": column("prefill_start"), "prefix_load_end_s": column("prefix_load_end"),
-            "prefill_end_s": column("prefill_end"), "decode_admit_s": column("decode_admit"),
-            "kv_transfer_start_s": column("kv_transfer_start"), "kv_transfer_end_s": column("kv_transfer_end"),
-            "decode_wait_s": column("decode_wait"), "kv_sync_s": column("kv_sync"),
-            "first_token_s": times.first_token, "finish_s": finish, "ttft_s": times.first_token + out - arrival,
-            "tbt_mean_s": times.tbt_mean, "tbt_max_s": times.tbt_max, "e2e_s": finish + out - arrival,
-            "kv_bytes": column("kv_bytes")}
-        return pd.DataFrame(table, columns=list(REQUEST_COLUMNS), copy=False)  # the columns as they are: no copy
 
     def summary(self) -> dict:
         c, df, t = self.cluster, self.requests, self.simulated_s

@@ -5,7 +5,9 @@ A token worker records one end time per iteration, and a request emits one token
 join to its finish (``stints`` hold the earlier runs of a request that was preempted). So the gap between
 iterations i and i+1 of an instance is one token interval for every sequence that emitted at both, and
 the run's TBT distribution is those gaps, each counted as often as sequences saw it (a difference array
-over the requests' [first, last) ranges), plus the gaps preemptions cut into a request's tokens.
+over the requests' [first, last) ranges), plus the gaps preemptions cut into a request's tokens. A request
+can be added as soon as its last token's iteration has ended, and requests in any grouping: the difference
+arrays add up.
 """
 
 from __future__ import annotations
@@ -16,18 +18,22 @@ import numpy as np
 class TokenTimes:
     """Per-request first token, TBT mean and max (NaN where none), and the weighted gaps of every instance."""
 
-    def __init__(self, requests: int):
+    def __init__(self, requests: int, instances: int):
         self.first_token = np.full(requests, np.nan)
         self.tbt_mean = np.full(requests, np.nan)
         self.tbt_max = np.full(requests, np.nan)
-        self._gaps: list[np.ndarray] = []
-        self._counts: list[np.ndarray] = []
+        self._starts = [np.zeros(1, dtype=np.int64) for _ in range(instances)]  # +1 where a token run starts, -1 after
         self._preemption_gaps: list[float] = []
 
-    def add_instance(self, ends: np.ndarray, ids: np.ndarray, join: np.ndarray, finish: np.ndarray,
-                     earlier_runs: dict[int, tuple[tuple[int, int], ...]]) -> None:
-        """The requests ``ids`` of one instance whose iterations ended at ``ends``: their join and finish
-        iterations, and the earlier token runs of those that were preempted."""
+    def add(self, instance: int, ends: np.ndarray, ids: np.ndarray, join: np.ndarray, finish: np.ndarray,
+            earlier_runs: dict[int, tuple[tuple[int, int], ...]], offset: int = 0) -> None:
+        """The requests ``ids`` of ``instance``: their join and finish iterations, and the earlier token runs of
+        those that were preempted (a superset will do). ``ends``: the end times of the instance's iterations
+        from ``offset`` (none of the requests emitted before it) to the last that has ended. A request still
+        running is counted up to that last one, so add it once the run is over."""
+        if offset:  # iterations counted from the offset on
+            join, finish = (np.where(i >= 0, i - offset, -1) for i in (join, finish))
+            earlier_runs = {i: tuple((a - offset, b - offset) for a, b in runs) for i, runs in earlier_runs.items()}
         iterations = len(ends)
         padded = np.zeros(max(iterations, 1))  # the gaps, then a 0 for reduceat's last bound: one array, not two
         gap = padded[:max(iterations - 1, 0)]
@@ -43,16 +49,11 @@ class TokenTimes:
                 firsts.append(np.array([a for a, _ in runs], dtype=np.int64))
                 lasts.append(np.array([b for _, b in runs], dtype=np.int64))
         first, last = np.concatenate(firsts), np.concatenate(lasts)
-        seen = np.bincount(first, minlength=iterations + 1)
-        seen -= np.bincount(last, minlength=iterations + 1)
-        seen = np.cumsum(seen, out=seen)[:len(gap)]
-        saw = seen > 0  # an iteration nobody saw both ends of is no token interval
-        if saw.all():  # as in a busy run: no copies
-            self._gaps.append(gap)
-            self._counts.append(seen)
-        else:
-            self._gaps.append(gap[saw])
-            self._counts.append(seen[saw])
+        starts, end = self._starts[instance], offset + iterations + 1
+        if len(starts) < end:
+            starts = self._starts[instance] = np.concatenate([starts, np.zeros(end - len(starts), np.int64)])
+        starts[offset:end] += np.bincount(first, minlength=iterations + 1)
+        starts[offset:end] -= np.bincount(last, minlength=iterations + 1)
 
     def _whole(self, ends: np.ndarray, padded: np.ndarray, ids: np.ndarray, first: np.ndarray, last: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -78,9 +79,23 @@ class TokenTimes:
             self.tbt_max[request] = intervals.max()
         self._preemption_gaps += between
 
-    def distribution(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The run's token intervals and how many sequences saw each, in parts (an instance's each, then the
-        gaps preemptions cut): joined, a million-request run's would be hundreds of MB more."""
-        gaps = self._gaps + [np.array(self._preemption_gaps)]
-        counts = self._counts + [np.ones(len(self._preemption_gaps), dtype=np.int64)]
+    def distribution(self, ends: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The run's token intervals and how many sequences saw each, given every instance's iteration ends, in
+        parts (an instance's each, then the gaps preemptions cut): joined, a million-request run's would be
+        hundreds of MB more. Once: it sums the difference arrays up in place."""
+        gaps, counts = [], []
+        for starts, instance_ends in zip(self._starts, ends):
+            gap = np.subtract(instance_ends[1:], instance_ends[:-1])  # np.diff's floats
+            if len(starts) < len(gap):  # past the last range's end, nobody
+                starts = np.concatenate([starts, np.zeros(len(gap) - len(starts), np.int64)])
+            seen = np.cumsum(starts, out=starts)[:len(gap)]  # in place: the differences are not needed again
+            saw = seen > 0  # an iteration nobody saw both ends of is no token interval
+            if saw.all():  # as in a busy run: no copies
+                gaps.append(gap)
+                counts.append(seen)
+            else:
+                gaps.append(gap[saw])
+                counts.append(seen[saw])
+        gaps.append(np.array(self._preemption_gaps))
+        counts.append(np.ones(len(self._preemption_gaps), dtype=np.int64))
         return gaps, counts

@@ -231,13 +231,15 @@ class Cluster:
                 yield Timeout(env, request.arrival - now)
             self._submit(request)
 
-    def run(self, workload: Workload, progress: Callable[[int], None] | None = None) -> None:
+    def run(self, workload: Workload, progress: Callable[[int], None] | None = None,
+            on_block: Callable[[int], None] | None = None) -> None:
         """Replay ``workload`` until all its requests finish or ``run.max_simulated_time`` passes: at their
         arrival times, or, with a closed loop, as that many clients (a request arrives when it is sent).
-        Requests are made as they are sent and recorded in :attr:`log` as they finish."""
+        Requests are made as they are sent and recorded in :attr:`log` as they finish (``on_block`` as in
+        :class:`RequestLog`)."""
         self.workload = workload
         self._requests = len(workload)  # asked at every finish, where a numpy length would be a call
-        self.log = RequestLog(workload.arrival, workload.input_tokens, workload.output_tokens)
+        self.log = RequestLog(workload.arrival, workload.input_tokens, workload.output_tokens, on_block)
         self._progress = progress
         if not len(workload):
             return

@@ -33,7 +33,7 @@ def run_point(base: str, overrides: list[str], out_dir: str) -> tuple[str, str |
 
     try:
         loaded = load_scenario(base, overrides)
-        simulate(loaded).write(Path(out_dir), loaded)
+        simulate(loaded, output=Path(out_dir))
         return out_dir, None
     except SimcxlError as exc:
         message = str(exc)
