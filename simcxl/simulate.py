@@ -29,9 +29,8 @@ class RunOutcome:
 
     @cached_property
     def summary(self) -> dict:
-        """summary.json's content, worked out on first use: :meth:`write` asks for it while Arrow writes the
-        request table on the other cores (the TBT percentiles come with the table, so that the token gaps are
-        freed before Arrow's buffers are made)."""
+        """summary.json's content, worked out on first use: :meth:`write` asks for it while the rest of the
+        request table is written on another thread."""
         return self.report.summary()
 
     def write(self, out_dir: Path, loaded: LoadedScenario) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from typing import Iterable, Iterator, Sequence
 
@@ -139,9 +140,23 @@ class RunReport:
         self.simulated_s = cluster.env.now
         self.table = table
         self.requests = table.finish()  # one row per request
-        gaps, counts = table.distribution()
-        self.token_intervals = sum(int(part.sum()) for part in counts)
-        self.tbt = _weighted_stats(gaps, counts)
+        helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simcxl-tbt")
+        self._token_statistics = helper.submit(self._tbt_distribution)  # numpy, mostly without the GIL: meanwhile
+        helper.shutdown(wait=False)  # the rest of the summary and the results are worked out
+
+    @property
+    def token_intervals(self) -> int:
+        """How many token intervals (gaps between a sequence's consecutive tokens) the run had."""
+        return self._token_statistics.result()[0]
+
+    @property
+    def tbt(self) -> dict[str, float | None]:
+        """The TBT statistics of every token interval of the run."""
+        return self._token_statistics.result()[1]
+
+    def _tbt_distribution(self) -> tuple[int, dict[str, float | None]]:
+        gaps, counts = self.table.distribution()
+        return sum(int(part.sum()) for part in counts), _weighted_stats(gaps, counts)
 
     def summary(self) -> dict:
         c, df, t = self.cluster, self.requests, self.simulated_s
@@ -150,12 +165,12 @@ class RunReport:
         decoded = ~np.isnan(col["kv_transfer_end_s"])
         outputs = col["output_tokens"][done]
         several = outputs > 1
-        return {
+        summary = {
             "scenario": c.scenario.name,
             "requests": {"arrived": int((col["arrival_s"] <= t).sum()), "completed": int(done.sum()),
                          "unfinished": int(len(df) - done.sum())},
             "ttft_s": _stats(col["ttft_s"]),
-            "tbt_s": self.tbt,
+            "tbt_s": None,  # last: worked out on another thread meanwhile
             "e2e_s": _stats(col["e2e_s"][done], ("mean", "p50", "p90", "p99")),
             "tpot_s": _stats((col["e2e_s"][done][several] - col["ttft_s"][done][several]) / (outputs[several] - 1)),
             "throughput": {
@@ -191,6 +206,8 @@ class RunReport:
             "utilization": self._utilization(),
             "sim": {"simulated_s": float(t), "events": c.env.events_processed},
         }
+        summary["tbt_s"] = self.tbt
+        return summary
 
     def _aggregated_prefix_cache(self) -> dict:
         """Share of prompt tokens colocated instances found in their own prefix cache (none without one)."""

@@ -10,7 +10,6 @@ consecutive ids still to come, and says when a block is whole, so the table can 
 
 from __future__ import annotations
 
-from array import array
 from operator import attrgetter
 from struct import Struct
 from typing import Callable
@@ -56,9 +55,9 @@ class RequestLog:
             arrival, input_tokens, output_tokens)
         self.stints: dict[int, tuple[tuple[int, int], ...]] = {}
         self._values = attrgetter(*(name for name, _ in RECORDED))  # every recorded attribute in one call
-        self._on_block = on_block
+        self._on_block = on_block or (lambda block: None)
         count = len(arrival)
-        self._unrecorded = array("q", (hi - lo for lo, hi in (block_ids(b, count) for b in range(blocks(count)))))
+        self._unrecorded = [hi - lo for lo, hi in (block_ids(b, count) for b in range(blocks(count)))]
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -67,9 +66,9 @@ class RequestLog:
         ROW.pack_into(self._buffer, request.id * ROW.size, *self._values(request))
         if request.stints:
             self.stints[request.id] = request.stints
-        block = request.id >> BLOCK_BITS
-        self._unrecorded[block] -= 1
-        if not self._unrecorded[block] and self._on_block is not None:
+        unrecorded, block = self._unrecorded, request.id >> BLOCK_BITS
+        unrecorded[block] -= 1
+        if not unrecorded[block]:
             self._on_block(block)
 
     def column(self, name: str) -> np.ndarray:

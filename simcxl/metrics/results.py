@@ -185,14 +185,15 @@ def dump_json(data: dict) -> str:
 def write_results(out_dir: Path, summarize: Callable[[], dict], requests: RequestTable, resolved: dict,
                   wall_s: float, timeseries_csv: str) -> None:
     """summary.json (last), requests.csv and .parquet, timeseries.csv, config.resolved.yaml, run.json (the
-    only file with wall-clock data). ``summarize()`` runs while the rest of the request table is written."""
+    only file with wall-clock data). The rest of the request table is written while the others are, and
+    ``summarize()`` runs."""
     import simpy
 
     written = requests.write(out_dir)
-    summary = summarize()
-    written()  # raises what the writing raised
     write_atomic(out_dir / "timeseries.csv", timeseries_csv)
     write_atomic(out_dir / "config.resolved.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    summary = summarize()
+    written()  # raises what the writing raised
     write_atomic(out_dir / "run.json", dump_json({
         "wall_s": wall_s,
         "events_per_wall_s": summary["sim"]["events"] / wall_s if wall_s > 0 else None,
