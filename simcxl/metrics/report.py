@@ -15,7 +15,6 @@ from itertools import chain
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-import pandas as pd
 
 from simcxl.metrics.request_table import RequestTable
 from simcxl.serving.cluster import Cluster
