@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from simcxl import __version__
 from simcxl.errors import SimcxlError
@@ -54,7 +55,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out_dir = args.output or Path("results") / loaded.scenario.name
     console = Console(stderr=True)
     try:
-        outcome = _simulate_with_progress(args, loaded, console, out_dir)
+        with _terminate_as_interrupt():
+            outcome = _simulate_with_progress(args, loaded, console, out_dir)
     except RunInterrupted as stop:  # it kept what finished: a long run's first hours are worth having
         summary = stop.outcome.summary
         print(f"simcxl: interrupted at {summary['sim']['simulated_s']:.1f} s simulated; the "
@@ -70,6 +72,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"timeline: cut at {args.timeline_max_events:,} events ({outcome.report.cluster.timeline.dropped:,} "
                   "left out); narrow it with --timeline-window START:END")
     return 0
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler's time limit) stops the run as Ctrl-C does: what
+    finished is written, and no temporary file of the streamed request table is left behind."""
+    import signal
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _simulate_with_progress(args: argparse.Namespace, loaded: LoadedScenario, console: Console, out_dir: Path

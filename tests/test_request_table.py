@@ -100,3 +100,28 @@ def test_an_interrupted_streamed_run_keeps_every_row_once(tmp_path, monkeypatch,
     assert table.id.tolist() == list(range(300)) and table.finish_s.notna().sum() == 100
     pd.testing.assert_frame_equal(pd.read_parquet(out / "requests.parquet"), table, check_dtype=False)
     assert json.loads((out / "summary.json").read_text())["requests"]["completed"] == 100
+
+
+def test_a_terminated_run_keeps_what_finished_and_no_temporary_file(tmp_path):
+    """SIGTERM (``kill``, ``timeout``) in the middle of a run whose table is being streamed: it stops as Ctrl-C
+    does, with the finished requests written and no temporary file left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    run = subprocess.Popen([sys.executable, "-m", "simcxl.cli", "run", str(ROOT / "configs/rdma.yaml"), "-q",
+                            "--set", "workload.num_requests=200000", "-o", str(out)],
+                           stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    while not (out.exists() and any(name.endswith(".tmp") for name in os.listdir(out))):  # the run has started
+        assert run.poll() is None, run.stderr.read()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=120) == 130
+    assert "requests finished by then are in" in run.stderr.read()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sim"]["interrupted"] is True and 0 < summary["requests"]["completed"] < 200000
+    assert len(pd.read_parquet(out / "requests.parquet")) == 200000
+    assert not [name for name in os.listdir(out) if name.endswith(".tmp")]
