@@ -61,10 +61,11 @@ class RequestTable:
     def finish(self) -> pd.DataFrame:
         """The whole table, once the run is over (the blocks not handed over get their token times here)."""
         self._wait()
-        for block in range(self._handed, request_log.blocks(len(self.cluster.log))):
+        requests = len(self.cluster.log)
+        for block in range(self._handed, request_log.blocks(requests)):
             self._add_block(*self._take(block))
-        self._handed = request_log.blocks(len(self.cluster.log))
-        return pd.DataFrame(self.columns(0, len(self.cluster.log)), copy=False)  # views of the columns: no copy
+        self._handed = request_log.blocks(requests)
+        return pd.DataFrame(self.columns(0, requests), copy=False)  # views of the columns: no copy
 
     def distribution(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The run's token intervals and how many sequences saw each (after :meth:`finish`)."""
@@ -128,7 +129,8 @@ class RequestTable:
         joined = join >= 0
         np.minimum.at(first, instance[joined], join[joined])
         for i, runs in stints.items():
-            first[instance[i - lo]] = min(first[instance[i - lo]], *(a for a, _ in runs))
+            index = instance[i - lo]
+            first[index] = min(first[index], *(a for a, _ in runs))
         ends = []
         for worker, start in zip(workers, first.tolist()):
             start = min(start, len(worker.iteration_ends))
@@ -144,8 +146,6 @@ class RequestTable:
             self.times.add(index, np.frombuffer(instance_ends), ids, join[ids], finish[ids], stints, offset)
 
     def _append(self, files: TableFiles, block: int) -> None:
-        if files.closed:  # an earlier block failed to be written, and the files are gone
-            return
         files.append(self.columns(*request_log.block_ids(block, len(self.cluster.log))))
 
     def _submit(self, job: Callable, *args) -> None:

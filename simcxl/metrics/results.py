@@ -131,10 +131,6 @@ class TableFiles:
         self._csv.abort()
         self._parquet.abort()
 
-    @property
-    def closed(self) -> bool:
-        return self._streams[-1].closed
-
     def _close(self) -> None:
         writer, self._parquet_writer = self._parquet_writer, None
         if writer is not None:
