@@ -29,10 +29,9 @@ class FixedCompute:
         return STEP
 
     @staticmethod
-    def decode_stretch(batch_size, context, attended, count, overhead, ends, busy):
+    def decode_stretch(batch_size, context, attended, count, overhead, ends):
         for _ in range(count):
             ends.append(ends[-1] + (overhead + STEP))
-            busy.append(busy[-1] + (ends[-1] - ends[-2]))
 
     @staticmethod
     def prefill_time(tokens):

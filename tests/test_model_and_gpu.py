@@ -147,27 +147,28 @@ def test_a_dense_decode_step_is_the_general_roofline_bit_for_bit(name, tp):
 @pytest.mark.parametrize("name, tp, attention_efficiency", [
     ("llama-3.1-8b", 3, 0.25), ("deepseek-v3", 6, 0.05), ("deepseek-v3.2", 8, 0.25),
     ("llama-3.1-8b", 3, 0.004 * (1 - 1e-12)),  # 16384 x 32 FLOPs per 131072 bytes: FLOPs win by 1e-12
+    ("llama-3.1-8b", 1, 0.25), ("llama-3.1-8b", 1, 0.001),  # one GPU, bound by bytes, then by FLOPs
 ])
-def test_a_stretch_of_decode_steps_prices_each_step_as_one_call_would(name, tp, attention_efficiency):
+@pytest.mark.parametrize("overhead", [1e-5, 0.0])
+def test_a_stretch_of_decode_steps_prices_each_step_as_one_call_would(name, tp, attention_efficiency, overhead):
     """``decode_stretch`` prices and times the next iterations of an unchanged batch in one call (decode
     stretches); each step must be the very float ``decode_step_time`` gives that iteration, bound by bytes, by
     FLOPs, indexed, or with the two terms so close that each iteration's rounding picks its own, and each end
-    and busy time the float one iteration at a time sums."""
+    the float one iteration at a time sums (also where one GPU and no overhead leave terms out)."""
     model = llm(name)
     compute = GPUCompute(gpu(attention_efficiency=attention_efficiency), model, tp)
     for batch, context in [(1, 0), *((1 + 37 * i % 256, 977 * i * i + 1) for i in range(1, 100))]:
         steps = [compute.decode_step_time(batch, context + i * batch, context + i * batch) for i in range(1, 16)]
         assert steps[-1] > steps[0]  # every sequence is a token longer at each iteration
-        ends, busy, end, busy_time = [7.25], [3.5], 7.25, 3.5  # as a worker waiting out each iteration sums them
-        compute.decode_stretch(batch, context, context, 15, 1e-5, ends, busy)
+        ends, end = [7.25], 7.25  # as a worker waiting out each iteration sums them
+        compute.decode_stretch(batch, context, context, 15, overhead, ends)
         for step in steps:
-            begin, end = end, end + (1e-5 + step)
-            busy_time += end - begin
-            assert (ends.pop(1), busy.pop(1)) == (end, busy_time)
-        assert (ends, busy) == ([7.25], [3.5])
-    ends, busy = [1.0], [0.0]
-    compute.decode_stretch(8, 100, 100, 0, 0.0, ends, busy)
-    assert (ends, busy) == ([1.0], [0.0])
+            end = end + (overhead + step)
+            assert ends.pop(1) == end
+        assert ends == [7.25]
+    ends = [1.0]
+    compute.decode_stretch(8, 100, 100, 0, 0.0, ends)
+    assert ends == [1.0]
 
 
 def test_prefill_is_compute_bound_and_quadratic_in_the_prompt():

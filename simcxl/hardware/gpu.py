@@ -154,11 +154,10 @@ class GPUCompute:
     def _decode_step_pricers(self) -> tuple[Callable[..., float], Callable[..., None]]:
         """``decode_step_time(batch_size, total_context, attended_context=None)``: one decode iteration, one new
         token for each of ``batch_size`` sequences; and ``decode_stretch(batch_size, total_context,
-        attended_context, count, overhead, ends, busy)``: the next ``count`` iterations of a batch that does
+        attended_context, count, overhead, ends)``: the next ``count`` iterations of a batch that does
         not change, each sequence a token longer at each (dense attention: both contexts grow by
         ``batch_size``), run back to back, each lasting ``overhead`` + its step: it appends to ``ends`` when
-        each ends and to ``busy`` the busy seconds after each, summed as a worker waiting out one iteration
-        at a time sums them (a decode stretch).
+        each ends, summed as a worker waiting out one iteration at a time sums them (a decode stretch).
 
         ``total_context`` is the sum over the batch of the cached tokens; with sparse attention each new
         token attends to only ``attended_context`` of them (the top-k), but the indexer scores them all.
@@ -205,32 +204,32 @@ class GPUCompute:
 
         # the term that wins as (per, scale, rate): attended x per x scale / tp / rate, the same float as the
         # roofline's (x 1.0 is exact)
-        winner = (kv_bytes, 1.0, bandwidth) if bound == "memory" else (flop_per_pair, layers, flops)
+        per, scale, rate = (kv_bytes, 1.0, bandwidth) if bound == "memory" else (flop_per_pair, layers, flops)
+        plain = scale == 1.0 and tp == 1.0  # bound by bytes on one GPU: the term is attended x per / rate
 
         def decode_stretch(batch_size: int, total_context: int, attended_context: int, count: int, overhead: float,
-                           ends: list[float], busy: list[float]) -> None:
-            end, busy_time = ends[-1], busy[-1]
+                           ends: list[float]) -> None:
+            end = ends[-1]
             if indexed or bound == "either":  # every step priced whole: with an indexer, or two terms within rounding
                 for i in range(1, count + 1):
-                    step = decode_step_time(batch_size, total_context + i * batch_size, attended_context + i * batch_size)
-                    begin = end
-                    end = begin + (overhead + step)
-                    busy_time += end - begin
+                    end += overhead + decode_step_time(batch_size, total_context + i * batch_size,
+                                                       attended_context + i * batch_size)
                     ends.append(end)
-                    busy.append(busy_time)
                 return
             linear, fixed, allreduce = costs[batch_size] if batch_size < len(costs) else batch_terms(batch_size)
-            per, scale, rate = winner
             # the attended tokens as a float: exact (integers below 2**53), and float x float is the interpreter's
             # fast path where int x float is not
             attended, grow = float(attended_context), float(batch_size)
+            if plain and overhead == 0.0 and allreduce == 0.0:  # x 1.0, / 1.0 and + 0.0 would leave every float as is
+                for _ in range(count):
+                    attended += grow
+                    end += linear + attended * per / rate + fixed
+                    ends.append(end)
+                return
             for _ in range(count):  # decode_step_time's terms without the one that loses, summed in place
                 attended += grow
-                begin = end
-                end = begin + (overhead + (linear + attended * per * scale / tp / rate + fixed + allreduce))
-                busy_time += end - begin
+                end += overhead + (linear + attended * per * scale / tp / rate + fixed + allreduce)
                 ends.append(end)
-                busy.append(busy_time)
 
         return decode_step_time, decode_stretch
 

@@ -58,15 +58,14 @@ STRETCH_ITERATIONS = 24
 
 
 class Stretch:
-    """Quiet iterations planned ahead, from the worker's ``first``: each one's end time, the worker's busy
-    time after it, and the blocks taken at the starts of the ones after the first (cumulative, with the last
-    value repeated: none are taken after the last). ``done`` of them have been applied to the worker;
-    ``timer`` fires when the last ends."""
+    """Quiet iterations planned ahead, from ``start``: each one's end time, and the blocks taken at the starts
+    of the ones after the first (cumulative, with the last value repeated: none are taken after the last).
+    ``done`` of them have been applied to the worker; ``timer`` fires when the last ends."""
 
-    __slots__ = ("start", "ends", "busy", "taken", "done", "timer")
+    __slots__ = ("start", "ends", "taken", "done", "timer")
 
-    def __init__(self, start: float, ends: list[float], busy: list[float], taken: list[int], timer: simpy.Event):
-        self.start, self.ends, self.busy, self.taken, self.done, self.timer = start, ends, busy, taken, 0, timer
+    def __init__(self, start: float, ends: list[float], taken: list[int], timer: simpy.Event):
+        self.start, self.ends, self.taken, self.done, self.timer = start, ends, taken, 0, timer
 
 
 class DecodeWorker:
@@ -221,11 +220,10 @@ class DecodeWorker:
         else:
             taken *= last - first + 2
         taken.append(taken[-1])
-        end = start + duration
-        ends, busy = [end], [self._busy_time + (end - start)]
+        ends = [start + duration]
         self.compute.decode_stretch(len(self._running), self.context_tokens, self.attended_tokens, len(taken) - 2,
-                                    self.iteration_overhead, ends, busy)
-        return Stretch(start, ends, busy, taken, TimeoutAt(self.env, ends[-1]))
+                                    self.iteration_overhead, ends)
+        return Stretch(start, ends, taken, TimeoutAt(self.env, ends[-1]))
 
     def _apply(self, stretch: Stretch, ended: int) -> None:
         """The stretch's iterations before ``ended`` have ended (and the next has taken its blocks)."""
@@ -235,8 +233,13 @@ class DecodeWorker:
                 self.timeline.slice("decode", f"instance {self.index}", "decode",
                                     stretch.ends[i - 1] if i else stretch.start, stretch.ends[i], batch=n,
                                     context_tokens=self.context_tokens + n * (i - done), recomputed_requests=0)
-        self.iteration_ends.fromlist(stretch.ends[done:ended])  # fromlist: one resize, not one per item
-        self._busy_time = stretch.busy[ended - 1]
+        ends = stretch.ends[done:ended]
+        self.iteration_ends.fromlist(ends)  # fromlist: one resize, not one per item
+        busy, begin = self._busy_time, stretch.ends[done - 1] if done else stretch.start
+        for end in ends:  # as one event per iteration sums it (only for the iterations that ran: a cut drops some)
+            busy += end - begin
+            begin = end
+        self._busy_time = busy
         self.iteration += ended - done
         self.context_tokens += n * (ended - done)
         self.attended_tokens += n * (ended - done)
@@ -260,7 +263,7 @@ class DecodeWorker:
         length = stretch.done + 1
         if length == len(stretch.ends):
             return
-        del stretch.ends[length:], stretch.busy[length:], stretch.taken[length + 1:]
+        del stretch.ends[length:], stretch.taken[length + 1:]
         stretch.taken[length] = stretch.taken[length - 1]
         timer = TimeoutAt(self.env, stretch.ends[-1])
         timer.callbacks, stretch.timer.callbacks = stretch.timer.callbacks, []  # the old timer fires for no one
