@@ -213,9 +213,9 @@ class DecodeWorker:
         last = min(self._batch[0][0], self.iteration + STRETCH_ITERATIONS - 1)
         taken = [0]
         if self.on_demand:  # the blocks each iteration takes at its start, while they last
-            crossing, residue, count = self._crossing_counts, first % kv.block_tokens, last - first + 1
-            needed = (crossing[residue:] + crossing[:residue]) * (count // kv.block_tokens + 1)  # from the first on
-            taken += accumulate(needed[:count])
+            crossing, block_tokens, count = self._crossing_counts, kv.block_tokens, last - first + 1
+            residue = first % block_tokens  # the counts repeated, from the first's residue on
+            taken += accumulate((crossing * ((residue + count) // block_tokens + 1))[residue:residue + count])
             del taken[bisect_right(taken, kv.free):]
         else:
             taken *= last - first + 2
