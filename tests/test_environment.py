@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import simpy
 
-from simcxl.serving.environment import CountingEnvironment, DetachedProcess, EagerProcess, TimeoutAt
+from simcxl.serving.environment import CountingEnvironment, DetachedProcess, EagerProcess, TimeoutAt, Wakeup
 
 
 def test_events_processed_counts_what_simpy_popped():
@@ -162,3 +162,53 @@ def test_running_until_an_event_steps_as_simpy_steps():
     for env in (CountingEnvironment(), simpy.Environment()):
         with pytest.raises(RuntimeError, match="No scheduled events left"):
             env.run(until=env.event())
+
+
+def test_now_is_the_clock_however_the_run_goes():
+    """``now`` is a plain attribute moved with SimPy's clock: processes read the same times whether the run goes
+    until a time, step by step, until an event or until no event is left."""
+
+    def script(env: simpy.Environment) -> list:
+        seen = []
+
+        def worker():
+            for delay in (0.25, 0.5, 1.0, 2.0, 4.0):
+                yield env.timeout(delay)
+                seen.append(env.now)
+
+        env.process(worker())
+        env.run(until=0.6)
+        seen.append(("until 0.6", env.now))
+        env.step()
+        env.step()
+        seen.append(("stepped", env.now))
+        env.run(until=env.timeout(1.0))
+        seen.append(("until an event", env.now))
+        env.run()
+        return seen + [("end", env.now)]
+
+    assert script(CountingEnvironment()) == script(simpy.Environment())
+    assert script(CountingEnvironment())[-1] == ("end", 7.75)
+
+
+def test_a_wakeup_fires_once_and_only_for_a_sleeper():
+    env, woken = simpy.Environment(), []
+    wakeup = Wakeup(env)
+    wakeup.wake()  # nobody asleep: nothing happens
+
+    def sleeper():
+        for _ in range(2):
+            yield wakeup.wait()
+            woken.append(env.now)
+
+    def waker():
+        yield env.timeout(1.0)
+        wakeup.wake()
+        wakeup.wake()  # already woken: nothing happens
+        yield env.timeout(1.0)
+        wakeup.wake()
+
+    env.process(sleeper())
+    env.process(waker())
+    env.run()
+    assert woken == [1.0, 2.0]

@@ -71,8 +71,9 @@ class KVManager(ABC):
         self.descriptor_time = cluster.scenario.kv_manager.descriptor_time
         self.page_tokens = cluster.scenario.kv_manager.page_tokens
         self.host_staging = cluster.scenario.kv_manager.host_staging
-        # read at every hand-off: looked up once
-        self.blocking_send = cluster.scenario.kv_manager.blocking_send
+        # read at every hand-off: looked up once. blocks_prefill: a prefill worker waits for its batch's
+        # hand-offs before its next batch (a synchronous send)
+        self.blocks_prefill = cluster.scenario.kv_manager.blocking_send
         self.blocking_receive = cluster.scenario.kv_manager.blocking_receive
         self._threads: dict[tuple[str, object], simpy.Resource] = {}  # CPU threads that serialize work, by role
         spec = cluster.scenario.kv_manager.prefix_cache
@@ -197,11 +198,6 @@ class KVManager(ABC):
             return EagerProcess(self.env, self.handoff(request, prefill))
         DetachedProcess(self.handoff(request, prefill))
         return None
-
-    @property
-    def blocks_prefill(self) -> bool:
-        """Whether a prefill worker waits for its batch's hand-offs before its next batch (a synchronous send)."""
-        return self.blocking_send
 
     def land(self, request: "Request", decode: "DecodeWorker", transfer: Callable[[], simpy.Event]) -> Generator:
         """Run ``transfer()`` into ``decode`` and queue the request there once it has landed: on the decode

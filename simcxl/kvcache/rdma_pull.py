@@ -20,9 +20,9 @@ class RDMAPull(RDMAPush):
 
     path = "rdma_pull"
 
-    @property
-    def blocks_prefill(self) -> bool:
-        return False
+    def __init__(self, cluster, block_tokens: int):
+        super().__init__(cluster, block_tokens)
+        self.blocks_prefill = False  # the decode GPU reads: nothing for the prefill worker to wait for
 
     def descriptors(self, tokens: int) -> int:
         """Tensor-centric: a shard is one registered region, read in large chunks, not per block."""

@@ -20,12 +20,13 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 import simpy
-from simpy.events import Event, Timeout  # made directly: env.timeout binds a new callable per use
+from simpy.events import Timeout  # made directly: env.timeout binds a new callable per use
 
 from simcxl.config.schema import AggregatedSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.serving.kv_blocks import KVBlocks, PrefixCachingBlocks
+from simcxl.serving.environment import Wakeup
 from simcxl.serving.request import Request
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class AggregatedWorker:
         self.recomputed_tokens = 0  # KV tokens computed again after preemptions
         self.prefix_hit_tokens = 0  # prompt tokens first scheduled with their KV already cached here
         self.prefix_looked_up_tokens = 0
-        self._wakeup: simpy.Event | None = None
+        self._wakeup = Wakeup(env)
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         env.process(self.run())
 
@@ -71,8 +72,7 @@ class AggregatedWorker:
         request.prefill_instance = request.decode_instance = self.index
         self.waiting.append(request)
         self.queued_tokens += request.input_tokens
-        if self._wakeup is not None and not self._wakeup.triggered:
-            self._wakeup.succeed()
+        self._wakeup.wake()
 
     def _preempt(self, victim: Request) -> None:
         """Drop ``victim``'s KV; it waits at the front of the queue to recompute prompt + generated tokens."""
@@ -189,9 +189,7 @@ class AggregatedWorker:
         while True:
             decodes, chunks = self._schedule()
             if not decodes and not chunks:
-                self._wakeup = Event(env)
-                yield self._wakeup
-                self._wakeup = None
+                yield self._wakeup.wait()
                 continue
             context = sum(r.computed + 1 for r in decodes)
             duration = self.compute.forward_time(len(decodes), context, [

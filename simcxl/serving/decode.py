@@ -43,7 +43,7 @@ from simpy.events import Timeout
 from simcxl.config.schema import DecodeSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
-from simcxl.serving.environment import TimeoutAt
+from simcxl.serving.environment import TimeoutAt, Wakeup
 from simcxl.serving.kv_blocks import KVBlocks
 from simcxl.serving.request import Request
 
@@ -109,7 +109,7 @@ class DecodeWorker:
         self.recomputed_tokens = 0  # prompt + generated tokens prefilled again after preemptions
         self.recompute_time = 0.0  # the batch stalled while preempted sequences prefilled again
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
-        self._wakeup: simpy.Event | None = None
+        self._wakeup = Wakeup(env)
         env.process(self.run())
 
     @property
@@ -160,7 +160,7 @@ class DecodeWorker:
     def enqueue(self, request: Request) -> None:
         """The request's KV has landed: it joins the batch at the next iteration boundary."""
         self._ready.append(request)
-        self._wake()
+        self._wakeup.wake()
         if self._stretch is not None and len(self._running) < self.spec.max_batch_size:
             self._cut()
 
@@ -170,14 +170,10 @@ class DecodeWorker:
         the request joins. The returned event fires when the KV has landed."""
         landed = self.env.event()
         self._receiving.append((request, transfer, landed))
-        self._wake()
+        self._wakeup.wake()
         if self._stretch is not None:
             self._cut()
         return landed
-
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.triggered:
-            self._wakeup.succeed()
 
     def _receive_pending(self):
         """Every receive queued since the last iteration, together; the batch makes no progress meanwhile."""
@@ -408,9 +404,7 @@ class DecodeWorker:
             if not running:
                 if preempted:  # the batch preempted itself empty: its sequences may rejoin next time round
                     continue
-                self._wakeup = env.event()
-                yield self._wakeup
-                self._wakeup = None
+                yield self._wakeup.wait()
                 continue
             start = env.now
             duration = overhead + step_time(len(running), self.context_tokens, self.attended_tokens)

@@ -94,6 +94,27 @@ class TimeoutAt(Event):
         heappush(env._queue, (when, NORMAL, next(env._eid), self))
 
 
+class Wakeup:
+    """An idle process's sleep until work reaches it: it yields :meth:`wait`'s event, and :meth:`wake` fires
+    that event once (waking a process that is not asleep, or already woken, does nothing)."""
+
+    __slots__ = ("env", "_event")
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+        self._event: Event | None = None
+
+    def wait(self) -> Event:
+        self._event = Event(self.env)
+        return self._event
+
+    def wake(self) -> None:
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.succeed()
+
+
 class _Started:
     """What an eager process's generator is sent first: the value of an event that succeeded with None."""
 

@@ -13,11 +13,12 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 import simpy
-from simpy.events import Event, Timeout  # made directly: env.timeout binds a new callable per use
+from simpy.events import Timeout  # made directly: env.timeout binds a new callable per use
 
 from simcxl.config.schema import PrefillSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
+from simcxl.serving.environment import Wakeup
 from simcxl.serving.request import Request
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class PrefillWorker:
         self.busy_time = 0.0
         self.blocked_time = 0.0  # GPU idle, waiting for a synchronous KV send to finish
         self.loading_time = 0.0  # GPU idle, waiting for its batch's cached prefixes to load
-        self._wakeup: simpy.Event | None = None
+        self._wakeup = Wakeup(env)
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         env.process(self.run())
 
@@ -58,18 +59,14 @@ class PrefillWorker:
         request.prefill_instance = self.index
         self.queue.append(request)
         self.queued_tokens += request.input_tokens
-        self._wake()
+        self._wakeup.wake()
 
     def release(self, request: Request) -> None:
         """The KV of ``request`` has left this GPU: its HBM is free again, which matters to a queued prompt
         waiting for room (waking an idle worker for nothing would cost an event per request)."""
         self.kv_held_tokens -= request.input_tokens
         if self.queue:
-            self._wake()
-
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.triggered:
-            self._wakeup.succeed()
+            self._wakeup.wake()
 
     def _next_batch(self) -> list[Request]:
         """FCFS up to the budgets: tokens to compute (a cached prefix costs none, as in vLLM and SGLang),
@@ -95,9 +92,7 @@ class PrefillWorker:
         while True:
             batch = self._next_batch()
             if not batch:
-                self._wakeup = Event(env)
-                yield self._wakeup
-                self._wakeup = None
+                yield self._wakeup.wait()
                 continue
             tokens = sum(r.input_tokens for r in batch)
             self.queued_tokens -= tokens
