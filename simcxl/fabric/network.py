@@ -66,15 +66,14 @@ class Link:
         return f"Link({self.name!r}, {self.capacity:.4g}/s)"
 
 
-class Flow:
-    """Bytes in flight on a route: done once the route has served ``target`` bytes in total."""
+class Flow(Event):
+    """Bytes in flight on a route, done once the route has served ``target`` bytes in total: the event a
+    transfer returns, which fires with its size when its last byte has arrived."""
 
-    __slots__ = ("size", "target", "done")
-
-    def __init__(self, size: float, done: simpy.Event):
+    def __init__(self, env: simpy.Environment, size: float):
+        Event.__init__(self, env)
         self.size = size
         self.target = 0.0
-        self.done = done
 
 
 class Route:
@@ -239,18 +238,17 @@ class Network:
             raise ValueError(f"transfer max_rate must be > 0 bytes/s, got {max_rate!r}")
         links = tuple(links)
         weights = tuple(weights) if weights is not None else (1.0,) * len(links)
-        done = Event(self.env)
-        flow = Flow(float(nbytes), done)
+        flow = Flow(self.env, float(nbytes))
         delay = (path_latency(links) if latency is None else latency) + overhead
         if nbytes == 0 or (not links and max_rate == math.inf):
             Timeout(self.env, delay).callbacks.append(lambda _: self._finish(flow, links, weights))
-            return done
+            return flow
         key = (links, weights, max_rate)
         if delay > 0:
             Timeout(self.env, delay).callbacks.append(lambda _: self._join(flow, key))
         else:
             self._join(flow, key)
-        return done
+        return flow
 
     # ------------------------------------------------------------------ scheduler internals
 
@@ -314,7 +312,7 @@ class Network:
         for link, weight in zip(links, weights):
             link.carried += flow.size * weight
         self.completed_flows += 1
-        flow.done.succeed(flow.size)
+        flow.succeed(flow.size)
 
     def _request_recompute(self) -> None:
         """Fold every change at this instant into one recomputation, run after the current events."""
