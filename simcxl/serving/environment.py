@@ -7,9 +7,10 @@ float by its last bit, so such a worker waits on :class:`TimeoutAt`, which fires
 SimPy starts a new process with an event of its own and ends it with another, which its waiters wait on;
 two per request add up over a million requests. So the hand-off of each request's KV runs its first step
 at once, as an :class:`EagerProcess`, and, where nobody waits for its end, as a :class:`DetachedProcess`,
-which has no end event either. The environment counts the events it processes and runs its loop with
-SimPy's ``step`` written in. These use SimPy's queue (``_queue``, ``_eid``, ``_now``) and process internals
-as simpy 4.1 defines them.
+which has no end event either. The environment counts the events it processes, runs its loop with
+SimPy's ``step`` written in, and keeps ``now`` as a plain attribute. An idle worker sleeps on a
+:class:`Wakeup`. These use SimPy's queue (``_queue``, ``_eid``, ``_now``) and process internals as simpy 4.1
+defines them.
 """
 
 from __future__ import annotations
