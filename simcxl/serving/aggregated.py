@@ -25,8 +25,8 @@ from simpy.events import Timeout  # made directly: env.timeout binds a new calla
 from simcxl.config.schema import AggregatedSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
-from simcxl.serving.kv_blocks import KVBlocks, PrefixCachingBlocks
 from simcxl.serving.environment import Wakeup
+from simcxl.serving.kv_blocks import KVBlocks, PrefixCachingBlocks
 from simcxl.serving.request import Request
 
 if TYPE_CHECKING:
