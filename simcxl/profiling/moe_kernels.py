@@ -194,6 +194,92 @@ def attention_rows(torch):
     return rows
 
 
+def triton_moe_rows(torch):
+    """A grouped block-FP8 expert GEMM in Triton written for this study after the structure of SGLang's
+    ``fused_moe_kernel`` (not its code): (token, expert) pairs sorted by expert and padded to BLOCK_M per
+    expert, one program per (M block, N block), K stepped by 128 with the activation's per-(row, 128) scale
+    and the weight's per-(128, 128) scale applied to the fp32 accumulator at every step. Routing: top-8 of
+    256 uniform + the fused shared expert (257 experts, top-9), TP-8 slices w13 [512, 7168], w2 [7168, 256]."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def grouped(a, a_s, b, b_s, c, sorted_ids, expert_ids, pairs, top_div, N, K,
+                BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+        pid_m = tl.program_id(0)
+        pid_n = tl.program_id(1)
+        offs = pid_m * BM + tl.arange(0, BM)
+        ids = tl.load(sorted_ids + offs)
+        valid = ids < pairs
+        rows = ids // top_div
+        e = tl.load(expert_ids + pid_m)
+        on = pid_n * BN + tl.arange(0, BN)
+        ok = tl.arange(0, BK)
+        ks = K // BK
+        acc = tl.zeros((BM, BN), dtype=tl.float32)
+        for kb in range(0, ks):
+            ap = a + rows[:, None] * K + kb * BK + ok[None, :]
+            av = tl.load(ap, mask=valid[:, None], other=0.0)
+            bp = b + e * N * K + on[None, :] * K + kb * BK + ok[:, None]
+            bv = tl.load(bp)
+            asc = tl.load(a_s + rows * ks + kb, mask=valid, other=0.0)
+            bsc = tl.load(b_s + e * (N // BN) * ks + pid_n * ks + kb)
+            acc += tl.dot(av, bv) * asc[:, None] * bsc
+        cp = c + ids[:, None] * N + on[None, :]
+        tl.store(cp, acc.to(tl.bfloat16), mask=valid[:, None])
+
+    fp8 = torch.float8_e4m3fn
+    E, k_top = EXPERTS + 1, TOP_K + 1
+    n13, k2 = 2 * EXPERT_INTER // TP, EXPERT_INTER // TP
+    w13 = torch.randn(E, n13, HIDDEN, device="cuda").to(fp8)
+    w2 = torch.randn(E, HIDDEN, k2, device="cuda").to(fp8)
+    s13 = torch.rand(E, n13 // 128, HIDDEN // 128, device="cuda")
+    s2 = torch.rand(E, HIDDEN // 128, k2 // 128, device="cuda")
+    rows = ["gemm,tokens,block_m,pairs,active_experts,weight_bytes,flops,seconds"]
+    for tokens in (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192):
+        bm = 64 if tokens >= 1024 else 16  # SGLang's tuned H200 E=257,N=256 config (triton_3_3_1)
+        routed = torch.stack([torch.randperm(EXPERTS, device="cuda")[:TOP_K] for _ in range(tokens)])
+        topk = torch.cat([routed, torch.full((tokens, 1), EXPERTS, device="cuda")], 1).flatten()
+        pairs = topk.numel()
+        order = torch.argsort(topk, stable=True)
+        counts = torch.bincount(topk, minlength=E).tolist()
+        ids, experts, start = [], [], 0
+        for ex, cnt in enumerate(counts):
+            if cnt == 0:
+                continue
+            seg = order[start:start + cnt].tolist()
+            start += cnt
+            pad = (-cnt) % bm
+            ids += seg + [pairs] * pad
+            experts += [ex] * ((cnt + pad) // bm)
+        sorted_ids = torch.tensor(ids, device="cuda", dtype=torch.int32)
+        expert_ids = torch.tensor(experts, device="cuda", dtype=torch.int32)
+        active = sum(1 for c_ in counts if c_)
+        x = torch.randn(tokens, HIDDEN, device="cuda").to(fp8)
+        xs = torch.rand(tokens, HIDDEN // 128, device="cuda")
+        h = torch.randn(pairs, k2, device="cuda").to(fp8)
+        hs = torch.rand(pairs, k2 // 128, device="cuda")
+        c13 = torch.empty(pairs, n13, device="cuda", dtype=torch.bfloat16)
+        c2 = torch.empty(pairs, HIDDEN, device="cuda", dtype=torch.bfloat16)
+        mblocks = len(experts)
+        for name, args, n, k, wb in (
+                ("w13", (x, xs, w13, s13, c13, sorted_ids, expert_ids, pairs, k_top, n13, HIDDEN), n13, HIDDEN,
+                 active * n13 * HIDDEN),
+                ("w2", (h, hs, w2, s2, c2, sorted_ids, expert_ids, pairs, 1, HIDDEN, k2), HIDDEN, k2,
+                 active * HIDDEN * k2)):
+            grid = (mblocks, n // 128)
+            fn = lambda args=args, grid=grid: grouped[grid](*args, BM=bm, BN=128, BK=128, num_warps=4, num_stages=3)
+            t = timed(torch, fn)
+            rows.append(f"{name},{tokens},{bm},{pairs},{active},{wb},{2 * pairs * n * k},{t!r}")
+        # the rest of SGLang's MoE around the two GEMMs: silu_and_mul, the re-quantization, the top-k sum
+        g = torch.randn(pairs, n13, device="cuda", dtype=torch.bfloat16)
+        t = timed(torch, lambda: (torch.nn.functional.silu(g[:, :k2]) * g[:, k2:]).to(fp8))
+        rows.append(f"silu_mul_quant,{tokens},0,{pairs},{active},0,0,{t!r}")
+        t = timed(torch, lambda: c2.view(tokens, k_top, HIDDEN).sum(1))
+        rows.append(f"topk_sum,{tokens},0,{pairs},{active},0,0,{t!r}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, required=True)
@@ -207,7 +293,8 @@ def main() -> None:
         info["triton"] = triton.__version__
     except ImportError:
         pass
-    for name, fn in (("launch", launch_rows), ("attention", attention_rows), ("experts", expert_rows),
+    for name, fn in (("triton_moe", triton_moe_rows), ("launch", launch_rows), ("attention", attention_rows),
+                     ("experts", expert_rows),
                      ("projections", projection_rows)):
         try:
             rows = fn(torch)
