@@ -151,7 +151,33 @@ def tokenizer_rows() -> tuple[list[str], dict]:
             tail = ids[n - 6:n] + [ids[n]]
             decode_s = _median_time(lambda: (tok.decode(tail[:-1]), tok.decode(tail)), 200)
             rows.append(f"{prompt_kind},{n_real},{len(text)},{encode_s!r},{hf_s!r},{decode_s!r}")
+    info["gil_main_progress_while_encoding_8k"] = _gil_share(tok, tok.decode(ids[:8192]))
     return rows, info
+
+
+def _gil_share(tok, text: str, seconds: float = 0.5) -> float:
+    """Progress of a pure-Python loop while another thread encodes ``text`` over and over, relative to
+    the loop alone: ~1 if encode releases the GIL (and a core is free), near 0 if it holds it. The engines
+    tokenize in a thread of the API server's process, whose event loop also streams every request."""
+    import threading
+
+    def spin() -> int:
+        n, end = 0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            n += 1
+        return n
+    alone = spin()
+    stop = threading.Event()
+
+    def encode_forever():
+        while not stop.is_set():
+            tok.encode(text)
+    worker = threading.Thread(target=encode_forever)
+    worker.start()
+    shared = spin()
+    stop.set()
+    worker.join()
+    return shared / alone
 
 
 # ------------------------------------------------------------------------------------------- serialization
