@@ -283,7 +283,10 @@ def triton_moe_rows(torch):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, required=True)
-    out = parser.parse_args().output
+    parser.add_argument("--tables", default="triton_moe,launch,attention,experts,projections",
+                        help="comma-separated subset of the tables to measure, in this order")
+    args = parser.parse_args()
+    out, wanted = args.output, args.tables.split(",")
     out.mkdir(parents=True, exist_ok=True)
     import torch
     info = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
@@ -296,6 +299,8 @@ def main() -> None:
     for name, fn in (("triton_moe", triton_moe_rows), ("launch", launch_rows), ("attention", attention_rows),
                      ("experts", expert_rows),
                      ("projections", projection_rows)):
+        if name not in wanted:
+            continue
         try:
             rows = fn(torch)
         except Exception as exc:  # keep the other tables
