@@ -296,6 +296,7 @@ def main() -> None:
         info["triton"] = triton.__version__
     except ImportError:
         pass
+    (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     for name, fn in (("triton_moe", triton_moe_rows), ("launch", launch_rows), ("attention", attention_rows),
                      ("experts", expert_rows),
                      ("projections", projection_rows)):
