@@ -7,8 +7,9 @@ import pytest
 import simpy
 
 from simcxl.config.schema import DecodeSpec
+from simcxl.kvcache.protocol import KVConnector
 from simcxl.serving.decode import DecodeWorker
-from simcxl.serving.request import Request
+from simcxl.sim.request import Request
 from simcxl.simulate import simulate
 
 from .conftest import scenario
@@ -24,6 +25,10 @@ class FixedCompute:
     class llm:
         topk = None
 
+        @staticmethod
+        def attended(context):
+            return context
+
     @staticmethod
     def decode_step_time(batch_size, context, attended):
         return STEP
@@ -38,10 +43,14 @@ class FixedCompute:
         return PREFILL_PER_TOKEN * sum(tokens)
 
 
-class NoFetch:
-    """A KV manager whose decode steps never fetch."""
+class NoFetch(KVConnector):
+    """A connector whose decode steps never fetch; the tests land requests on the worker themselves."""
 
-    fetches_each_step = False
+    def after_prefill(self, request, instance):
+        raise AssertionError("no prefill here")
+
+    def transfer(self, request, prefill, decode):
+        raise AssertionError("no hand-off here")
 
 
 def run_two_requests(admission: str):

@@ -14,8 +14,8 @@ import simpy
 from simcxl.config.schema import DecodeSpec
 from simcxl.serving import decode
 from simcxl.serving.decode import DecodeWorker
-from simcxl.serving.environment import CountingEnvironment
-from simcxl.serving.request import Request
+from simcxl.sim.environment import CountingEnvironment
+from simcxl.sim.request import Request
 from simcxl.simulate import simulate
 
 from .conftest import scenario

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import simpy
 
-from simcxl.serving.environment import CountingEnvironment, DetachedProcess, EagerProcess, TimeoutAt, Wakeup
+from simcxl.sim.environment import CountingEnvironment, DetachedProcess, EagerProcess, TimeoutAt, Wakeup
 
 
 def test_events_processed_counts_what_simpy_popped():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simcxl.serving.kv_blocks import PrefixCachingBlocks
-from simcxl.serving.request import Request
+from simcxl.sim.request import Request
 from simcxl.simulate import simulate
 
 from .conftest import scenario

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from simcxl.config.units import parse_bandwidth, parse_duration, parse_flop_rate, parse_message_rate, parse_size
+from simcxl.kvcache import CONNECTORS
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 Bytes = Annotated[float, BeforeValidator(parse_size), Field(gt=0)]
@@ -361,7 +362,7 @@ class KVManagerSpec(Section):
     (default: the node's ``host_dram.capacity`` over its instances).
     """
 
-    type: Literal["rdma", "rdma_pull", "rdma_pool", "rdma_sparse", "cxl_block", "cxl_sparse"] = "rdma"
+    type: str = "rdma"  # a name in simcxl.kvcache.CONNECTORS
     prefix_cache: PrefixCacheSpec | None = None
     intra_node_lock: Seconds = 0.2e-6
     blocking_send: bool = False
@@ -375,6 +376,13 @@ class KVManagerSpec(Section):
     topk_overlap: Fraction = 0.9
     fetch_overlap: bool = True
     host_pool: Bytes | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in CONNECTORS:
+            raise ValueError(f"unknown KV manager {value!r}; expected one of {', '.join(CONNECTORS)}")
+        return value
 
 
 # --------------------------------------------------------------------------- workload

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from simcxl.fabric.network import Link, Route
+from simcxl.fabric.links import Link, Route
 
 # From this many routes a component is filled with arrays (measured: benchmarks/RESULTS.md, "Fabric").
 ARRAY_ROUTES = 256

@@ -28,7 +28,8 @@ import numpy as np
 import simpy
 from simpy.events import Event, Timeout  # made directly: env.timeout binds a new callable per use
 
-from simcxl.fabric.maxmin import Filling, Moves, fill_component, solo_rate
+from simcxl.fabric.links import Link, Route
+from simcxl.fabric.maxmin import Moves, fill_component, solo_rate
 
 # A flow is done when it is short of its target by no more than float rounding of rate x time: a relative
 # share of its bytes, or what its route serves in a time too small to add to the clock (else the clock
@@ -40,32 +41,6 @@ _TIME_RESOLUTION = 1e-12
 _VECTOR_RERATE = 64
 
 
-class Link:
-    """One direction of a physical link: a capacity and a propagation + forwarding latency.
-
-    Capacity is in bytes/s for data links. A link may also stand for another finite resource that flows
-    consume in proportion to their bytes, such as a NIC's message rate (capacity in messages/s, each
-    route weighing 1/message size per byte): ``carried`` counts in the link's own unit.
-    """
-
-    __slots__ = ("name", "kind", "capacity", "latency", "routes", "carried")
-
-    def __init__(self, name: str, kind: str, capacity: float, latency: float = 0.0):
-        if not capacity > 0:
-            raise ValueError(f"link {name!r}: capacity must be > 0, got {capacity!r}")
-        if not latency >= 0:
-            raise ValueError(f"link {name!r}: latency must be >= 0 s, got {latency!r}")
-        self.name = name
-        self.kind = kind
-        self.capacity = float(capacity)
-        self.latency = float(latency)
-        self.routes: dict[Route, None] = {}  # active routes; insertion-ordered, so iteration is deterministic
-        self.carried = 0.0
-
-    def __repr__(self) -> str:
-        return f"Link({self.name!r}, {self.capacity:.4g}/s)"
-
-
 class Flow(Event):
     """Bytes in flight on a route, done once the route has served ``target`` bytes in total: the event a
     transfer returns, which fires with its size when its last byte has arrived."""
@@ -74,23 +49,6 @@ class Flow(Event):
         Event.__init__(self, env)
         self.size = size
         self.target = 0.0
-
-
-class Route:
-    """A path of links with per-byte weights and a rate cap; its active flows share its rate equally. What
-    changes as it carries flows (rate, bytes served, ...) is the network's :class:`RouteColumns` at ``slot``."""
-
-    __slots__ = ("links", "weights", "max_rate", "flows", "seq", "slot", "filling")
-
-    def __init__(self, links: tuple[Link, ...], weights: tuple[float, ...], max_rate: float, seq: int,
-                 slot: int = -1):
-        self.links = links
-        self.weights = weights
-        self.max_rate = max_rate
-        self.flows: list[tuple[float, int, Flow]] = []  # heap by target
-        self.seq = seq
-        self.slot = slot
-        self.filling: Filling | None = None  # the progressive filling that set its rate (None: alone on its links)
 
 
 class RouteColumns:

@@ -134,13 +134,18 @@ class LLM:
         """KV cache bytes one token occupies, all layers (Llama-3.1-8B bf16: 131,072)."""
         return self.layers * self.kv_bytes_per_token_per_layer
 
+    def kv_bytes(self, tokens: int) -> int:
+        """KV cache bytes of ``tokens`` tokens, all layers: the one rule every manager sizes KV by."""
+        return tokens * self.kv_bytes_per_token
+
     @cached_property
     def topk(self) -> int | None:
         """Tokens each query attends to with sparse attention (None: all of them)."""
         return self.spec.sparse.topk if self.spec.sparse else None
 
     def attended(self, context: int) -> int:
-        return min(context, self.topk) if self.topk else context
+        """Cached tokens a query over ``context`` of them attends to: all, or the top-k of sparse attention."""
+        return context if self.topk is None else min(context, self.topk)
 
     def indexer_flops_per_pair(self) -> float:
         """The lightning indexer's score of one (query, cached token) pair in one layer (0 without DSA)."""

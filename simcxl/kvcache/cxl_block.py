@@ -18,23 +18,22 @@ from typing import Generator
 
 import simpy
 
-from simcxl.kvcache.base import register
 from simcxl.kvcache.pool import PooledKV
 
 INDEX_ENTRY_BYTES = 64  # one cache line per block: hash, location, reference count
 
 
-@register("cxl_block")
 class CXLBlock(PooledKV):
+    name = "cxl_block"
     medium = "cxl"
     fabric_section = ("cxl", "a CXL pool", "hardware/cxl_xc50256_pool.yaml")
 
-    def __init__(self, cluster, block_tokens: int):
-        self.pool = cluster.fabric.cxl
-        super().__init__(cluster, block_tokens)
+    def __init__(self, env, scenario, llm, fabric, block_tokens: int):
+        self.pool = fabric.cxl
+        super().__init__(env, scenario, llm, fabric, block_tokens)
         self.rack_lock = simpy.Resource(self.env, capacity=1)
-        self.node_locks = [simpy.Resource(self.env, capacity=1) for _ in cluster.fabric.topology.nodes]
-        self.intra_node_lock = cluster.scenario.kv_manager.intra_node_lock
+        self.node_locks = [simpy.Resource(self.env, capacity=1) for _ in fabric.topology.nodes]
+        self.intra_node_lock = scenario.kv_manager.intra_node_lock
 
     @property
     def pool_capacity(self) -> float:
@@ -43,10 +42,9 @@ class CXLBlock(PooledKV):
     def pool_io(self, gpu, nbytes: float, write: bool) -> simpy.Event:
         return self.pool.dma(gpu, nbytes, write=write)
 
-    def publish_blocks(self, request, prefill) -> Generator:
+    def sync(self, request, instance) -> Generator:
         """Two-tier synchronization: node lock, then rack lock; write and flush the new index entries."""
-        node = prefill.gpus[0].node
-        with self.node_locks[node].request() as node_lock:
+        with self.node_locks[instance.node].request() as node_lock:
             yield node_lock
             yield self.env.timeout(self.intra_node_lock)
             with self.rack_lock.request() as rack_lock:

@@ -17,20 +17,19 @@ from typing import Generator
 
 import simpy
 
-from simcxl.kvcache.base import register
 from simcxl.kvcache.cxl_block import CXLBlock
 from simcxl.kvcache.sparse_decode import SparseDecode
 
 
-@register("cxl_sparse")
 class CXLSparse(SparseDecode, CXLBlock):
+    name = "cxl_sparse"
 
-    def __init__(self, cluster, block_tokens: int):
-        super().__init__(cluster, block_tokens)
-        spec = cluster.scenario.kv_manager
+    def __init__(self, env, scenario, llm, fabric, block_tokens: int):
+        super().__init__(env, scenario, llm, fabric, block_tokens)
+        spec = scenario.kv_manager
         self.fetch_path = spec.sparse_fetch
         self.page_tokens = spec.page_tokens
-        self.remote_pool = cluster.fabric.topology.nodes[0][0]  # the memory the RDMA variant reads from
+        self.remote_pool = fabric.topology.nodes[0][0]  # the memory the RDMA variant reads from
 
     def _deliver(self, request, decode) -> Generator:
         """Nothing moves up front: the decode worker fetches what each step selects."""
@@ -39,15 +38,16 @@ class CXLSparse(SparseDecode, CXLBlock):
 
     def layer_fetch_latency(self) -> float:
         if self.fetch_path == "rdma_page":
-            return 2 * self.cluster.fabric.rdma.one_way_latency(gpu_memory=False)
+            return 2 * self.fabric.rdma.one_way_latency(gpu_memory=False)
         return self.pool.load_latency(from_gpu=True)
 
-    def fetch_misses(self, decode, entries: float) -> simpy.Event:
+    def fetch_misses(self, step, entries: float) -> simpy.Event:
+        gpus = step.instance.gpus
         if self.fetch_path == "rdma_page":  # every missed entry costs a READ of its whole page
             page = self.page_tokens * self.entry_bytes
             self.bytes_moved["rdma_page_fetch"] += entries * page
-            share = entries / len(decode.gpus)
-            return self.env.all_of([self.cluster.fabric.rdma.read(gpu, self.remote_pool, share, page, target_gpu=False)
-                                    for gpu in decode.gpus])
+            share = entries / len(gpus)
+            return self.env.all_of([self.fabric.rdma.read(gpu, self.remote_pool, share, page, target_gpu=False)
+                                    for gpu in gpus])
         self.bytes_moved["cxl_topk_fetch"] += entries * self.entry_bytes
-        return self.pool.load(list(decode.gpus), entries, self.entry_bytes)
+        return self.pool.load(list(gpus), entries, self.entry_bytes)

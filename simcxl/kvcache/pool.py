@@ -4,8 +4,8 @@ TraCT and Beluga put the pool behind a CXL switch; Mooncake-store-style systems 
 baseline) put it in the DRAM of memory servers reached over RDMA. The life of a request is the same
 in both: the prefill GPU writes the prompt's new KV into the pool and publishes it (the pool now
 serves it to every prefill worker as a cached prefix), frees its own copy, and the decode GPU reads
-the whole prompt's KV from the pool once it has reserved room for it. Subclasses say how bytes move
-(``pool_io``) and what publishing costs (``publish_blocks``).
+the whole prompt's KV from the pool once it has reserved room for it: the ``store`` shape of a hand-off.
+Subclasses say how bytes move (``pool_io``) and what publishing costs (``sync``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import simpy
 
 from simcxl.kvcache.base import KVManager
 from simcxl.kvcache.prefix import PrefixCache
-from simcxl.serving.environment import DetachedProcess, EagerProcess
+from simcxl.kvcache.protocol import STORE, Handoff
 
 
 class PooledKV(KVManager):
@@ -35,15 +35,19 @@ class PooledKV(KVManager):
         """Move ``nbytes`` between one GPU's memory and the pool."""
 
     @abstractmethod
-    def publish_blocks(self, request, prefill) -> Generator:
+    def sync(self, request, instance) -> Generator:
         """Make the request's new blocks visible to other readers of the pool (and to the prefix cache)."""
 
     def make_prefix_cache(self, spec, block_tokens: int, block_bytes: float) -> PrefixCache:
         """One store: the pool, shared by the whole rack."""
         return PrefixCache(1, block_tokens, block_bytes, spec.capacity or self.pool_capacity, rack_wide=True)
 
-    def store_of(self, prefill) -> int:
+    def store_of(self, instance) -> int:
         return 0
+
+    def affinity_tokens(self, request, instance) -> int:
+        """Every instance reads the pool at the same cost: all its hits count."""
+        return self.cached_prefix_tokens(request, instance)
 
     def _gpus_io(self, gpus, nbytes: float, write: bool) -> simpy.Event:
         """``nbytes`` split evenly over the tensor-parallel GPUs of one instance."""
@@ -67,42 +71,30 @@ class PooledKV(KVManager):
             if not write:
                 yield self.env.timeout(self.receive_staging(shard))
 
-    def _load_blocks(self, prefill, node: int, blocks: int) -> simpy.Event:
+    def _load_blocks(self, instance, node: int, blocks: int) -> simpy.Event:
         nbytes = blocks * self.prefix_cache.block_bytes
         self.bytes_moved[f"{self.medium}_prefix_read"] += nbytes
-        return self._gpus_io(prefill.gpus, nbytes, write=False)
+        return self._gpus_io(instance.gpus, nbytes, write=False)
 
-    def on_prefilled(self, request, prefill) -> simpy.Event:
-        """Write and publish (the returned event: the KV has left the prefill GPU), then hand to decode."""
-        written = EagerProcess(self.env, self._write_and_publish(request, prefill))
-        DetachedProcess(self.handoff(request, written))
-        return written
+    def after_prefill(self, request, instance) -> Handoff:
+        """The KV goes into the pool; publishing it there is what caches it."""
+        self.keep_in_gpu(request, instance)
+        return Handoff(STORE)
 
     def insert_blocks(self, request) -> None:
         if self.prefix_cache is not None and request.block_hashes:
             self.prefix_cache.insert(request.block_hashes, 0)
 
-    def handoff(self, request, written: simpy.Event) -> Generator:
-        """Once the pool has the KV (``written``), a decode worker reserves room and reads it, on its own
-        loop if the connector blocks the receiver."""
-        yield written
-        decode = yield from self.reserve_decode(request)
-        yield from self.land(request, decode, lambda: self.env.process(self._deliver(request, decode)))
-        request.kv_transfer_end = self.env.now
+    def write(self, request, instance) -> Generator:
+        """The prompt's new KV (its cached prefix is in the pool already) from the prefill GPUs into the pool."""
+        new_bytes = self.llm.kv_bytes(request.input_tokens - request.cached_tokens)
+        yield from self._staged_io(instance.gpus, new_bytes, write=True)
+        self.bytes_moved[f"{self.medium}_write"] += new_bytes
+
+    def transfer(self, request, prefill, decode) -> simpy.Event:
+        return self.env.process(self._deliver(request, decode))
 
     def _deliver(self, request, decode) -> Generator:
         """The decode GPUs read the whole prompt's KV from the pool."""
         yield from self._staged_io(decode.gpus, request.kv_bytes, write=False)
         self.bytes_moved[f"{self.medium}_read"] += request.kv_bytes
-
-    def _write_and_publish(self, request, prefill) -> Generator:
-        env, cluster = self.env, self.cluster
-        request.kv_transfer_start = env.now
-        request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
-        new_bytes = (request.input_tokens - request.cached_tokens) * cluster.llm.kv_bytes_per_token
-        yield from self._staged_io(prefill.gpus, new_bytes, write=True)
-        self.bytes_moved[f"{self.medium}_write"] += new_bytes
-        prefill.release(request)
-        synced = env.now
-        yield from self.publish_blocks(request, prefill)
-        request.kv_sync = env.now - synced

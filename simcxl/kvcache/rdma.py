@@ -9,10 +9,10 @@ Two options describe older, message-based connectors (vLLM's first disaggregated
 baseline KVDirect compares against): ``messages: layer`` sends each layer's K and V as its own
 message, one after another, each paying a rendezvous round trip and the per-transfer overhead; and
 ``blocking_send`` makes the prefill worker wait until its batch's KV has been received before it
-starts the next batch; ``blocking_receive`` makes the decode worker receive the KV on its own loop
+starts the next batch, and ``blocking_receive`` makes the decode worker receive the KV on its own loop
 (vLLM v0's decode instance runs ``drop_select`` and the receive inside its model runner), so every
-incoming transfer stalls the whole decode batch. ``host_staging`` puts each end's host copies around
-the write.
+incoming transfer stalls the whole decode batch (both are the hand-off's, :mod:`simcxl.serving.handoff`).
+``host_staging`` puts each end's host copies around the write.
 """
 
 from __future__ import annotations
@@ -21,27 +21,26 @@ from typing import Generator
 
 import simpy
 
-from simcxl.kvcache.base import KVManager, register
+from simcxl.kvcache.base import KVManager
 
 
-@register("rdma")
 class RDMAPush(KVManager):
-    path = "rdma"
+    name = path = "rdma"
 
-    def __init__(self, cluster, block_tokens: int):
-        super().__init__(cluster, block_tokens)
-        self.tensor_messages = cluster.scenario.kv_manager.messages == "tensor"  # else a message per layer and K/V
+    def __init__(self, env, scenario, llm, fabric, block_tokens: int):
+        super().__init__(env, scenario, llm, fabric, block_tokens)
+        self.tensor_messages = scenario.kv_manager.messages == "tensor"  # else a message per layer and K/V
 
     def move_shard(self, src, dst, nbytes: float) -> simpy.Event:
         """Move one tensor-parallel shard of the KV from prefill GPU ``src`` to decode GPU ``dst``: a single
         tensor-centric write, or 2 x layers messages, each after a rendezvous."""
         if self.tensor_messages:
-            return self.cluster.fabric.rdma.write(src, dst, nbytes)
+            return self.fabric.rdma.write(src, dst, nbytes)
         return self.env.process(self._send_layers(src, dst, nbytes))
 
     def _send_layers(self, src, dst, nbytes: float) -> Generator:
-        rdma = self.cluster.fabric.rdma
-        messages = 2 * self.cluster.llm.layers
+        rdma = self.fabric.rdma
+        messages = 2 * self.llm.layers
         for _ in range(messages):
             yield self.env.timeout(2 * rdma.one_way_latency())  # receiver posts, sender learns it may send
             yield rdma.write(src, dst, nbytes / messages)
@@ -61,18 +60,11 @@ class RDMAPush(KVManager):
             yield turn
             yield self.env.timeout(self.receive_staging(nbytes))
 
-    def handoff(self, request, prefill) -> Generator:
-        env, cluster = self.env, self.cluster
-        decode = yield from self.reserve_decode(request)
-        request.kv_transfer_start = env.now
-        request.kv_bytes = request.input_tokens * cluster.llm.kv_bytes_per_token
+    def transfer(self, request, prefill, decode) -> simpy.Event:
+        """Each prefill GPU writes its tensor-parallel shard to the decode GPU of the same rank."""
         shard = request.kv_bytes / len(prefill.gpus)
+        return self.posted(request.input_tokens, prefill, self.all_of(
+            [self._move(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)]))
 
-        def transfer() -> simpy.Event:
-            return self.posted(request.input_tokens, prefill, self.all_of(
-                [self._move(src, dst, shard) for src, dst in zip(prefill.gpus, decode.gpus)]))
-
-        yield from self.land(request, decode, transfer)
+    def landed(self, request) -> None:
         self.bytes_moved[self.path] += request.kv_bytes
-        request.kv_transfer_end = env.now
-        prefill.release(request)

@@ -18,37 +18,35 @@ from typing import Generator
 
 import simpy
 
-from simcxl.kvcache.base import register
 from simcxl.kvcache.pool import PooledKV
 
 PUBLISH_RPCS = 2  # Mooncake store: PutStart before the write's metadata is visible, PutEnd after
 
 
-@register("rdma_pool")
 class RDMAPool(PooledKV):
+    name = "rdma_pool"
     medium = "rdma_pool"
     fabric_section = ("memory_pool", "memory servers", "hardware/rdma_memory_pool.yaml")
 
-    def __init__(self, cluster, block_tokens: int):
-        fabric = cluster.fabric
+    def __init__(self, env, scenario, llm, fabric, block_tokens: int):
         self.spec = fabric.spec.memory_pool
         ports = fabric.topology.memory_ports
         self.port_of = {gpu.name: ports[i % len(ports)] for i, gpu in enumerate(fabric.topology.gpus)}
-        super().__init__(cluster, block_tokens)
+        super().__init__(env, scenario, llm, fabric, block_tokens)
 
     @property
     def pool_capacity(self) -> float:
         return self.spec.nodes * self.spec.capacity_per_node
 
     def pool_io(self, gpu, nbytes: float, write: bool) -> simpy.Event:
-        rdma, port = self.cluster.fabric.rdma, self.port_of[gpu.name]
+        rdma, port = self.fabric.rdma, self.port_of[gpu.name]
         if write:
             return rdma.write(gpu, port, nbytes, dst_gpu=False)
         return rdma.bulk_read(gpu, port, nbytes, target_gpu=False)
 
-    def publish_blocks(self, request, prefill) -> Generator:
+    def sync(self, request, instance) -> Generator:
         """Metadata RPCs to the pool's master: a request-response each, host to host."""
-        rdma = self.cluster.fabric.rdma
+        rdma = self.fabric.rdma
         rpc = 2 * rdma.one_way_latency(gpu_memory=False) + rdma.nic.per_transfer_overhead
         yield self.env.timeout(PUBLISH_RPCS * rpc)
         self.insert_blocks(request)

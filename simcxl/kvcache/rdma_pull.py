@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import simpy
 
-from simcxl.kvcache.base import register
 from simcxl.kvcache.rdma import RDMAPush
 
-@register("rdma_pull")
+
 class RDMAPull(RDMAPush):
     """The hand-off of ``rdma``, but the decode GPU reads the shard; prefill never blocks on it."""
 
-    path = "rdma_pull"
-
-    def __init__(self, cluster, block_tokens: int):
-        super().__init__(cluster, block_tokens)
-        self.blocks_prefill = False  # the decode GPU reads: nothing for the prefill worker to wait for
+    name = path = "rdma_pull"
+    sender_waits = False  # the decode GPU reads: nothing for the prefill worker to wait for
 
     def descriptors(self, tokens: int) -> int:
         """Tensor-centric: a shard is one registered region, read in large chunks, not per block."""
         return 0
 
     def move_shard(self, src, dst, nbytes: float) -> simpy.Event:
-        return self.cluster.fabric.rdma.bulk_read(dst, src, nbytes)
+        return self.fabric.rdma.bulk_read(dst, src, nbytes)

@@ -25,13 +25,12 @@ from typing import Generator
 
 import simpy
 
-from simcxl.kvcache.base import register
 from simcxl.kvcache.rdma_pool import RDMAPool
 from simcxl.kvcache.sparse_decode import SparseDecode
 
 
-@register("rdma_sparse")
 class RDMASparse(SparseDecode, RDMAPool):
+    name = "rdma_sparse"
 
     @classmethod
     def missing(cls, scenario) -> str | None:
@@ -48,9 +47,8 @@ class RDMASparse(SparseDecode, RDMAPool):
                    "(e.g. include hardware/host_dram_ddr5.yaml)"
         return None
 
-    def __init__(self, cluster, block_tokens: int):
-        super().__init__(cluster, block_tokens)
-        scenario = cluster.scenario
+    def __init__(self, env, scenario, llm, fabric, block_tokens: int):
+        super().__init__(env, scenario, llm, fabric, block_tokens)
         instances_per_node = scenario.cluster.gpus_per_node // scenario.cluster.tensor_parallel
         capacity = scenario.kv_manager.host_pool or scenario.fabric.host_dram.capacity / instances_per_node
         self.host_pool_bytes = capacity
@@ -64,7 +62,7 @@ class RDMASparse(SparseDecode, RDMAPool):
         return self._host_pools[decode.index]
 
     def too_large(self, input_tokens: int) -> str | None:
-        nbytes = input_tokens * self.cluster.llm.kv_bytes_per_token
+        nbytes = self.llm.kv_bytes(input_tokens)
         if nbytes > self.host_pool_bytes:
             return (f"a prompt of {input_tokens:,} tokens needs {nbytes / 1e9:.1f} GB of the decode host pool, which "
                     f"holds {self.host_pool_bytes / 1e9:.1f} GB; raise kv_manager.host_pool or shorten prompts")
@@ -72,32 +70,32 @@ class RDMASparse(SparseDecode, RDMAPool):
 
     def _deliver(self, request, decode) -> Generator:
         """Room in the host pool (waiting for finished requests to free it), then the whole prefix into it."""
-        nbytes = request.input_tokens * self.cluster.llm.kv_bytes_per_token
+        nbytes = self.llm.kv_bytes(request.input_tokens)
         waiting = self.env.now
         yield self._host_pool(decode).get(nbytes)
         self._held[request.id] = nbytes
         request.decode_wait += self.env.now - waiting
         self.host_pool_wait += self.env.now - waiting
-        rdma, shard = self.cluster.fabric.rdma, nbytes / len(decode.gpus)
+        rdma, shard = self.fabric.rdma, nbytes / len(decode.gpus)
         yield self.all_of([rdma.bulk_read(gpu, self.port_of[gpu.name], shard, target_gpu=False, gpu_memory=False)
                            for gpu in decode.gpus])
         self.bytes_moved[f"{self.medium}_read"] += nbytes
 
-    def on_finished(self, request) -> None:
+    def finished(self, request) -> None:
         held = self._held.pop(request.id, 0.0)
         if held:
             self._host_pools[request.decode_instance].put(held)
 
     def layer_fetch_latency(self) -> float:
-        return self.cluster.scenario.gpu.host_gather_latency
+        return self.scenario.gpu.host_gather_latency
 
-    def fetch_misses(self, decode, entries: float) -> simpy.Event:
-        gpu_spec, network = self.cluster.scenario.gpu, self.cluster.fabric.network
-        share = entries / len(decode.gpus) * self.entry_bytes
-        self.bytes_moved["host_topk_fetch"] += share * len(decode.gpus)
+    def fetch_misses(self, step, entries: float) -> simpy.Event:
+        gpu_spec, network, gpus = self.scenario.gpu, self.fabric.network, step.instance.gpus
+        share = entries / len(gpus) * self.entry_bytes
+        self.bytes_moved["host_topk_fetch"] += share * len(gpus)
         return self.all_of([network.transfer((gpu.dram, gpu.pcie_in), share, overhead=gpu_spec.host_gather_latency,
                                              max_rate=gpu_spec.host_gather_bandwidth, latency=0.0)
-                            for gpu in decode.gpus])
+                            for gpu in gpus])
 
     def summary(self) -> dict:
         return {**super().summary(), "host_pool_bytes": self.host_pool_bytes, "host_pool_wait_s": self.host_pool_wait}

@@ -26,6 +26,7 @@ from typing import Generator
 
 import simpy
 
+from simcxl.kvcache.protocol import Handoff
 from simcxl.kvcache.sparse_access import hot_buffer_hit_rate
 
 
@@ -41,26 +42,27 @@ class SparseDecode:
                     f"models/deepseek-v3.2.yaml); {scenario.model.name} attends to every token")
         return super().missing(scenario)
 
-    def __init__(self, cluster, block_tokens: int):
-        super().__init__(cluster, block_tokens)
-        spec = cluster.scenario.kv_manager
+    def __init__(self, env, scenario, llm, fabric, block_tokens: int):
+        super().__init__(env, scenario, llm, fabric, block_tokens)
+        spec = scenario.kv_manager
         self.buffer_tokens = spec.hot_buffer_tokens
         self.overlap = spec.topk_overlap
         self.fetch_overlap = spec.fetch_overlap
-        self.entry_bytes = cluster.llm.kv_bytes_per_token_per_layer
+        self.entry_bytes = llm.kv_bytes_per_token_per_layer
         self.selected_entries = 0.0
         self.missed_entries = 0.0
         self.request_steps = 0
         self.fetch_step_tokens = 0  # tokens emitted by decode steps that fetched; their compute, fetch, whole times
         self.step_compute_s = self.step_fetch_s = self.step_s = 0.0
 
-    def handoff(self, request, written) -> Generator:
+    def after_prefill(self, request, instance) -> Handoff:
         """The decode instance holds the hot buffer and the generated tokens' KV, not the prompt's."""
-        request.decode_kv_tokens = min(request.total_tokens, self.buffer_tokens + request.output_tokens)
-        yield from super().handoff(request, written)
+        handoff = super().after_prefill(request, instance)
+        handoff.decode_kv_tokens = min(request.total_tokens, self.buffer_tokens + request.output_tokens)
+        return handoff
 
     @abstractmethod
-    def fetch_misses(self, decode, entries: float) -> simpy.Event:
+    def fetch_misses(self, step, entries: float) -> simpy.Event:
         """Copy ``entries`` KV entries (one token of one layer each) that this step misses into HBM."""
 
     @abstractmethod
@@ -68,32 +70,32 @@ class SparseDecode:
         """The fixed cost of one layer's fetch (a load round trip, a kernel launch), paid once per layer
         when layers fetch one after another."""
 
-    def step_fetch(self, decode) -> simpy.Event | None:
-        batch = decode.batch_size
+    def step_fetch(self, step) -> simpy.Event | None:
+        batch = step.batch_size
         if batch == 0:
             return None
-        llm = self.cluster.llm
-        context = decode.context_tokens / batch
-        carried = decode.attended_tokens - decode.joined_attended
-        misses = decode.joined_attended + carried * (1 - hot_buffer_hit_rate(
+        llm = self.llm
+        context = step.context_tokens / batch
+        carried = step.attended_tokens - step.joined_attended
+        misses = step.joined_attended + carried * (1 - hot_buffer_hit_rate(
             int(context), llm.topk, self.buffer_tokens, self.overlap))
-        self.selected_entries += decode.attended_tokens * llm.layers
+        self.selected_entries += step.attended_tokens * llm.layers
         self.missed_entries += misses * llm.layers
         self.request_steps += batch
         entries = misses * llm.layers
-        return self.fetch_misses(decode, entries) if entries > 0 else None
+        return self.fetch_misses(step, entries) if entries > 0 else None
 
-    def fetch_and_compute(self, decode, fetch: simpy.Event, compute: float) -> Generator:
+    def fetch_and_compute(self, step, fetch: simpy.Event, compute: float) -> Generator:
         start = self.env.now
         landed = []
         fetch.callbacks.append(lambda _event: landed.append(self.env.now))
         if not self.fetch_overlap:  # each layer's fetch waits for its indexer and holds up its attention
             yield fetch
-            yield self.env.timeout((self.cluster.llm.layers - 1) * self.layer_fetch_latency() + compute)
+            yield self.env.timeout((self.llm.layers - 1) * self.layer_fetch_latency() + compute)
         else:
             yield self.env.all_of([self.env.timeout(compute), fetch])
-            yield self.env.timeout((landed[0] - start) / self.cluster.llm.layers)
-        tokens = decode.batch_size  # weighed by the tokens each step emits, as TBT is
+            yield self.env.timeout((landed[0] - start) / self.llm.layers)
+        tokens = step.batch_size  # weighed by the tokens each step emits, as TBT is
         self.fetch_step_tokens += tokens
         self.step_compute_s += compute * tokens
         self.step_fetch_s += (landed[0] - start) * tokens

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from simcxl.serving.request import Request
+from simcxl.sim.request import Request
 
 # the request attributes recorded, by type: 'd' float64 (NaN until set), 'q' int64
 RECORDED = (

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, Protocol
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,12 @@ import yaml
 from simcxl import __version__
 from simcxl.errors import SimcxlError
 
-if TYPE_CHECKING:
-    from simcxl.metrics.request_table import RequestTable
+
+class TableWriter(Protocol):
+    """What results need of the run's request table (a :class:`~simcxl.metrics.request_table.RequestTable`)."""
+
+    def write(self, out_dir: Path) -> Callable[[], None]:
+        """Start writing requests.csv and .parquet under ``out_dir``; the callable waits for it to finish."""
 
 
 def _umask() -> int:
@@ -178,7 +182,7 @@ def dump_json(data: dict) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
-def write_results(out_dir: Path, summarize: Callable[[], dict], requests: RequestTable, resolved: dict,
+def write_results(out_dir: Path, summarize: Callable[[], dict], requests: TableWriter, resolved: dict,
                   wall_s: float, timeseries_csv: str) -> None:
     """summary.json (last), requests.csv and .parquet, timeseries.csv, config.resolved.yaml, run.json (the
     only file with wall-clock data). The rest of the request table is written while the others are, and

@@ -9,29 +9,27 @@ from __future__ import annotations
 
 from array import array
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from simcxl.serving.cluster import Cluster
+import simpy
 
 
 class UtilizationSampler:
-    """Samples kept as one flat array of floats (8 bytes a value), so a day of simulated time stays small."""
+    """Samples kept as one flat array of floats (8 bytes a value), so a day of simulated time stays small.
+    ``roles`` maps a GPU role to its workers (each with a ``busy_time``); ``links`` are the fabric's (each with
+    ``kind``, ``capacity`` and the bytes it has ``carried``)."""
 
-    def __init__(self, cluster: "Cluster", interval: float):
+    def __init__(self, env: simpy.Environment, roles: dict[str, list], links: list, interval: float):
         if not interval > 0:
             raise ValueError(f"sample interval must be > 0 s, got {interval!r}")
-        self.cluster = cluster
+        self.env = env
         self.interval = interval
         self.columns: list[str] = []  # time_s, then the measures in sorted order, fixed by the first sample
         self.values = array("d")
-        self._roles = [(f"gpu.{role}", workers) for role, workers in
-                       (("prefill", cluster.prefill), ("decode", cluster.decode), ("aggregated", cluster.aggregated))
-                       if workers]
-        links: dict[str, list] = defaultdict(list)  # the topology does not change: links grouped once, in its order
-        for link in cluster.fabric.topology.links:
-            links[f"link.{link.kind}"].append(link)
-        self._links = [(key, group, sum(link.capacity for link in group)) for key, group in links.items()]
+        self._roles = [(f"gpu.{role}", workers) for role, workers in roles.items() if workers]
+        links_of: dict[str, list] = defaultdict(list)  # the topology does not change: links grouped once, in order
+        for link in links:
+            links_of[f"link.{link.kind}"].append(link)
+        self._links = [(key, group, sum(link.capacity for link in group)) for key, group in links_of.items()]
         self._last = self._totals()
 
     def _totals(self) -> dict[str, float]:
@@ -42,7 +40,7 @@ class UtilizationSampler:
 
     def run(self):
         """SimPy process: sample until the simulation stops."""
-        env = self.cluster.env
+        env = self.env
         while True:
             yield env.timeout(self.interval)
             now = self._totals()

@@ -126,11 +126,15 @@ def decode_attention(torch) -> list[dict]:
     return rows
 
 
+def rope(torch, x, cos, sin):
+    """Rotary embedding of interleaved pairs, as unfused PyTorch ops."""
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.cat([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
+
+
 def elementwise_layer(torch) -> list[dict]:
     """The non-GEMM, non-attention work of one Llama layer, as the validation model does it: 2 RMSNorms,
     RoPE on q and k, SiLU(gate) x up, 2 residual adds."""
-    from simcxl.profiling.validate import rope
-
     rows = []
     for tokens in GEMM_TOKENS:
         x = torch.randn(1, tokens, HIDDEN, device="cuda", dtype=torch.bfloat16)

@@ -8,7 +8,7 @@ go to a CSV that ``simcxl.profiling.fit.validation_table`` compares with the sim
 
 from __future__ import annotations
 
-from simcxl.profiling.kernels import graph_time, require_cuda
+from simcxl.profiling.kernels import graph_time, require_cuda, rope
 
 LAYERS, HIDDEN, HEADS, KV_HEADS, HEAD_DIM, INTERMEDIATE, VOCAB = 32, 4096, 32, 8, 128, 14336, 128256
 PREFILL = ((1, 512), (1, 1024), (1, 2048), (1, 4096), (1, 8192), (1, 16384),
@@ -16,12 +16,6 @@ PREFILL = ((1, 512), (1, 1024), (1, 2048), (1, 4096), (1, 8192), (1, 16384),
 DECODE = tuple((b, c) for b in (1, 8, 32, 128) for c in (1024, 4096, 16384))
 KV_BUDGET = 40e9  # bytes of KV cache the check may allocate next to 16 GB of weights
 COLUMNS = ("phase", "batch", "context", "seconds")
-
-
-def rope(torch, x, cos, sin):
-    """Rotary embedding of interleaved pairs, as unfused PyTorch ops."""
-    even, odd = x[..., 0::2], x[..., 1::2]
-    return torch.cat([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
 
 
 class Llama:

@@ -25,9 +25,9 @@ from simpy.events import Timeout  # made directly: env.timeout binds a new calla
 from simcxl.config.schema import AggregatedSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
-from simcxl.serving.environment import Wakeup
+from simcxl.sim.environment import Wakeup
 from simcxl.serving.kv_blocks import KVBlocks, PrefixCachingBlocks
-from simcxl.serving.request import Request
+from simcxl.sim.request import Request
 
 if TYPE_CHECKING:
     from simcxl.metrics.timeline import Timeline
@@ -67,6 +67,10 @@ class AggregatedWorker:
     def load_tokens(self) -> int:
         """Prompt tokens waiting here (the least-loaded router's measure)."""
         return self.queued_tokens
+
+    def affinity_tokens(self, request: Request) -> int:
+        """Prompt tokens this instance holds cached in its own HBM (the cache-aware router's measure)."""
+        return len(self.kv.cached_prefix(request)) * self.kv.hash_tokens
 
     def submit(self, request: Request) -> None:
         request.prefill_instance = request.decode_instance = self.index

@@ -13,26 +13,21 @@ from typing import Callable, Iterator
 
 from simpy.events import Timeout  # made directly: env.timeout binds a new callable per use
 
-import simcxl.kvcache.cxl_block  # noqa: F401 - registers the 'cxl_block' manager
-import simcxl.kvcache.cxl_sparse  # noqa: F401 - registers the 'cxl_sparse' manager
-import simcxl.kvcache.rdma  # noqa: F401 - registers the 'rdma' manager
-import simcxl.kvcache.rdma_pool  # noqa: F401 - registers the 'rdma_pool' manager
-import simcxl.kvcache.rdma_pull  # noqa: F401 - registers the 'rdma_pull' manager
-import simcxl.kvcache.rdma_sparse  # noqa: F401 - registers the 'rdma_sparse' manager
 from simcxl.config.loader import LoadedScenario
 from simcxl.fabric.fabric import Fabric
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.hardware.model import LLM
-from simcxl.kvcache.base import KV_MANAGERS
+from simcxl.kvcache import connector_class
 from simcxl.metrics.request_log import RequestLog
 from simcxl.metrics.timeline import Timeline
 from simcxl.metrics.timeseries import UtilizationSampler
 from simcxl.serving.aggregated import AggregatedWorker
 from simcxl.serving.decode import DecodeWorker
-from simcxl.serving.environment import CountingEnvironment
+from simcxl.serving.handoff import Handoffs
 from simcxl.serving.prefill import PrefillWorker
-from simcxl.serving.request import Request
 from simcxl.serving.router import Router
+from simcxl.sim.environment import CountingEnvironment
+from simcxl.sim.request import Request
 from simcxl.workload import Workload, bytes_per_request, length_bounds, memory_bytes
 
 GB = 1e9
@@ -63,17 +58,18 @@ class Cluster:
                                                "is not modelled yet; use disaggregated serving")
         nodes = cluster.nodes if aggregated else cluster.prefill_nodes + cluster.decode_nodes
         self.fabric = Fabric(self.env, scenario.fabric, nodes, cluster.gpus_per_node, cluster.nics_per_node)
-        manager = KV_MANAGERS[scenario.kv_manager.type]
+        manager = connector_class(scenario.kv_manager.type)
         missing = manager.missing(scenario)
         if missing:
             raise loaded.error("kv_manager.type", missing)
-        self.kv_manager = manager(self, block_tokens)
+        self.kv_manager = manager(self.env, scenario, self.llm, self.fabric, block_tokens)
+        self.handoffs = Handoffs(self.env, self.kv_manager, self.llm, scenario.kv_manager)
         tp = cluster.tensor_parallel
         instances = [node[i:i + tp] for node in self.fabric.topology.nodes for i in range(0, cluster.gpus_per_node, tp)]
         serving, overhead = scenario.serving, scenario.serving.iteration_overhead
         first_decode = 0 if aggregated else cluster.prefill_nodes * cluster.gpus_per_node // tp
-        self.prefill = [PrefillWorker(self.env, i, self.compute, serving.prefill, gpus, self.kv_manager, overhead)
-                        for i, gpus in enumerate(instances[:first_decode])]
+        self.prefill = [PrefillWorker(self.env, i, self.compute, serving.prefill, gpus, self.kv_manager, self.handoffs,
+                                      overhead) for i, gpus in enumerate(instances[:first_decode])]
         self.decode = [] if aggregated else [
             DecodeWorker(self.env, i, self.compute, serving.decode, gpus, self._on_finished, self.kv_manager, overhead)
             for i, gpus in enumerate(instances[first_decode:])]
@@ -81,10 +77,10 @@ class Cluster:
                                             self._on_finished, block_tokens)
                            for i, gpus in enumerate(instances)] if aggregated else []
         try:
-            self.router = Router(serving.router, self.prefill or self.aggregated, self.decode,
-                                 self.kv_manager.prefix_cache)
+            self.router = Router(serving.router, self.prefill or self.aggregated, self.decode, self._affinity())
         except ValueError as exc:
             raise loaded.error("serving.router", str(exc)) from None
+        self.handoffs.router = self.router
         self.frontend_latency = serving.frontend_latency
         self.workload: Workload | None = None
         self.log: RequestLog | None = None  # every request's record, set by run()
@@ -95,10 +91,24 @@ class Cluster:
         self._requests = 0  # in the workload being run
         self._all_done = self.env.event()
         self._progress: Callable[[int], None] | None = None
-        self.sampler = UtilizationSampler(self, scenario.run.sample_interval)
+        self.sampler = UtilizationSampler(self.env, {"prefill": self.prefill, "decode": self.decode,
+                                                     "aggregated": self.aggregated},
+                                          self.fabric.topology.links, scenario.run.sample_interval)
         self.timeline = timeline
         for worker in self.prefill + self.decode + self.aggregated:
             worker.timeline = timeline
+
+    def _affinity(self):
+        """The cache-aware router's measure of a request's cached prefix on an instance (None: no cache to
+        route by): the connector's answer, or an aggregated instance's own HBM cache."""
+        if self.aggregated:
+            if not all(worker.caching for worker in self.aggregated):
+                return None
+            return lambda request, worker: worker.affinity_tokens(request)
+        if self.kv_manager.prefix_cache is None:
+            return None
+        affinity = self.kv_manager.affinity_tokens
+        return lambda request, worker: affinity(request, worker.view)
 
     # ------------------------------------------------------------------ feasibility
 
@@ -172,7 +182,7 @@ class Cluster:
     def _on_finished(self, request: Request) -> None:
         self.completed += 1
         del self._in_flight[request.id]
-        self.kv_manager.on_finished(request)
+        self.kv_manager.finished(request)
         self.log.record(request)
         if self.timeline is not None:
             self._trace(request)
@@ -212,7 +222,7 @@ class Cluster:
         self._in_flight[request.id] = request
 
         def enter() -> None:
-            self.kv_manager.on_arrival(request)
+            self.kv_manager.arrival(request)
             self.router.pick_prefill(request).submit(request)
         self._after(self.frontend_latency, enter)
 

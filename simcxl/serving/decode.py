@@ -43,12 +43,12 @@ from simpy.events import Timeout
 from simcxl.config.schema import DecodeSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
-from simcxl.serving.environment import TimeoutAt, Wakeup
+from simcxl.kvcache.protocol import InstanceView, KVConnector, StepView
 from simcxl.serving.kv_blocks import KVBlocks
-from simcxl.serving.request import Request
+from simcxl.sim.environment import TimeoutAt, Wakeup
+from simcxl.sim.request import Request
 
 if TYPE_CHECKING:
-    from simcxl.kvcache.base import KVManager
     from simcxl.metrics.timeline import Timeline
 
 
@@ -74,13 +74,14 @@ class DecodeWorker:
     stretches = True  # plan quiet iterations ahead (False: one event per iteration, with identical results)
 
     def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: DecodeSpec,
-                 gpus: list[GPUPort], on_finished: Callable[[Request], None], kv_manager: "KVManager",
+                 gpus: list[GPUPort], on_finished: Callable[[Request], None], connector: KVConnector,
                  iteration_overhead: float = 0.0):
         self.env = env
         self.iteration_overhead = iteration_overhead
         self.on_finished = on_finished
-        self.kv_manager = kv_manager
+        self.connector = connector
         self.topk = compute.llm.topk
+        self.attended = compute.llm.attended  # one top-k rule, the model's
         self.attended_tokens = 0  # sum over the batch of min(context, top-k): what sparse attention reads
         self.joined_attended = 0  # the part of it belonging to sequences that joined this iteration
         self._saturating: list[tuple[int, int]] = []  # (iteration its context reaches top-k, request id)
@@ -89,6 +90,7 @@ class DecodeWorker:
         self.compute = compute
         self.spec = spec
         self.gpus = gpus
+        self.view = InstanceView(index, tuple(gpus), gpus[0].node if gpus else -1)  # what the connector sees
         self.on_demand = spec.admission == "on_demand"
         self.kv = KVBlocks(compute.kv_capacity_tokens, spec.block_tokens)
         self._reservations: deque[tuple[Request, simpy.Event]] = deque()
@@ -275,7 +277,7 @@ class DecodeWorker:
         self._running[request.id] = request
         heapq.heappush(self._batch, (request.finish_iteration, request.id, request))
         self.context_tokens += context
-        attended = context if self.topk is None else min(context, self.topk)
+        attended = self.attended(context)
         self.attended_tokens += attended
         self.joined_attended += attended
         if self.topk is not None and context < self.topk:
@@ -295,7 +297,7 @@ class DecodeWorker:
         del self._running[request.id]
         context = request.input_tokens + request.generated + self.iteration - request.join_iteration
         self.context_tokens -= context
-        self.attended_tokens -= context if self.topk is None else min(context, self.topk)
+        self.attended_tokens -= self.attended(context)
         self._unsaturated.pop(request.id, None)
         if self.on_demand:
             self._crossing_counts[self._crossing_residue(request)] -= 1
@@ -313,6 +315,7 @@ class DecodeWorker:
         self.recomputed_tokens += victim.input_tokens + victim.generated
         self._recompute.append(victim)
         self.preemptions += 1
+        self.connector.preempted(victim)
         if self.timeline is not None:
             self.timeline.instant("decode", f"instance {self.index}", "preempt", self.env.now, request=victim.id)
 
@@ -367,10 +370,10 @@ class DecodeWorker:
 
     def _trace_fetch(self, fetch: simpy.Event, moved_before: float) -> None:
         """The KV entries this step fetches, as a transfer on the timeline ending when the last one lands."""
-        start, manager = self.env.now, self.kv_manager
-        moved = sum(manager.bytes_moved.values()) - moved_before
+        start, connector = self.env.now, self.connector
+        moved = sum(connector.bytes_moved.values()) - moved_before
         fetch.callbacks.append(lambda _: self.timeline.transfer(
-            f"KV {manager.name}", "step fetch", start, self.env.now, instance=self.index, bytes=moved))
+            f"KV {connector.name}", "step fetch", start, self.env.now, instance=self.index, bytes=moved))
 
     def run(self):
         """SimPy process: one timeout per iteration of the whole batch, or per stretch of quiet ones.
@@ -379,7 +382,7 @@ class DecodeWorker:
         preemption, no arrivals, nobody leaving) takes the short path: each step's rare branch is a method,
         and timeouts are made directly (``env.timeout`` binds a new callable at every use)."""
         env, kv, running, batch, crossing = self.env, self.kv, self._running, self._batch, self._crossing_counts
-        step_time, fetches = self.compute.decode_step_time, self.kv_manager.fetches_each_step
+        step_time, fetches = self.compute.decode_step_time, self.connector.fetches_each_step
         on_demand, block_tokens, overhead = self.on_demand, kv.block_tokens, self.iteration_overhead
         sparse, record_end, full = self.topk is not None, self.iteration_ends.append, self.spec.max_batch_size
         plan_ahead = self.stretches and not sparse and not fetches
@@ -419,12 +422,13 @@ class DecodeWorker:
                 self._stretch = None
                 self._apply(stretch, len(stretch.ends))
             else:
-                fetch = self._step_fetch() if fetches else None
+                step = self._step() if fetches else None
+                fetch = None if step is None else self._step_fetch(step)
                 if fetch is None:
                     yield Timeout(env, duration)
                     now = start + duration  # the timeout's time, as SimPy adds it: env.now, without the property call
                 else:  # missing KV entries are fetched during the step; prefetch overlaps layer by layer
-                    yield from self.kv_manager.fetch_and_compute(self, fetch, duration)
+                    yield from self.connector.fetch_and_compute(step, fetch, duration)
                     now = env.now
                 self._busy_time += now - start
                 if self.timeline is not None:
@@ -441,10 +445,15 @@ class DecodeWorker:
             if batch and batch[0][0] < self.iteration:
                 self._leave()
 
-    def _step_fetch(self) -> simpy.Event | None:
-        """The KV manager's fetch for the coming step, on the timeline when one is recorded."""
-        moved = sum(self.kv_manager.bytes_moved.values()) if self.timeline is not None else 0.0
-        fetch = self.kv_manager.step_fetch(self)
+    def _step(self) -> StepView:
+        """The coming step as the connector sees it."""
+        return StepView(self.view, len(self._running), self.context_tokens, self.attended_tokens,
+                        self.joined_attended)
+
+    def _step_fetch(self, step: StepView) -> simpy.Event | None:
+        """The connector's fetch for the coming step, on the timeline when one is recorded."""
+        moved = sum(self.connector.bytes_moved.values()) if self.timeline is not None else 0.0
+        fetch = self.connector.step_fetch(step)
         if fetch is not None and self.timeline is not None:
             self._trace_fetch(fetch, moved)
         return fetch

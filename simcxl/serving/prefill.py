@@ -1,10 +1,10 @@
 """A prefill worker: batches queued prompts by a token budget and runs one forward pass per batch.
 
 A batch first loads the cached part of each prompt (if the KV manager has a prefix cache), then
-computes the rest in one forward pass. The prompt's KV stays in this worker's HBM until the KV manager
-has handed it to a decode worker (push-based transfer), so a slow hand-off throttles prefill
-admission: that back-pressure is real in
-Mooncake- and Dynamo-style deployments and is what pull-based transfer (KVDirect) removes.
+computes the rest in one forward pass. The prompt's KV stays in this worker's HBM until the hand-off
+(:mod:`simcxl.serving.handoff`) releases it, so a slow hand-off throttles prefill admission: that
+back-pressure is real in Mooncake- and Dynamo-style deployments and is what pull-based transfer (KVDirect)
+removes.
 """
 
 from __future__ import annotations
@@ -18,27 +18,30 @@ from simpy.events import Timeout  # made directly: env.timeout binds a new calla
 from simcxl.config.schema import PrefillSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
-from simcxl.serving.environment import Wakeup
-from simcxl.serving.request import Request
+from simcxl.kvcache.protocol import InstanceView, KVConnector
+from simcxl.sim.environment import Wakeup
+from simcxl.sim.request import Request
 
 if TYPE_CHECKING:
-    from simcxl.kvcache.base import KVManager
     from simcxl.metrics.timeline import Timeline
 
 
 class PrefillWorker:
-    """One prefill instance (``tensor_parallel`` GPUs) with an FCFS queue."""
+    """One prefill instance (``tensor_parallel`` GPUs) with an FCFS queue. ``handoffs`` is the cluster's
+    :class:`~simcxl.serving.handoff.Handoffs`, which takes each computed prompt's KV to decode."""
 
     def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: PrefillSpec,
-                 gpus: list[GPUPort], kv_manager: "KVManager", iteration_overhead: float = 0.0):
+                 gpus: list[GPUPort], connector: KVConnector, handoffs, iteration_overhead: float = 0.0):
         self.env = env
         self.iteration_overhead = iteration_overhead
         self.index = index
         self.compute = compute
         self.spec = spec
         self.gpus = gpus
-        self.kv_manager = kv_manager
-        self.kv_capacity_tokens = compute.kv_capacity_tokens - kv_manager.gpu_cache_tokens
+        self.view = InstanceView(index, tuple(gpus), gpus[0].node)  # what the connector sees of this instance
+        self.connector = connector
+        self.handoffs = handoffs
+        self.kv_capacity_tokens = compute.kv_capacity_tokens - connector.gpu_cache_tokens
         self.kv_held_tokens = 0
         self.queue: deque[Request] = deque()
         self.queued_tokens = 0
@@ -78,7 +81,7 @@ class PrefillWorker:
             head = self.queue[0]
             if held + head.input_tokens > free:
                 break
-            compute = head.input_tokens - self.kv_manager.cached_prefix_tokens(head, self)
+            compute = head.input_tokens - self.connector.cached_prefix_tokens(head, self.view)
             if batch and computed + compute > self.spec.max_batch_tokens:
                 break
             batch.append(self.queue.popleft())
@@ -101,7 +104,7 @@ class PrefillWorker:
             loads, batch_start = [], env.now
             for request in batch:
                 request.prefill_start = batch_start
-                load = self.kv_manager.load_prefix(request, self)
+                load = self.connector.load_prefix(request, self.view)
                 if load is not None:
                     loads.append(load)
             if loads:
@@ -124,9 +127,8 @@ class PrefillWorker:
             prefilled = env.now
             for request in batch:
                 request.prefill_end = prefilled
-                self.kv_manager.keep_in_gpu(request, self)
-                handoffs.append(self.kv_manager.on_prefilled(request, self))
-            if self.kv_manager.blocks_prefill:
+                handoffs.append(self.handoffs.start(request, self))
+            if self.handoffs.blocks_prefill:
                 blocked = env.now
                 yield env.all_of(handoffs)
                 self.blocked_time += env.now - blocked

@@ -22,8 +22,8 @@ import numpy as np
 
 from simcxl.config.schema import (ClosedLoopWorkload, EmpiricalLength, FixedLength, LognormalLength, PoissonWorkload,
                                   UniformLength)
-from simcxl.serving.request import Request
-from simcxl.workload import Resolver, Workload, as_written
+from simcxl.sim.request import Request
+from simcxl.workload.workload import Resolver, Workload, as_written
 
 Length = FixedLength | UniformLength | LognormalLength | EmpiricalLength
 

@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from simcxl.errors import WorkloadError
-from simcxl.workload import Workload
+from simcxl.workload.workload import Workload
 
 MOONCAKE_BLOCK_TOKENS = 512  # tokens per hash_id in the Mooncake traces (FAST'25 release README)
 AZURE_HEADER = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
