@@ -129,7 +129,8 @@ class KVManager(KVConnector):
 
     def posted(self, tokens: int, poster: InstanceView, move: simpy.Event) -> simpy.Event:
         """``move``, finished only once ``poster`` has also posted its descriptors. Posting overlaps with
-        the data movement, but each instance posts from one thread (per rank), so its postings queue."""
+        the data movement, but each instance (prefill or decode, whichever drives the transfer) posts from one
+        thread (per rank), so its postings queue."""
         if not self.descriptor_time:
             return move
         posting = self.descriptors(tokens) * self.descriptor_time
@@ -145,7 +146,7 @@ class KVManager(KVConnector):
         return thread
 
     def _post(self, poster: InstanceView, posting: float) -> Generator:
-        with self._thread("posting", poster.index).request() as turn:
+        with self._thread("posting", poster).request() as turn:
             yield turn
             yield self.env.timeout(posting)
 
