@@ -12,6 +12,7 @@ CONNECTORS: dict[str, str] = {  # kv_manager.type -> "module:class"
     "rdma": "simcxl.kvcache.rdma:RDMAPush",
     "rdma_pull": "simcxl.kvcache.rdma_pull:RDMAPull",
     "nixl": "simcxl.kvcache.nixl:NIXLRead",
+    "lmcache": "simcxl.kvcache.lmcache:LMCachePD",
     "rdma_pool": "simcxl.kvcache.rdma_pool:RDMAPool",
     "cxl_block": "simcxl.kvcache.cxl_block:CXLBlock",
     "cxl_sparse": "simcxl.kvcache.cxl_sparse:CXLSparse",
