@@ -297,6 +297,48 @@ class AggregatedSpec(Section):
         return self
 
 
+class FrontendSpec(Section):
+    """The request's path between the client and the engine's scheduler, stage by stage (issue #37;
+    docs/notes/engine_fixed_path.md). In: ``http_in`` (HTTP server, request parsing), ``tokenize`` +
+    ``tokenize_per_token`` x prompt tokens (the API server's tokenizer), ``ipc`` + ``ipc_per_token`` x prompt
+    tokens (serialize, the hop to the engine process, deserialize). Out, for every token the client sees:
+    ``ipc`` (the hop back), ``detokenize`` (and, for engines with a detokenizer process, its hop) and
+    ``stream_out`` (the streamed chunk). Added to ``frontend_latency`` each way; all 0 by default."""
+
+    http_in: Seconds = 0.0
+    tokenize: Seconds = 0.0
+    tokenize_per_token: Seconds = 0.0
+    ipc: Seconds = 0.0
+    ipc_per_token: Seconds = 0.0
+    detokenize: Seconds = 0.0
+    stream_out: Seconds = 0.0
+
+    def entry(self, prompt_tokens: int) -> float:
+        """Seconds from the client sending a request of ``prompt_tokens`` to the engine receiving it."""
+        return (self.http_in + self.tokenize + self.ipc
+                + (self.tokenize_per_token + self.ipc_per_token) * prompt_tokens)
+
+    @property
+    def exit(self) -> float:
+        """Seconds from a token being sampled to the client receiving it."""
+        return self.ipc + self.detokenize + self.stream_out
+
+
+class StepCPUSpec(Section):
+    """The engine's CPU time per forward pass not overlapped with the GPU, by stage (issue #37): the
+    scheduler's ``schedule``, ``prepare_inputs`` (input tensors and their host-to-device copies) and
+    ``sample`` (sampling and the sampled ids back to the host). Added to ``iteration_overhead`` on every
+    iteration of every instance; all 0 by default."""
+
+    schedule: Seconds = 0.0
+    prepare_inputs: Seconds = 0.0
+    sample: Seconds = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.schedule + self.prepare_inputs + self.sample
+
+
 class ServingSpec(Section):
     """``mode: disaggregated`` (prefill and decode instances, KV handed off by the KV manager) or
     ``aggregated`` (every instance prefills and decodes, chunked prefill mixed into decode iterations).
@@ -306,7 +348,9 @@ class ServingSpec(Section):
     forward pass beyond the GPU's (scheduling, input preparation, sampling, detokenization not overlapped
     with the GPU). ``frontend_latency`` is one way between a client and the engine (HTTP, tokenization and
     IPC in; detokenization and streaming out): a request reaches the engine that long after it is sent,
-    and its tokens reach the client that long after they are sampled (TTFT and E2E are the client's)."""
+    and its tokens reach the client that long after they are sampled (TTFT and E2E are the client's).
+    ``frontend`` prices that path stage by stage (its entry grows with the prompt), ``step_cpu`` the
+    iteration's CPU stages; both add to the two scalars."""
 
     mode: Literal["disaggregated", "aggregated"] = "disaggregated"
     router: Literal["round_robin", "least_loaded", "cache_aware"] = "round_robin"
@@ -316,6 +360,8 @@ class ServingSpec(Section):
     execution: Literal["fused", "eager"] = "fused"
     iteration_overhead: Seconds = 0.0
     frontend_latency: Seconds = 0.0
+    frontend: FrontendSpec = FrontendSpec()
+    step_cpu: StepCPUSpec = StepCPUSpec()
 
 
 class PrefixCacheSpec(Section):

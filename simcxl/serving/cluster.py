@@ -66,7 +66,8 @@ class Cluster:
         self.handoffs = Handoffs(self.env, self.kv_manager, self.llm, scenario.kv_manager)
         tp = cluster.tensor_parallel
         instances = [node[i:i + tp] for node in self.fabric.topology.nodes for i in range(0, cluster.gpus_per_node, tp)]
-        serving, overhead = scenario.serving, scenario.serving.iteration_overhead
+        serving = scenario.serving
+        overhead = serving.iteration_overhead + serving.step_cpu.total  # exact when step_cpu is all 0
         first_decode = 0 if aggregated else cluster.prefill_nodes * cluster.gpus_per_node // tp
         self.prefill = [PrefillWorker(self.env, i, self.compute, serving.prefill, gpus, self.kv_manager, self.handoffs,
                                       overhead) for i, gpus in enumerate(instances[:first_decode])]
@@ -81,7 +82,11 @@ class Cluster:
         except ValueError as exc:
             raise loaded.error("serving.router", str(exc)) from None
         self.handoffs.router = self.router
-        self.frontend_latency = serving.frontend_latency
+        frontend = serving.frontend
+        # one way out (a sampled token to the client; request_table adds it to TTFT and E2E, a closed-loop
+        # client sends its next request that long after its last token), and the way in by prompt length
+        self.frontend_latency = serving.frontend_latency + frontend.exit  # exact when frontend is all 0
+        self._entry = frontend.entry
         self.workload: Workload | None = None
         self.log: RequestLog | None = None  # every request's record, set by run()
         self._in_flight: dict[int, Request] = {}  # sent, not finished: recorded when they finish or the run ends
@@ -224,7 +229,12 @@ class Cluster:
         def enter() -> None:
             self.kv_manager.arrival(request)
             self.router.pick_prefill(request).submit(request)
-        self._after(self.frontend_latency, enter)
+        self._after(self.entry_latency(request.input_tokens), enter)
+
+    def entry_latency(self, prompt_tokens: int) -> float:
+        """Seconds from a client sending a request of ``prompt_tokens`` to the engine receiving it: the
+        scalar ``serving.frontend_latency`` plus ``serving.frontend``'s stages (HTTP, tokenization, IPC)."""
+        return self.scenario.serving.frontend_latency + self._entry(prompt_tokens)
 
     def _send_next(self) -> None:
         """A closed-loop client sends the next request: it arrives now."""
