@@ -182,18 +182,23 @@ class GPUCompute:
                 costs.append((self._linear(b, sampled=b), self._fixed_and_elementwise(b), self.allreduce_time(b)))
             return costs[batch_size]
 
-        def decode_step_time(batch_size: int, total_context: int, attended_context: int | None = None) -> float:
-            if batch_size == 0:
-                return 0.0
-            attended = total_context if attended_context is None else attended_context
-            linear, fixed, allreduce = costs[batch_size] if batch_size < len(costs) else batch_terms(batch_size)
+        def decode_attention(attended: int, total_context: int) -> float:
+            """Decode attention over a batch: each new token reads ``attended`` cached tokens' KV in all (and, with
+            an indexer, scores all ``total_context``); bytes or FLOPs, whichever bounds (Roofline.attention)."""
             if indexed:
                 compute = (attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops
                 memory = (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth
             else:  # the indexer's terms would add exactly +0.0
                 compute = attended * flop_per_pair * layers / tp / flops
                 memory = attended * kv_bytes / tp / bandwidth
-            return linear + (compute if compute >= memory else memory) + fixed + allreduce  # Roofline.attention
+            return compute if compute >= memory else memory
+
+        def decode_step_time(batch_size: int, total_context: int, attended_context: int | None = None) -> float:
+            if batch_size == 0:
+                return 0.0
+            attended = total_context if attended_context is None else attended_context
+            linear, fixed, allreduce = costs[batch_size] if batch_size < len(costs) else batch_terms(batch_size)
+            return linear + decode_attention(attended, total_context) + fixed + allreduce
 
         # Without an indexer, attention's FLOPs and bytes are both proportional to the context, so the roofline
         # term that wins does not depend on it unless the two rates are within float rounding of each other
@@ -202,8 +207,8 @@ class GPUCompute:
         bound = ("memory" if compute_rate < memory_rate * (1 - 1e-9) else
                  "compute" if memory_rate < compute_rate * (1 - 1e-9) else "either")
 
-        # the term that wins as (per, scale, rate): attended x per x scale / tp / rate, the same float as the
-        # roofline's (x 1.0 is exact)
+        # decode_attention's winning term as (per, scale, rate): attended x per x scale / tp / rate, the same
+        # float (x 1.0 is exact); the loops below sum it in place of a call per iteration
         per, scale, rate = (kv_bytes, 1.0, bandwidth) if bound == "memory" else (flop_per_pair, layers, flops)
         plain = scale == 1.0 and tp == 1.0  # bound by bytes on one GPU: the term is attended x per / rate
 
@@ -231,6 +236,7 @@ class GPUCompute:
                 end += overhead + (linear + attended * per * scale / tp / rate + fixed + allreduce)
                 ends.append(end)
 
+        self.decode_attention = decode_attention
         return decode_step_time, decode_stretch
 
     def forward_time(self, decode_seqs: int, decode_context: int, chunks: list[tuple[int, int, bool]]) -> float:
@@ -248,9 +254,7 @@ class GPUCompute:
         linear = self._linear(tokens, sampled)
         attention = 0.0
         if decode_seqs:
-            attention += self.roofline.attention(
-                decode_context * llm.attention_flops_per_pair(decode=True) * llm.layers / tp,
-                decode_context * llm.kv_bytes_per_token / tp)
+            attention += self.decode_attention(decode_context, decode_context)
         if chunks:
             pairs = sum(n * c + n * (n + 1) / 2 for n, c, _ in chunks)
             kv_tokens = sum(n + c for n, c, _ in chunks)
