@@ -225,24 +225,37 @@ class DecodeWorker:
 
     def _apply(self, stretch: Stretch, ended: int) -> None:
         """The stretch's iterations before ``ended`` have ended (and the next has taken its blocks)."""
-        done, n = stretch.done, len(self._running)
+        done = stretch.done
+        self._ended(stretch.ends[done - 1] if done else stretch.start, stretch.ends[done:ended])
+        self.kv.free -= stretch.taken[ended] - stretch.taken[done]
+        stretch.done = ended
+
+    def _ended(self, begin: float, ends: list[float], recomputed: int = 0) -> None:
+        """Iterations of the unchanged batch, run back to back from ``begin``, ended at ``ends``: their tokens'
+        times, the busy time (summed iteration by iteration, as one event per iteration would), and the
+        batch's growth by a token a sequence each. The one place an iteration's end is accounted."""
+        n = len(self._running)
         if self.timeline is not None:
-            for i in range(done, ended):
-                self.timeline.slice("decode", f"instance {self.index}", "decode",
-                                    stretch.ends[i - 1] if i else stretch.start, stretch.ends[i], batch=n,
-                                    context_tokens=self.context_tokens + n * (i - done), recomputed_requests=0)
-        ends = stretch.ends[done:ended]
+            start = begin
+            for i, end in enumerate(ends):
+                self.timeline.slice("decode", f"instance {self.index}", "decode", start, end, batch=n,
+                                    context_tokens=self.context_tokens + n * i, recomputed_requests=recomputed)
+                start = end
         self.iteration_ends.fromlist(ends)  # fromlist: one resize, not one per item
-        busy, begin = self._busy_time, stretch.ends[done - 1] if done else stretch.start
-        for end in ends:  # as one event per iteration sums it (only for the iterations that ran: a cut drops some)
+        busy = self._busy_time
+        for end in ends:
             busy += end - begin
             begin = end
         self._busy_time = busy
-        self.iteration += ended - done
-        self.context_tokens += n * (ended - done)
-        self.attended_tokens += n * (ended - done)
-        self.kv.free -= stretch.taken[ended] - stretch.taken[done]
-        stretch.done = ended
+        count = len(ends)
+        self.context_tokens += n * count
+        if self.topk is None:
+            self.iteration += count
+            self.attended_tokens += n * count
+        else:  # sparse attention: only sequences still under top-k attend to one more token
+            for _ in range(count):
+                self.iteration += 1
+                self._grow_sparse()
 
     def settle(self) -> None:
         """Apply the iterations of a running stretch that have ended by now: before anything reads or changes
@@ -384,7 +397,7 @@ class DecodeWorker:
         env, kv, running, batch, crossing = self.env, self.kv, self._running, self._batch, self._crossing_counts
         step_time, fetches = self.compute.decode_step_time, self.connector.fetches_each_step
         on_demand, block_tokens, overhead = self.on_demand, kv.block_tokens, self.iteration_overhead
-        sparse, record_end, full = self.topk is not None, self.iteration_ends.append, self.spec.max_batch_size
+        sparse, full = self.topk is not None, self.spec.max_batch_size
         plan_ahead = self.stretches and not sparse and not fetches
         no_rejoins: list[Request] = []
         while True:
@@ -430,18 +443,7 @@ class DecodeWorker:
                 else:  # missing KV entries are fetched during the step; prefetch overlaps layer by layer
                     yield from self.connector.fetch_and_compute(step, fetch, duration)
                     now = env.now
-                self._busy_time += now - start
-                if self.timeline is not None:
-                    self.timeline.slice("decode", f"instance {self.index}", "decode", start, now,
-                                        batch=len(running), context_tokens=self.context_tokens,
-                                        recomputed_requests=len(rejoined))
-                record_end(now)
-                self.iteration += 1
-                self.context_tokens += len(running)
-                if sparse:
-                    self._grow_sparse()
-                else:
-                    self.attended_tokens += len(running)
+                self._ended(start, [now], len(rejoined))
             if batch and batch[0][0] < self.iteration:
                 self._leave()
 
