@@ -15,6 +15,10 @@ from .conftest import scenario
 ENGINE = "engine/vllm_llama-3.1-70b-fp8_h100.yaml"
 AGGREGATED_8B = ("serving.mode=aggregated", "cluster.prefill_nodes=null", "cluster.decode_nodes=null",
                  "cluster.nodes=1")
+# the bundled engine's fixed-path stages off, where a test prices the scalar frontend_latency / iteration_overhead
+NO_STAGES = tuple(f"serving.frontend.{k}=0 s" for k in ("http_in", "tokenize", "tokenize_per_token", "ipc",
+                                                      "ipc_per_token", "detokenize", "stream_out")) + tuple(
+    f"serving.step_cpu.{k}=0 s" for k in ("schedule", "prepare_inputs", "sample"))
 
 
 def closed_loop(concurrency: int, requests: int, n_in: int, n_out: int) -> list[str]:
@@ -24,7 +28,7 @@ def closed_loop(concurrency: int, requests: int, n_in: int, n_out: int) -> list[
 
 def test_one_client_ttft_is_one_prefill_pass_plus_the_engine_overhead():
     loaded = scenario(ENGINE, *closed_loop(1, 3, 2000, 50), "serving.iteration_overhead=1 ms",
-                      "serving.frontend_latency=0 s")
+                      "serving.frontend_latency=0 s", *NO_STAGES)
     outcome = simulate(loaded)
     compute = outcome.report.cluster.compute
     expected = compute.forward_time(0, 0, [(2000, 0, True)]) + 1e-3
@@ -35,7 +39,7 @@ def test_one_client_ttft_is_one_prefill_pass_plus_the_engine_overhead():
 
 
 def test_the_frontend_counts_both_ways_and_a_sent_request_misses_the_step_already_running():
-    one = simulate(scenario(ENGINE, *closed_loop(1, 3, 2000, 50), "serving.frontend_latency=1 ms"))
+    one = simulate(scenario(ENGINE, *closed_loop(1, 3, 2000, 50), "serving.frontend_latency=1 ms", *NO_STAGES))
     compute = one.report.cluster.compute
     # alone: in through the frontend, one prefill pass, out through the frontend
     assert one.report.requests.ttft_s.to_numpy() == pytest.approx([compute.forward_time(0, 0, [(2000, 0, True)])
@@ -44,8 +48,8 @@ def test_the_frontend_counts_both_ways_and_a_sent_request_misses_the_step_alread
     # (an engine takes new requests between steps) and waits for it; with no frontend it never waits
     args = ("workload={type: closed_loop, concurrency: 4, num_requests: 40, input_tokens: {dist: uniform, min: 800, "
             "max: 1000}, output_tokens: {dist: uniform, min: 150, max: 250}}",)
-    instant = simulate(scenario(ENGINE, *args, "serving.frontend_latency=0 s")).report.requests
-    sent = simulate(scenario(ENGINE, *args, "serving.frontend_latency=1 us")).report.requests
+    instant = simulate(scenario(ENGINE, *args, "serving.frontend_latency=0 s", *NO_STAGES)).report.requests
+    sent = simulate(scenario(ENGINE, *args, "serving.frontend_latency=1 us", *NO_STAGES)).report.requests
     late = sent.ttft_s.mean() - instant.ttft_s.mean()
     assert 0.5 * instant.tbt_mean_s.mean() < late < 1.5 * instant.tbt_mean_s.mean()
 
