@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the commands import what they need when they run, so `simcx
 EXIT_INTERNAL_ERROR = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+TIMELINE_MAX_EVENTS = 1_000_000
 
 
 def positive_int(text: str) -> int:
@@ -65,11 +66,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if not args.quiet:
         print_summary(outcome.summary, outcome.wall_s)
-        extra = ", timeline.json" if args.timeline else ""
+        extra = ", timeline.json" if outcome.report.cluster.timeline is not None else ""
         print(f"results: {out_dir}/ (summary.json, requests.csv and .parquet, timeseries.csv, config.resolved.yaml, "
               f"run.json{extra})")
         if outcome.report.cluster.timeline is not None and outcome.report.cluster.timeline.dropped:
-            print(f"timeline: cut at {args.timeline_max_events:,} events ({outcome.report.cluster.timeline.dropped:,} "
+            print(f"timeline: cut at {_max_events(args):,} events ({outcome.report.cluster.timeline.dropped:,} "
                   "left out); narrow it with --timeline-window START:END")
     return 0
 
@@ -111,13 +112,18 @@ def _simulate_with_progress(args: argparse.Namespace, loaded: LoadedScenario, co
 
 
 def _timeline(args: argparse.Namespace):
-    """The Timeline that ``--timeline [--timeline-window START:END]`` asks for, or None."""
-    if not args.timeline and args.timeline_window is None:
+    """The Timeline that ``--timeline [--timeline-window START:END] [--timeline-max-events N]`` asks for, or
+    None; either option alone implies --timeline."""
+    if not args.timeline and args.timeline_window is None and args.timeline_max_events is None:
         return None
     from simcxl.metrics.timeline import Timeline
 
     start, end = args.timeline_window or (0.0, float("inf"))
-    return Timeline(start, end, args.timeline_max_events)
+    return Timeline(start, end, _max_events(args))
+
+
+def _max_events(args: argparse.Namespace) -> int:
+    return TIMELINE_MAX_EVENTS if args.timeline_max_events is None else args.timeline_max_events
 
 
 def _window(text: str) -> tuple[float, float]:
@@ -361,6 +367,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     result = planning.run_plan(plan, out, executor, args.jobs)
     planning.plot(result, out)
     choice = result["cheapest_meeting_target"]
+    for row in result["points"]:
+        if row["goodput"] is None:
+            print(f"point {row['point']} could not run and is not counted: {row['note'].removeprefix('failed: ')}",
+                  file=sys.stderr)
     if choice is None:
         print(f"no configuration meets the target {plan.spec.target:g}; wrote {out / 'plan.csv'} and plan.png")
     else:
@@ -382,7 +392,13 @@ def _cmd_model_from_hf(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
-        raise SimcxlError(f"{args.config}: the imported model.{where} is not valid: {problem['msg']}") from None
+        message = problem["msg"].removeprefix("Value error, ")
+        if not where:  # a check across fields (heads and kv_heads): no single field to name
+            raise SimcxlError(f"{args.config}: the imported model is not valid: {message}") from None
+        source = imported.comments.get(where, "")
+        key = source.split(" ")[0] if source and source.split(" ")[0] in read_hf_config(args.config) else None
+        raise SimcxlError(f"{args.config}: {key or 'the imported model.' + where}: {message}"
+                          + (f" (it sets model.{where})" if key else "")) from None
     if args.output is None:
         print(imported.to_yaml(), end="")
         return 0
@@ -405,8 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write timeline.json (Chrome trace format: open it in ui.perfetto.dev)")
     run.add_argument("--timeline-window", type=_window, metavar="START:END",
                      help="record the timeline only between these simulated seconds (implies --timeline)")
-    run.add_argument("--timeline-max-events", type=positive_int, default=1_000_000, metavar="N",
-                     help="stop recording after N trace events (default 1,000,000, about 150 MB)")
+    run.add_argument("--timeline-max-events", type=positive_int, default=None, metavar="N",
+                     help="stop recording after N trace events (default 1,000,000, about 150 MB; implies --timeline)")
     run.set_defaults(func=_cmd_run)
 
     validate = commands.add_parser("validate", help="check a scenario without running it")
@@ -454,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     goodput.add_argument("--attainment", type=float, default=0.9,
                          help="share of requests that must meet every per-request SLO (default 0.9, DistServe's)")
     goodput.add_argument("--tolerance", type=float, default=0.02,
-                         help="stop when the bracket is within this relative width (default 0.02)")
+                         help="stop when the bracket is within this relative width (default 0.02, at least 1e-4)")
     goodput.add_argument("-o", "--output", type=Path, help="folder (default results/goodput/<scenario name>)")
     _add_executor_args(goodput, jobs_help="loads run in parallel per round")
     goodput.set_defaults(func=_cmd_goodput)

@@ -21,6 +21,10 @@ MOE = {"mixtral", "qwen2_moe", "qwen3_moe", "gpt_oss"}
 MLA = {"deepseek_v3", "deepseek_v32"}
 SUPPORTED = sorted(DENSE | MOE | MLA)
 TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16"}
+MAX_VALUE = 10**7
+"""No size in a config.json (hidden size, vocabulary, experts...) is this large; a larger one is a typo."""
+MAX_LAYERS = 10_000
+"""The largest published models have under 200 layers."""
 
 
 @dataclass
@@ -70,14 +74,15 @@ def read_hf_config(path: Path) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found (expected a Hugging Face config.json)")
+    from simcxl.config.loader import read_text_checked
+
+    text = read_text_checked(path, "a Hugging Face config.json")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid JSON: nested too deep (a config.json nests a few levels)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object (a Hugging Face config.json)")
     return data
@@ -102,12 +107,14 @@ class _Reader:
     def error(self, key: str, expected: str) -> ConfigError:
         return ConfigError(f"{self.path}: {key}: {expected}")
 
-    def int(self, key: str, default: int | None = None, positive: bool = True) -> int:
+    def int(self, key: str, default: int | None = None, positive: bool = True, most: int = MAX_VALUE) -> int:
         value = self.config.get(key, default)
         if value is None:
             raise self.error(key, f"missing (a {self.config.get('model_type')} config.json gives it)")
         if not isinstance(value, int) or isinstance(value, bool) or (positive and value <= 0) or value < 0:
             raise self.error(key, f"expected a whole number {'> 0' if positive else '>= 0'}, got {value!r}")
+        if value > most:
+            raise self.error(key, f"{value:,} is not a plausible value (at most {most:,}); check the file")
         return value
 
 
@@ -123,10 +130,15 @@ def model_from_hf(config: dict[str, Any], path: Path, name: str | None = None,
     put = _Putter(imported)
     heads = read.int("num_attention_heads")
     hidden = read.int("hidden_size")
-    put("layers", read.int("num_hidden_layers"), "num_hidden_layers")
+    put("layers", read.int("num_hidden_layers", most=MAX_LAYERS), "num_hidden_layers")
     put("hidden", hidden, "hidden_size")
     put("heads", heads, "num_attention_heads")
     kv_heads = read.int("num_key_value_heads", heads)
+    if model_type not in MLA and (kv_heads > heads or heads % kv_heads):
+        raise read.error("num_key_value_heads",
+                         f"{kv_heads} KV heads, but num_attention_heads ({heads}) "
+                         + ("is fewer" if kv_heads > heads else "is not a multiple of it")
+                         + ": grouped-query attention shares each KV head among a whole number of query heads")
     put("kv_heads", kv_heads, "num_key_value_heads" + (" (MLA caches one latent per token, not per head)"
                                                        if model_type in MLA else " (GQA)"))
     if model_type in MLA:

@@ -9,6 +9,9 @@ each key, so that an error names the file the user must edit, not just the key.
 from __future__ import annotations
 
 import copy
+import errno
+import os
+import stat
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +26,16 @@ from simcxl.errors import ConfigError
 KeyPath = tuple[str, ...]
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that rejects duplicate keys, which PyYAML would otherwise silently overwrite."""
+MAX_YAML_BYTES = 4 * 1024 * 1024
+"""A scenario or profile is a few kB; anything this large is not one (a trace goes in its own CSV/JSONL file)."""
+MAX_YAML_DEPTH = 64
+"""The deepest nesting of mappings and lists a scenario may have (the schema itself needs fewer than 10)."""
+MAX_YAML_NODES = 200_000
+"""The most values (scalars, mappings, lists) one YAML document may hold."""
+
+
+class _Strict:
+    """Rejects duplicate keys, which PyYAML would otherwise silently overwrite."""
 
     def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
         seen = set()
@@ -37,19 +48,118 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class _StrictPyLoader(_Strict, yaml.SafeLoader):
+    """The pure-Python loader (kept for comparison, and where libyaml is not installed)."""
+
+
+if getattr(yaml, "__with_libyaml__", False):
+    class _StrictLoader(_Strict, yaml.CSafeLoader):
+        """The same loader over libyaml's C parser: the same results, tens of times faster."""
+
+    _EventLoader = yaml.CSafeLoader
+else:  # pragma: no cover - libyaml is a dependency of every PyYAML wheel
+    _StrictLoader = _StrictPyLoader  # type: ignore[misc]
+    _EventLoader = yaml.SafeLoader
+
+
+def describe_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a regular file, named as what it is (``a directory, not a file``,
+    ``a symlink loop``, ``permission denied``...), or None if it can."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"file not found (a broken symlink to {os.readlink(path)})"
+        return "file not found"
+    except PermissionError:
+        return "permission denied (a folder on the path cannot be searched by this user)"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop (the link leads back to itself), not a file"
+        if exc.errno == errno.ENOTDIR:
+            return "file not found (a part of the path before the file name is a file, not a folder)"
+        return f"cannot read: {exc.strerror or exc}"
+    mode = info.st_mode
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return f"{what}, not a regular file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    if not os.access(path, os.R_OK):
+        return "permission denied (this user may not read the file)"
+    return None
+
+
+def read_text_checked(path: Path, expected: str = "a YAML file", max_bytes: int = MAX_YAML_BYTES) -> str:
+    """The text of a regular file of at most ``max_bytes``; a ConfigError naming the file and what it is
+    (missing, a directory, a FIFO, a symlink loop, unreadable, too large, not UTF-8) otherwise."""
+    problem = describe_file(path)
+    if problem is not None:
+        raise ConfigError(f"{path}: {problem} (expected {expected})")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(max_bytes + 1)
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied (this user may not read the file; expected "
+                          f"{expected})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > max_bytes:
+        size = os.stat(path).st_size
+        raise ConfigError(f"{path}: too large ({size / 2**20:,.1f} MiB; at most {max_bytes / 2**20:g} MiB is read "
+                          f"as {expected}): is this the right file? (a request trace goes in workload.path)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): expected {expected}") from None
+
+
+class YAMLTooLarge(yaml.YAMLError):
+    """A document nested too deep or holding too many values."""
+
+
+def _check_shape(text: str) -> None:
+    """Refuse nesting deeper than MAX_YAML_DEPTH or more than MAX_YAML_NODES values before building anything
+    (PyYAML builds nested values recursively: 100,000 ``[`` would exhaust the stack)."""
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=_EventLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise YAMLTooLarge(f"nested more than {MAX_YAML_DEPTH} levels deep (mappings and lists inside "
+                                     f"each other), at line {event.start_mark.line + 1}; a scenario needs fewer "
+                                     "than 10")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_YAML_NODES:
+                raise YAMLTooLarge(f"more than {MAX_YAML_NODES:,} values (at line {event.start_mark.line + 1}); "
+                                     "a scenario has a few hundred")
+
+
+def parse_yaml(text: str, loader: type = None) -> Any:
+    """One YAML document, bounded in depth and size; yaml.YAMLError on any problem."""
+    _check_shape(text)
+    return yaml.load(text, Loader=loader or _StrictLoader)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read one YAML mapping, turning every failure into a ConfigError naming the file."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
+    text = read_text_checked(Path(path))
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if "nesting depth" in problem:  # libyaml's own bound (1,000 levels) came before ours
+            problem += f" (a scenario may nest mappings and lists at most {MAX_YAML_DEPTH} levels deep)"
         raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except RecursionError:  # a last guard: _check_shape should have refused it
+        raise ConfigError(f"{path}: invalid YAML: nested too deep") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -93,6 +203,10 @@ def _all_from(value: dict, source: str, prefix: KeyPath = ()) -> dict[KeyPath, s
 
 def _load_with_includes(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict[KeyPath, str]]:
     """A file merged over its includes, and which file set each key."""
+    problem = describe_file(path)
+    if problem is not None:
+        raise (ConfigError(f"{stack[-1]}: include: {problem}: {path}") if stack
+               else ConfigError(f"{path}: {problem} (expected a YAML file)"))
     if path.resolve() in {p.resolve() for p in stack}:
         chain = " -> ".join(str(p) for p in stack + (path,))
         raise ConfigError(f"{path}: include cycle: {chain}")
@@ -106,8 +220,6 @@ def _load_with_includes(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict
     provenance: dict[KeyPath, str] = {}
     for include in includes:
         target = path.parent / include
-        if not target.is_file():
-            raise ConfigError(f"{path}: include: file not found: {target}")
         included, sources = _load_with_includes(target, stack + (path,))
         _merge(merged, included, provenance, sources)
     _merge(merged, data, provenance, _all_from(data, str(path)))
@@ -120,8 +232,12 @@ def parse_override(text: str) -> tuple[KeyPath, Any]:
     if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
         raise ConfigError(f"--set {text}: expected KEY.PATH=VALUE, e.g. --set workload.rate=8")
     try:
-        parsed = yaml.load(value, Loader=_StrictLoader) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = parse_yaml(value) if value.strip() else ""
+    except YAMLTooLarge as exc:
+        raise ConfigError(f"--set {key.strip()}: {exc}") from None
+    except yaml.YAMLError as exc:
+        if "nesting depth" in str(getattr(exc, "problem", "")):
+            raise ConfigError(f"--set {key.strip()}: nested more than {MAX_YAML_DEPTH} levels deep") from None
         parsed = value
     return tuple(key.strip().split(".")), parsed
 

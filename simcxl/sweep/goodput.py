@@ -34,6 +34,40 @@ PER_REQUEST = {"ttft": "ttft_s", "tpot": None, "tbt_max": "tbt_max_s", "e2e": "e
 STATISTICS = {"ttft": "ttft_s", "tbt": "tbt_s", "tpot": "tpot_s", "e2e": "e2e_s"}
 _STATISTIC = re.compile(r"^(ttft|tbt|tpot|e2e)_(mean|p50|p90|p99)$")
 MAX_DOUBLINGS = 20
+LOAD_DIGITS = 6
+"""Loads are named (and run) to this many significant digits, so a bracket narrower than that cannot shrink."""
+MIN_TOLERANCE = 1e-4
+"""The narrowest bracket a search may ask for: ten times the precision of the load names (1e-5 relative)."""
+
+
+class PointFailed(SimcxlError):
+    """A load's run failed (the model does not fit, a bad override...): the search has no answer."""
+
+
+class LoadDoesNotBind(SimcxlError):
+    """The SLOs are met at every load tried, up to 2**MAX_DOUBLINGS times the scenario's: no goodput edge."""
+
+    def __init__(self, message: str, highest_met: float):
+        super().__init__(message)
+        self.highest_met = highest_met
+
+
+def check_tolerance(tolerance: float, where: str = "--tolerance") -> None:
+    """A tolerance the bisection can reach: finite and at least MIN_TOLERANCE."""
+    if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= MIN_TOLERANCE):
+        raise ConfigError(f"{where} {tolerance!r}: expected a relative bracket width >= {MIN_TOLERANCE:g} (loads are "
+                          f"named to {LOAD_DIGITS} significant digits, so a narrower bracket could never be reached)")
+
+
+def finite_json(value):
+    """``value`` with every infinite or NaN float written as None: what the project writes is standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -113,7 +147,7 @@ def load_knob(resolved: dict) -> tuple[str, float]:
 
 
 def _name(value: float) -> str:
-    return f"{value:.6g}"
+    return f"{value:.{LOAD_DIGITS}g}"
 
 
 @dataclass
@@ -137,24 +171,26 @@ class GoodputSearch:
             raise ConfigError("goodput: give at least one --slo, e.g. --slo ttft_p99=2s")
         if not 0 < self.attainment <= 1:
             raise ConfigError(f"--attainment {self.attainment}: expected a share in (0, 1]")
+        check_tolerance(self.tolerance)
         loaded = load_scenario(self.config, self.overrides)
         self.config = loaded.path
         self.knob, self.start = load_knob(loaded.resolved)
         self.tried: dict[float, dict] = {}
 
-    def _evaluate(self, loads: list[float]) -> None:
-        """Run (or find already run) every load, then judge each."""
-        loads = [float(_name(load)) for load in loads if float(_name(load)) not in self.tried]
+    def _evaluate(self, loads: list[float]) -> int:
+        """Run (or find already run) every load, then judge each; how many loads were new."""
+        loads = sorted({float(_name(load)) for load in loads} - set(self.tried))
         folders = {load: self.out / "points" / f"{self.knob.split('.')[-1]}={_name(load)}" for load in loads}
         todo = [(str(self.config), [*self.overrides, f"{self.knob}={_name(load)}"], str(folder))
                 for load, folder in folders.items()
                 if not finished(folder, self.config, [*self.overrides, f"{self.knob}={_name(load)}"])]
         for folder, error in self.executor.run(run_point, todo):
             if error is not None:
-                raise SimcxlError(f"{folder}: the run failed: {error.strip().splitlines()[-1]}")
+                raise PointFailed(f"{folder}: the run failed: {error.strip().splitlines()[-1]}")
         for load, folder in sorted(folders.items()):
             verdict = self.tried[load] = {self.knob: load, **judge(folder, self.slos, self.attainment)}
             self.report(self._line(verdict))
+        return len(loads)
 
     def _line(self, verdict: dict) -> str:
         parts = [f"{name} {value * 1e3:,.1f} ms" if value is not None else f"{name} -"
@@ -197,16 +233,17 @@ class GoodputSearch:
                 break
         low, high = self._bracket()
         if high == math.inf:
-            raise SimcxlError(f"goodput: the SLOs are met even at {self.knob}={_name(low)} "
-                              f"({2**MAX_DOUBLINGS}x the scenario's): the load does not bind; check the SLOs")
+            raise LoadDoesNotBind(f"goodput: the SLOs are met even at {self.knob}={_name(low)} "
+                                  f"({2**MAX_DOUBLINGS}x the scenario's): the load does not bind; check the SLOs", low)
         while low > 0 and high / low - 1 > self.tolerance:
-            self._evaluate([low + (high - low) * (i + 1) / (jobs + 1) for i in range(jobs)])
+            if not self._evaluate([low + (high - low) * (i + 1) / (jobs + 1) for i in range(jobs)]):
+                break  # the bracket is as narrow as the load names can tell apart
             low, high = self._bracket()
         result = {"config": str(self.config), "overrides": self.overrides, "knob": self.knob,
                   "slos": {slo.name: slo.limit for slo in self.slos}, "attainment": self.attainment,
                   "tolerance": self.tolerance, "max_rate": low, "lowest_missed": high,
                   "points": [self.tried[load] for load in sorted(self.tried)]}
-        write_atomic(self.out / "goodput.json", dump_json(result))
+        write_atomic(self.out / "goodput.json", dump_json(finite_json(result)))
         return result
 
 

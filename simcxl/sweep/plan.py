@@ -34,7 +34,7 @@ from simcxl.errors import ConfigError, SimcxlError
 from simcxl.metrics.cost import CostTable, bill, capital_cost
 from simcxl.metrics.results import dump_json, write_atomic
 from simcxl.sweep.executors import Executor
-from simcxl.sweep.goodput import SLO, GoodputSearch
+from simcxl.sweep.goodput import MIN_TOLERANCE, SLO, GoodputSearch, LoadDoesNotBind, finite_json
 from simcxl.sweep.spec import SweepSpec, invalid, read_spec, sweep_of
 
 
@@ -43,8 +43,8 @@ class PlanSpec(SweepSpec):
 
     slo: dict[str, str] = Field(min_length=1)
     attainment: float = Field(0.9, gt=0, le=1)
-    target: float = Field(gt=0)
-    tolerance: float = Field(0.05, gt=0)
+    target: float = Field(gt=0, allow_inf_nan=False)
+    tolerance: float = Field(0.05, ge=MIN_TOLERANCE, allow_inf_nan=False)
     costs: dict[str, float] = Field(default_factory=dict)
 
 
@@ -94,21 +94,9 @@ def run_plan(plan: Plan, out: Path, executor: Executor, jobs: int,
     for point in plan.points:
         overrides = point.set_args()
         report(f"point {point.id}: {' '.join(overrides) or '(the base scenario)'}")
-        search = GoodputSearch(plan.base, overrides, plan.slos, plan.spec.attainment, out / "points" / point.id,
-                               executor, jobs, plan.spec.tolerance, report)
-        try:
-            goodput, note = search.run()["max_rate"], ""
-        except SimcxlError as exc:  # the SLOs hold at any load tried: the point's goodput is not bounded
-            goodput, note = math.inf, str(exc)
-        counts = bill(load_scenario(plan.base, overrides).resolved)
-        cost = capital_cost(counts, plan.prices)
-        rows.append({"point": point.id, **point.overrides, "goodput": goodput, "cost_usd": cost,
-                     "usd_per_goodput": cost / goodput if goodput > 0 else math.inf,
-                     "meets_target": goodput >= plan.spec.target,
-                     **{f"count.{item}": value for item, value in counts.items()}, "note": note})
-        report(f"  goodput {goodput:.4g} {search.knob}, ${cost:,.0f}"
-               + (" (meets the target)" if goodput >= plan.spec.target else ""))
-    frontier = pareto(rows)
+        rows.append(_plan_point(plan, point, overrides, out, executor, jobs, report))
+    ran = [row for row in rows if row["goodput"] is not None]
+    frontier = pareto(ran)
     for row in rows:
         row["pareto"] = row["point"] in frontier
     meeting = [row for row in rows if row["meets_target"]]
@@ -116,9 +104,44 @@ def run_plan(plan: Plan, out: Path, executor: Executor, jobs: int,
     _write_csv(out / "plan.csv", rows)
     result = {"plan": str(plan.path), "base": str(plan.base), "slos": {s.name: s.limit for s in plan.slos},
               "attainment": plan.spec.attainment, "target": plan.spec.target, "prices": plan.prices.model_dump(),
-              "cheapest_meeting_target": cheapest, "points": rows}
-    write_atomic(out / "plan.json", dump_json(result))
+              "cheapest_meeting_target": cheapest, "points": rows,
+              "failed_points": [row["point"] for row in rows if row["goodput"] is None]}
+    write_atomic(out / "plan.json", dump_json(finite_json(result)))
     return result
+
+
+def _plan_point(plan: Plan, point, overrides: list[str], out: Path, executor: Executor, jobs: int,
+                report: Callable[[str], None]) -> dict[str, Any]:
+    """One point's row. A point that cannot run (its model does not fit, an override it rejects) is a failed
+    point: goodput None, the error in ``note``, never meeting the target. One whose SLOs hold at every load
+    tried has that load as its goodput, marked as a lower bound."""
+    row: dict[str, Any] = {"point": point.id, **point.overrides}
+    goodput, bound, note = None, "", ""
+    try:
+        search = GoodputSearch(plan.base, overrides, plan.slos, plan.spec.attainment, out / "points" / point.id,
+                               executor, jobs, plan.spec.tolerance, report)
+        goodput = search.run()["max_rate"]
+        knob = search.knob
+    except LoadDoesNotBind as exc:  # the SLOs hold at any load tried: the goodput is at least that load
+        goodput, bound, note, knob = exc.highest_met, "lower", str(exc), search.knob
+    except SimcxlError as exc:
+        note, knob = f"failed: {exc}", ""
+    try:
+        counts = bill(load_scenario(plan.base, overrides).resolved)
+        cost = capital_cost(counts, plan.prices)
+    except SimcxlError as exc:
+        counts, cost = {}, None
+        goodput, note = None, note or f"failed: {exc}"
+    meets = goodput is not None and goodput >= plan.spec.target
+    row.update({"goodput": goodput, "goodput_bound": bound, "cost_usd": cost,
+                "usd_per_goodput": cost / goodput if goodput and cost is not None else None,
+                "meets_target": meets, **{f"count.{item}": value for item, value in counts.items()}, "note": note})
+    if goodput is None:
+        report(f"  failed (not counted): {note.removeprefix('failed: ')}")
+    else:
+        report(f"  goodput {'>= ' if bound else ''}{goodput:.4g} {knob}, ${cost:,.0f}"
+               + (" (meets the target)" if meets else ""))
+    return row
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -132,7 +155,7 @@ def plot(result: dict, out: Path) -> list[Path]:
     from simcxl.metrics.plots import _pyplot, _save
 
     plt = _pyplot()
-    rows = [r for r in result["points"] if math.isfinite(r["goodput"])]
+    rows = [r for r in result["points"] if r["goodput"] is not None and math.isfinite(r["goodput"])]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     ax.scatter([r["goodput"] for r in rows], [r["cost_usd"] / 1e6 for r in rows], color="gray", label="points")
     frontier = sorted((r for r in rows if r["pareto"]), key=lambda r: r["cost_usd"])
@@ -143,7 +166,7 @@ def plot(result: dict, out: Path) -> list[Path]:
                     textcoords="offset points")
     ax.axvline(result["target"], color="red", linestyle="--", label=f"target {result['target']:g}")
     choice = result["cheapest_meeting_target"]
-    if choice and math.isfinite(choice["goodput"]):
+    if choice and choice["goodput"] is not None and math.isfinite(choice["goodput"]):
         ax.scatter([choice["goodput"]], [choice["cost_usd"] / 1e6], s=160, facecolors="none", edgecolors="green",
                    label=f"cheapest meeting it ({choice['point'][:4]})")
     ax.set_xlabel("goodput (load meeting the SLOs)")
