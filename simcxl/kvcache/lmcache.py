@@ -27,14 +27,7 @@ class LMCachePD(RDMAPush):
     """The prefill GPUs WRITE the whole prompt's KV to the decode GPUs, one chunk per message."""
 
     name = path = "lmcache"
-
-    @classmethod
-    def missing(cls, scenario) -> str | None:
-        spec = scenario.kv_manager
-        if spec.host_staging is not None or spec.messages != "tensor":
-            return ("'lmcache' writes chunk objects from its PD buffer; it takes no kv_manager.host_staging and no "
-                    "messages: layer (page_tokens is its chunk_size)")
-        return super().missing(scenario)
+    own_messages = True
 
     def transfer(self, request, prefill, decode) -> simpy.Event:
         chunks = -(-request.input_tokens // self.page_tokens)

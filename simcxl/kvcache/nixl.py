@@ -24,15 +24,8 @@ class NIXLRead(RDMAPush):
     """The decode GPUs read each tensor-parallel shard page by page; prefill never blocks on it."""
 
     name = path = "nixl"
+    own_messages = True
     sender_waits = False  # the decode side reads: a blocking send has nothing to wait for
-
-    @classmethod
-    def missing(cls, scenario) -> str | None:
-        spec = scenario.kv_manager
-        if spec.host_staging is not None or spec.messages != "tensor":
-            return ("'nixl' reads GPU memory directly with one READ per page, layer and KV tensor; it takes no "
-                    "kv_manager.host_staging and no messages: layer (those describe vLLM v0's connectors)")
-        return super().missing(scenario)
 
     def transfer(self, request, prefill, decode) -> simpy.Event:
         reads = self.descriptors(request.input_tokens)

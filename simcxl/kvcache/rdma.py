@@ -26,6 +26,15 @@ from simcxl.kvcache.base import KVManager
 
 class RDMAPush(KVManager):
     name = path = "rdma"
+    own_messages = False  # True: a subclass moves GPU memory in messages of its own (no staging, no per-layer sends)
+
+    @classmethod
+    def missing(cls, scenario) -> str | None:
+        spec = scenario.kv_manager
+        if cls.own_messages and (spec.host_staging is not None or spec.messages != "tensor"):
+            return (f"'{cls.name}' moves GPU memory directly in messages of its own (page_tokens sizes them); it "
+                    f"takes no kv_manager.host_staging and no messages: layer (those describe vLLM v0's connectors)")
+        return super().missing(scenario)
 
     def __init__(self, env, scenario, llm, fabric, block_tokens: int):
         super().__init__(env, scenario, llm, fabric, block_tokens)
