@@ -264,8 +264,11 @@ def _cmd_profile_gpu(args: argparse.Namespace) -> int:
     from simcxl.profiling import fit
 
     base_path = args.base or args.output
-    if not base_path.is_file():
-        raise SimcxlError(f"{base_path}: file not found; give --base PROFILE with the GPU's datasheet numbers")
+    from simcxl.config.loader import describe_file
+
+    problem = describe_file(base_path)
+    if problem is not None:
+        raise SimcxlError(f"{base_path}: {problem}; give --base PROFILE with the GPU's datasheet numbers")
     base = load_profile(base_path, "gpu", GPUSpec)
     raw = args.from_csv or args.output.parent / "calibration" / args.output.stem
     if args.from_csv is None:

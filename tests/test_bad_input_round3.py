@@ -243,3 +243,9 @@ def test_plan_json_never_holds_infinity_when_the_slos_do_not_bind(tmp_path, caps
     assert "Infinity" not in text
     (point,) = json.loads(text)["points"]
     assert point["goodput_bound"] == "lower" and point["goodput"] >= 2**20 and "does not bind" in point["note"]
+
+
+def test_a_symlink_loop_without_a_yaml_suffix_is_named_not_looked_up_as_a_bundled_name(tmp_path, capsys):
+    (tmp_path / "x").symlink_to(tmp_path / "y")
+    (tmp_path / "y").symlink_to(tmp_path / "x")
+    assert f"{tmp_path / 'x'}: a symlink loop" in bad_input(capsys, "validate", str(tmp_path / "x"))

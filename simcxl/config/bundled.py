@@ -3,6 +3,7 @@ data in an installed wheel (``simcxl/bundled/configs``), so that ``simcxl run rd
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import simcxl
@@ -27,8 +28,8 @@ def find_config(value: str | Path, folder: str = "") -> Path:
     """``value`` if it is a file (or names one by its suffix); else the bundled ``[folder/]value.yaml``, looked
     up in ./configs first, then in the bundled configs."""
     path = Path(value)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
-        return path
+    if os.path.lexists(path) or path.suffix in (".yaml", ".yml"):  # lexists: a broken link or a loop is named
+        return path                                                 # by the reader, not taken for a name
     for root in (Path("configs"), configs_root()):
         candidate = root / folder / f"{value}.yaml"
         if candidate.is_file():
