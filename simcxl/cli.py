@@ -264,7 +264,7 @@ def _cmd_profile_gpu(args: argparse.Namespace) -> int:
     from simcxl.profiling import fit
 
     base_path = args.base or args.output
-    from simcxl.config.loader import describe_file
+    from simcxl.errors import describe_file
 
     problem = describe_file(base_path)
     if problem is not None:

@@ -114,7 +114,9 @@ def test_a_symlink_loop_and_a_broken_symlink_are_named(tmp_path, capsys):
 def test_permission_denied_is_named(tmp_path, capsys, monkeypatch):
     path = tmp_path / "s.yaml"
     path.write_text("name: x\n")
-    monkeypatch.setattr(loader.os, "access", lambda p, mode: False)  # as a user without read permission
+    import simcxl.errors
+
+    monkeypatch.setattr(simcxl.errors.os, "access", lambda p, mode: False)  # as a user without read permission
     assert f"{path}: permission denied" in bad_input(capsys, "validate", str(path))
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simcxl.errors import ConfigError
+from simcxl.errors import ConfigError, read_text_checked
 
 DENSE = {"llama", "mistral", "qwen2", "qwen3"}
 MOE = {"mixtral", "qwen2_moe", "qwen3_moe", "gpt_oss"}
@@ -74,8 +74,6 @@ def read_hf_config(path: Path) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    from simcxl.config.loader import read_text_checked
-
     text = read_text_checked(path, "a Hugging Face config.json")
     try:
         data = json.loads(text)
