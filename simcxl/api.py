@@ -23,7 +23,7 @@ import io
 import os
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
@@ -80,7 +80,7 @@ class Scenario:
 
     path: Path
     overrides: tuple[str, ...]
-    loaded: LoadedScenario
+    loaded: LoadedScenario = field(compare=False, repr=False)  # what path and overrides load to
 
     @classmethod
     def load(cls, path: str | Path, overrides: Overrides = None) -> "Scenario":
@@ -119,13 +119,17 @@ def scenario(source: ScenarioLike, overrides: Overrides = None, seed: int | None
     return base.with_overrides(overrides, **seed_arg) if overrides or seed_arg else base
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     """One finished run: ``summary`` (summary.json's content), ``requests`` (requests.csv's rows) and
     ``timeseries`` (timeseries.csv's), in memory; :meth:`write` writes the results folder."""
 
     scenario: Scenario
     outcome: RunOutcome
+
+    def __repr__(self) -> str:
+        done = self.summary["requests"]
+        return f"<simcxl.Result {self.scenario.name}: {done['completed']:,} of {done['arrived']:,} requests completed>"
 
     @property
     def summary(self) -> dict:
