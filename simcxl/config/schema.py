@@ -45,12 +45,23 @@ class AllReducePoint(Section):
     time: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 
 
+class MoEGemmPoint(Section):
+    """One measured efficiency of the grouped expert GEMMs (w13 then w2) of a forward over ``tokens`` tokens:
+    their roofline time (weight bytes at HBM bandwidth or FLOPs at the FP8/bf16 peak, whichever bounds) over
+    the measured time. Between points it is interpolated linearly in tokens; outside, the nearest point's."""
+
+    tokens: Annotated[int, Field(ge=1)]
+    efficiency: Annotated[float, Field(gt=0, le=1)]
+
+
 class GPUSpec(Section):
     """One GPU: roofline peaks, memory, intra-node interconnect and calibrated efficiencies.
 
     ``fp8_peak_flops`` / ``fp8_compute_efficiency`` price the GEMMs of a model whose ``dtype`` is fp8
     (FP8 weights and activations); ``allreduce`` lists measured or published all-reduce costs by
     tensor-parallel degree (a degree not listed uses ``nvlink_latency`` and ``nvlink_bandwidth``).
+    ``moe_gemm`` prices a mixture-of-experts model's routed and shared expert GEMMs as their own roofline
+    group at a measured efficiency by tokens per forward (none: the experts join the other GEMMs' roofline).
     ``elementwise_efficiency`` and ``layer_overhead`` describe unfused ops launched one by one (an eager
     engine); ``fused_*`` the same ops fused and replayed from CUDA graphs (``serving.execution: fused``).
     The fused efficiency is the nominal unfused traffic over the time taken, so it may exceed 1: fusion
@@ -77,6 +88,7 @@ class GPUSpec(Section):
     host_gather_bandwidth: BytesPerSecond | None = None
     host_gather_latency: Seconds = 0.0
     allreduce: list[AllReducePoint] = []
+    moe_gemm: list[MoEGemmPoint] = []
     calibrated: bool = False
 
     @model_validator(mode="after")
