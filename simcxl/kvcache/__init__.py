@@ -17,6 +17,7 @@ CONNECTORS: dict[str, str] = {  # kv_manager.type -> "module:class"
     "cxl_block": "simcxl.kvcache.cxl_block:CXLBlock",
     "cxl_sparse": "simcxl.kvcache.cxl_sparse:CXLSparse",
     "rdma_sparse": "simcxl.kvcache.rdma_sparse:RDMASparse",
+    "host_sparse": "simcxl.kvcache.host_sparse:HostSparse",
 }
 
 
