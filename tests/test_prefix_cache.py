@@ -45,3 +45,25 @@ def test_with_a_pool_every_instance_reads_the_prefix_at_one_cost_so_cache_aware_
     assert aware.prefill_instance.tolist() == loaded.prefill_instance.tolist()
     assert aware.prefill_instance.nunique() == 4
     assert aware.ttft_s.tolist() == loaded.ttft_s.tolist()
+
+
+def test_a_cache_in_each_prefill_instances_hbm_loads_nothing_and_takes_its_room():
+    """vLLM's automatic prefix caching on a disaggregated prefill worker: hits come from the instance's own HBM
+    (no DRAM or RDMA bytes), each instance caches only what it prefilled, and the cache's blocks are HBM the
+    instance's prompts cannot use."""
+    hbm = ("kv_manager.prefix_cache={scope: instance, capacity: 20 GB}", "workload.num_requests=400")
+    run = simulate(scenario("tract_dram.yaml", *hbm))
+    kv = run.summary["kv"]
+    assert set(kv["bytes_moved"]) == {"rdma"}
+    assert 0 < kv["prefix_hit_rate"] < simulate(scenario("tract_dram.yaml", hbm[1])).summary["kv"]["prefix_hit_rate"]
+    prefill = run.report.cluster.prefill[0]
+    block_bytes = 16 * 131_072  # Llama-3.1-8B bf16, the workload's 16-token blocks
+    assert prefill.kv_capacity_tokens == prefill.compute.kv_capacity_tokens - int(20e9 // block_bytes) * 16
+
+
+def test_a_pool_refuses_a_prefix_cache_in_the_prefill_instances(capsys):
+    from simcxl.cli import main
+
+    assert main(["validate", "configs/tract.yaml", "--set",
+                 "kv_manager.prefix_cache={scope: instance, capacity: 20 GB}"]) == 2
+    assert "kv_manager.type" in capsys.readouterr().err

@@ -382,13 +382,22 @@ class PrefixCacheSpec(Section):
     ``capacity`` is per store: per node for the host-DRAM tier of ``rdma``, the whole pool for
     ``cxl_block`` (default: the pool's capacity); None is unbounded. ``scope: rack`` lets every prefill
     worker reuse any node's blocks (a Mooncake store, remote hits over RDMA); ``node`` only its own
-    node's (Dynamo's host-memory tier). ``gpu_capacity`` keeps that much of each prefill instance's HBM
-    as a first tier (vLLM's automatic prefix caching, SGLang's radix cache): hits there load nothing.
+    node's (Dynamo's host-memory tier); ``instance``: the only cache is ``capacity`` of each prefill
+    instance's own HBM (vLLM's automatic prefix caching on a disaggregated prefill worker), hits load
+    nothing. ``gpu_capacity`` keeps that much of each prefill instance's HBM as a first tier above the
+    host or pool one (vLLM's automatic prefix caching, SGLang's radix cache): hits there load nothing.
     """
 
     capacity: Bytes | None = None
-    scope: Literal["rack", "node"] = "rack"
+    scope: Literal["rack", "node", "instance"] = "rack"
     gpu_capacity: Bytes | None = None
+
+    @model_validator(mode="after")
+    def _one_hbm_tier(self) -> "PrefixCacheSpec":
+        if self.scope == "instance" and (self.capacity is None or self.gpu_capacity is not None):
+            raise ValueError("scope 'instance' keeps the cache in each prefill instance's HBM: give its size as "
+                             "capacity, and no gpu_capacity (that is the first tier above a host or pool one)")
+        return self
 
 
 class HostStagingSpec(Section):

@@ -60,6 +60,7 @@ class KVManager(KVConnector):
         self._threads: dict[tuple[str, object], simpy.Resource] = {}  # CPU threads that serialize work, by role
         block_bytes = llm.kv_bytes(block_tokens)
         cache = spec.prefix_cache
+        self.in_hbm = cache is not None and cache.scope == "instance"  # the cache is the prefill instances' HBM
         self.prefix_cache = None if cache is None else self.make_prefix_cache(cache, block_tokens, block_bytes)
         self.gpu_cache = None  # the prefill instances' HBM tier: one LRU store per instance
         if cache is not None and cache.gpu_capacity is not None:
@@ -69,17 +70,22 @@ class KVManager(KVConnector):
 
     @property
     def gpu_cache_tokens(self) -> int:
-        """HBM tokens of each prefill instance set aside for the prefix cache's GPU tier."""
-        return 0 if self.gpu_cache is None else self.gpu_cache.capacity_blocks * self.gpu_cache.block_tokens
+        """HBM tokens of each prefill instance set aside for the prefix cache's GPU tier (or the whole cache)."""
+        tier = self.prefix_cache if self.in_hbm else self.gpu_cache
+        return 0 if tier is None else tier.capacity_blocks * tier.block_tokens
 
     def make_prefix_cache(self, spec: "PrefixCacheSpec", block_tokens: int, block_bytes: float) -> PrefixCache:
-        """Host DRAM: one store per node."""
+        """Host DRAM: one store per node; or, with ``scope: instance``, one per prefill instance, in its HBM."""
+        if self.in_hbm:
+            layout = self.scenario.cluster
+            instances = layout.prefill_nodes * layout.gpus_per_node // layout.tensor_parallel
+            return PrefixCache(instances, block_tokens, block_bytes, spec.capacity, rack_wide=False)
         return PrefixCache(len(self.fabric.topology.nodes), block_tokens, block_bytes, spec.capacity,
                            rack_wide=spec.scope == "rack")
 
     def store_of(self, instance: InstanceView) -> int:
         """The store an instance writes to (and, without a rack-wide index, the only one it reads)."""
-        return instance.node
+        return instance.index if self.in_hbm else instance.node
 
     # ------------------------------------------------------------------ prefix cache
 
@@ -113,7 +119,7 @@ class KVManager(KVConnector):
         request.cached_tokens = cache.cached_tokens(len(nodes), request.input_tokens)
         if self.gpu_cache is not None:  # the leading blocks still in this instance's HBM need no load
             nodes = nodes[len(self.gpu_cache.lookup(request.block_hashes, request.input_tokens, 0, instance.index)):]
-        if not nodes:
+        if not nodes or self.in_hbm:
             return None
         return self.env.all_of([self._load_blocks(instance, node, count) for node, count in _runs(nodes).items()])
 
@@ -173,7 +179,7 @@ class KVManager(KVConnector):
         if cache is None or not request.block_hashes:
             return
         new = cache.insert(request.block_hashes, self.store_of(instance))
-        if new:
+        if new and not self.in_hbm:  # an HBM cache keeps the blocks where prefill computed them
             nbytes = new * cache.block_bytes
             self.bytes_moved["dram_write"] += nbytes
             for gpu in instance.gpus:

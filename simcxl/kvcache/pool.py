@@ -38,6 +38,15 @@ class PooledKV(KVManager):
     def sync(self, request, instance) -> Generator:
         """Make the request's new blocks visible to other readers of the pool (and to the prefix cache)."""
 
+    @classmethod
+    def missing(cls, scenario) -> str | None:
+        cache = scenario.kv_manager.prefix_cache
+        if cache is not None and cache.scope == "instance":
+            return (f"'{cls.name}' keeps its prefix cache in the pool; scope 'instance' (a cache in each prefill "
+                    f"instance's HBM only) is for connectors that send KV directly (rdma, nixl, ...): use gpu_capacity "
+                    f"for an HBM tier above the pool")
+        return super().missing(scenario)
+
     def make_prefix_cache(self, spec, block_tokens: int, block_bytes: float) -> PrefixCache:
         """One store: the pool, shared by the whole rack."""
         return PrefixCache(1, block_tokens, block_bytes, spec.capacity or self.pool_capacity, rack_wide=True)

@@ -172,10 +172,11 @@ class Cluster:
             raise loaded.error("kv_manager.type", problem)
         tier = self.kv_manager.gpu_cache_tokens
         if tier and longest > capacity - tier:
+            key = "capacity" if self.kv_manager.in_hbm else "gpu_capacity"
             raise loaded.error(
-                "kv_manager.prefix_cache.gpu_capacity",
-                f"the prefill GPU tier takes {tier} of the {capacity} KV tokens of an instance, leaving too little "
-                f"for the longest prompt ({longest} tokens); lower gpu_capacity")
+                f"kv_manager.prefix_cache.{key}",
+                f"the prefix cache in HBM takes {tier} of the {capacity} KV tokens of a prefill instance, leaving too "
+                f"little for the longest prompt ({longest} tokens); lower {key}")
 
     # ------------------------------------------------------------------ running
 
