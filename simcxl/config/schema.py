@@ -514,6 +514,45 @@ class ConversationSpec(Section):
     think_time: Seconds
 
 
+class RoundSpec(Section):
+    """One round of a workload sent again: its clients (closed loops only; default the workload's)."""
+
+    concurrency: PositiveInt | None = None
+
+
+def _rounds_as_list(value):
+    """``rounds: R`` is R identical rounds (``[{}] * R``); a list is one mapping per round."""
+    if isinstance(value, bool) or value is None or isinstance(value, list):
+        return value
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"expected a number of rounds >= 1 or a non-empty list of rounds, got {value}")
+        return [{}] * value
+    raise ValueError(f"expected a number of rounds (e.g. 2) or a list with one mapping per round "
+                     f"(e.g. [{{concurrency: 8}}, {{concurrency: 64}}]), got {value!r}")
+
+
+# ``rounds: R`` (R identical rounds) or one mapping per round; the last round is the measured one
+RoundsSpec = Annotated[list[RoundSpec] | None, BeforeValidator(_rounds_as_list), Field(min_length=1)]
+
+
+def round_concurrency(spec) -> list[int | None] | None:
+    """Each round's clients (None: open loop) of a workload spec, or None when it has no rounds."""
+    if spec.rounds is None:
+        return None
+    base = getattr(spec, "concurrency", None)
+    return [base if r.concurrency is None else r.concurrency for r in spec.rounds]
+
+
+def _open_loop_rounds(spec) -> None:
+    """An open-loop workload's rounds replay its arrival times: no round may name clients."""
+    if spec.rounds is not None and getattr(spec, "concurrency", None) is None:
+        for i, r in enumerate(spec.rounds):
+            if r.concurrency is not None:
+                raise ValueError(f"rounds[{i}].concurrency: only a closed-loop workload (type: closed_loop, or a "
+                                 f"trace with concurrency) has clients; an open-loop round replays the arrival times")
+
+
 class PoissonWorkload(Section):
     """Open-loop arrivals at ``rate`` requests per second: Poisson, or gamma with ``burstiness`` = CV > 1."""
 
@@ -526,10 +565,18 @@ class PoissonWorkload(Section):
     block_tokens: PositiveInt = 16
     shared_prefix: SharedPrefixSpec | None = None
     conversation: ConversationSpec | None = None
+    rounds: RoundsSpec = None
+
+    @model_validator(mode="after")
+    def _rounds(self) -> "PoissonWorkload":
+        _open_loop_rounds(self)
+        return self
 
 
 class TraceWorkload(Section):
-    """Replay of a real trace; ``path`` is relative to the file that sets it."""
+    """Replay of a real trace; ``path`` is relative to the file that sets it. With ``concurrency``, a closed
+    loop over the trace's prompts (lengths and shared-prefix hashes; its arrival times are ignored): a
+    benchmark client with ``--max-concurrency`` replaying a dataset."""
 
     type: Literal["trace"]
     format: TraceFormat
@@ -541,6 +588,13 @@ class TraceWorkload(Section):
     max_input_tokens: PositiveInt | None = None
     max_output_tokens: PositiveInt | None = None
     skip_bad_rows: bool = False
+    concurrency: PositiveInt | None = None
+    rounds: RoundsSpec = None
+
+    @model_validator(mode="after")
+    def _rounds(self) -> "TraceWorkload":
+        _open_loop_rounds(self)
+        return self
 
 
 class ClosedLoopWorkload(Section):
@@ -554,6 +608,7 @@ class ClosedLoopWorkload(Section):
     input_tokens: LengthSpec
     output_tokens: LengthSpec
     block_tokens: PositiveInt = 16
+    rounds: RoundsSpec = None
 
 
 WorkloadSpec = Annotated[Union[PoissonWorkload, TraceWorkload, ClosedLoopWorkload], Field(discriminator="type")]

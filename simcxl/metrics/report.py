@@ -160,6 +160,14 @@ class RunReport:
     def summary(self) -> dict:
         c, df, t = self.cluster, self.requests, self.simulated_s
         col = {name: df[name].to_numpy() for name in df.columns}  # views: masks below copy single columns only
+        span, rows = t, len(df)  # throughput's time, and the requests summarized
+        rounds = self.workload.rounds
+        if rounds is not None:  # the measured (last) round's rows, over its span
+            rounds_section = self._rounds(col)
+            lo = (len(rounds) - 1) * self.workload.round_requests
+            col = {name: values[lo:] for name, values in col.items()}
+            rows = len(df) - lo
+            span = t - c.round_starts[-1] if len(c.round_starts) == len(rounds) else 0.0
         done = ~np.isnan(col["finish_s"])
         decoded = ~np.isnan(col["kv_transfer_end_s"])
         outputs = col["output_tokens"][done]
@@ -167,14 +175,14 @@ class RunReport:
         summary = {
             "scenario": c.scenario.name,
             "requests": {"arrived": int((col["arrival_s"] <= t).sum()), "completed": int(done.sum()),
-                         "unfinished": int(len(df) - done.sum())},
+                         "unfinished": int(rows - done.sum())},
             "ttft_s": _stats(col["ttft_s"]),
             "tbt_s": None,  # last: worked out on another thread meanwhile
             "e2e_s": _stats(col["e2e_s"][done], ("mean", "p50", "p90", "p99")),
             "tpot_s": _stats((col["e2e_s"][done][several] - col["ttft_s"][done][several]) / (outputs[several] - 1)),
             "throughput": {
-                "output_tokens_per_s": float(outputs.sum() / t) if t > 0 else 0.0,
-                "requests_per_s": float(done.sum() / t) if t > 0 else 0.0,
+                "output_tokens_per_s": float(outputs.sum() / span) if span > 0 else 0.0,
+                "requests_per_s": float(done.sum() / span) if span > 0 else 0.0,
             },
             "ttft_breakdown_s": {
                 "queue": _mean(col["prefill_start_s"] - col["arrival_s"]),
@@ -194,19 +202,51 @@ class RunReport:
                 **self._aggregated_prefix_cache(),
                 "bytes_moved": {kind: float(v) for kind, v in sorted(c.kv_manager.bytes_moved.items())},
                 "bytes_per_token": c.llm.kv_bytes_per_token,
-                **(c.kv_manager.prefix_cache.summary() if c.kv_manager.prefix_cache else {}),
+                **(self._prefix_summary() if c.kv_manager.prefix_cache else {}),
                 **({"gpu_prefix_hit_rate": c.kv_manager.gpu_cache.summary()["prefix_hit_rate"]}
                    if c.kv_manager.gpu_cache else {}),
                 **c.kv_manager.summary(),
             },
-            "workload": {"requests": len(df), "skipped_rows": len(self.workload.bad_rows),
-                         "input_tokens_mean": float(df.input_tokens.mean()) if len(df) else 0.0,
-                         "output_tokens_mean": float(df.output_tokens.mean()) if len(df) else 0.0},
+            "workload": {"requests": rows, "skipped_rows": len(self.workload.bad_rows),
+                         "input_tokens_mean": float(col["input_tokens"].mean()) if rows else 0.0,
+                         "output_tokens_mean": float(col["output_tokens"].mean()) if rows else 0.0},
             "utilization": self._utilization(),
             "sim": {"simulated_s": float(t), "events": c.env.events_processed},
         }
+        if rounds is not None:
+            summary["rounds"] = rounds_section
         summary["tbt_s"] = self.tbt
         return summary
+
+    def _rounds(self, col: dict[str, np.ndarray]) -> list[dict]:
+        """Each round's basic numbers: clients, requests, completed, start, span (start to its last finish),
+        mean TTFT and the share of its prompt tokens found cached."""
+        n, starts, out = self.workload.round_requests, self.cluster.round_starts, []
+        for r, clients in enumerate(self.workload.rounds):
+            rows = slice(r * n, (r + 1) * n)
+            finish = col["finish_s"][rows]
+            done = ~np.isnan(finish)
+            started = r < len(starts)
+            tokens = int(col["input_tokens"][rows].sum())
+            out.append({
+                "round": r, "concurrency": clients, "requests": n, "completed": int(done.sum()),
+                "start_s": float(starts[r]) if started else None,
+                "span_s": float(finish.max() - starts[r]) if started and done.all() and n else None,
+                "ttft_mean_s": _mean(col["ttft_s"][rows]),
+                "prefix_hit_rate_tokens": int(col["cached_tokens"][rows].sum()) / tokens if tokens else 0.0})
+        return out
+
+    def _prefix_summary(self) -> dict:
+        """The prefix cache's counters and rates; with rounds, those counted during the measured round."""
+        cache, before = self.cluster.kv_manager.prefix_cache, self.cluster.measured_prefix_stats
+        if before is None:
+            return cache.summary()
+        after = cache.stats
+        cache.stats = type(after)(**{k: getattr(after, k) - getattr(before, k) for k in vars(after)})
+        try:
+            return cache.summary()
+        finally:
+            cache.stats = after
 
     def _aggregated_prefix_cache(self) -> dict:
         """Share of prompt tokens colocated instances found in their own prefix cache (none without one)."""

@@ -68,9 +68,18 @@ class RequestTable:
         return pd.DataFrame(self.columns(0, requests), copy=False)  # views of the columns: no copy
 
     def distribution(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The run's token intervals and how many sequences saw each (after :meth:`finish`)."""
-        return self.times.distribution([np.frombuffer(worker.iteration_ends, dtype=float)
-                                        for worker in self.cluster.token_workers])
+        """The run's token intervals and how many sequences saw each (after :meth:`finish`); with rounds, those
+        of the measured (last) round: rounds never overlap, so its sequences saw only intervals between
+        iterations that ended after it began (earlier ends are made NaN here, and their gaps dropped). The
+        gaps preemptions cut are kept from every round."""
+        ends = [np.frombuffer(worker.iteration_ends, dtype=float) for worker in self.cluster.token_workers]
+        starts = self.cluster.round_starts
+        if len(starts) < 2:
+            return self.times.distribution(ends)
+        ends = [np.where(e >= starts[-1], e, np.nan) for e in ends]
+        gaps, counts = self.times.distribution(ends)
+        kept = [~np.isnan(g) for g in gaps]
+        return [g[k] for g, k in zip(gaps, kept)], [c[k] for c, k in zip(counts, kept)]
 
     def write(self, out_dir: Path) -> Callable[[], None]:
         """Start appending the blocks not yet written (all of them, if the table was not streamed into
@@ -103,8 +112,10 @@ class RequestTable:
             return log.column(name)[lo:hi]
 
         arrival, finish, first_token = recorded("arrival"), recorded("finish"), times.first_token[lo:hi]
+        rounds = {} if self.cluster.workload.rounds is None else {
+            "round": np.arange(lo, hi) // max(self.cluster.workload.round_requests, 1)}
         return {
-            "id": np.arange(lo, hi), "arrival_s": arrival, "input_tokens": recorded("input_tokens"),
+            "id": np.arange(lo, hi), **rounds, "arrival_s": arrival, "input_tokens": recorded("input_tokens"),
             "output_tokens": recorded("output_tokens"), "prefill_instance": recorded("prefill_instance"),
             "decode_instance": recorded("decode_instance"), "cached_tokens": recorded("cached_tokens"),
             "prefill_start_s": recorded("prefill_start"), "prefix_load_end_s": recorded("prefix_load_end"),

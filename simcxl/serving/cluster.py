@@ -3,13 +3,18 @@
 Prefill nodes come first, then decode nodes (aggregated serving: ``nodes`` of colocated instances);
 each node holds ``gpus_per_node / tensor_parallel`` instances of ``tensor_parallel`` consecutive GPUs.
 Requests arrive at their trace or drawn times (open loop), or, with a closed-loop workload, each of
-``concurrency`` clients sends its next request when its last one finishes. The cluster checks up front that the model and the
+``concurrency`` clients sends its next request when its last one finishes. A workload sent in rounds
+(``workload.rounds``) starts each round once the previous one has drained: a closed-loop round with its own
+clients, an open-loop one at its arrival times offset by the round's start. The cluster checks up front that the model and the
 largest request fit, so that a run can never wait forever on memory that does not exist.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Iterator
+
+import numpy as np
 
 from simpy.events import Timeout  # made directly: env.timeout binds a new callable per use
 
@@ -95,6 +100,9 @@ class Cluster:
         self.completed = 0
         self._requests = 0  # in the workload being run
         self._all_done = self.env.event()
+        self._drained = self._all_done.succeed  # when _requests have finished: the end, or the next round
+        self.round_starts: list[float] = []  # with rounds: when each round began sending
+        self.measured_prefix_stats = None  # with rounds: the prefix cache's counters as the last round began
         self._progress: Callable[[int], None] | None = None
         self.sampler = UtilizationSampler(self.env, {"prefill": self.prefill, "decode": self.decode,
                                                      "aggregated": self.aggregated},
@@ -140,6 +148,9 @@ class Cluster:
         synthetic length can exceed one instance's KV room (such a request could never run)."""
         spec = loaded.scenario.workload
         count = getattr(spec, "num_requests", None)
+        rounds = getattr(spec, "rounds", None)
+        if count is not None and rounds is not None:
+            count *= len(rounds)
         memory, each = memory_bytes(), bytes_per_request(spec)
         if count is not None and memory and count * each > memory:
             raise loaded.error(
@@ -197,7 +208,7 @@ class Cluster:
         if self._progress is not None:
             self._progress(self.completed)
         if self.completed == self._requests:
-            self._all_done.succeed()
+            self._drained()
 
     def _trace(self, request: Request) -> None:
         """A finished request on the timeline: its prefix load and KV transfer, and an arrow from the batch that
@@ -252,6 +263,35 @@ class Cluster:
                 yield Timeout(env, request.arrival - now)
             self._submit(request)
 
+    def _start_round(self) -> None:
+        """Start sending the next round (its requests' ids follow the last round's)."""
+        workload, r = self.workload, len(self.round_starts)
+        n, now = workload.round_requests, self.env.now
+        self.round_starts.append(now)
+        last = r == len(workload.rounds) - 1
+        if last and self.kv_manager.prefix_cache is not None:
+            self.measured_prefix_stats = replace(self.kv_manager.prefix_cache.stats)
+        self._requests = (r + 1) * n
+        self._drained = self._all_done.succeed if last else (lambda: self._after(self.frontend_latency,
+                                                                                  self._start_round))
+        requests = workload.requests(r * n, (r + 1) * n)
+        clients = workload.rounds[r]
+        if clients is None:
+            self.env.process(self._round_arrivals(requests, now))
+        else:
+            self._closed_loop, self._unsent = requests, n
+            for _ in range(min(clients, n)):
+                self._send_next()
+
+    def _round_arrivals(self, requests: Iterator[Request], offset: float):
+        env = self.env
+        for request in requests:
+            request.arrival += offset
+            now = env.now
+            if request.arrival > now:
+                yield Timeout(env, request.arrival - now)
+            self._submit(request)
+
     def run(self, workload: Workload, progress: Callable[[int], None] | None = None,
             on_block: Callable[[int], None] | None = None) -> None:
         """Replay ``workload`` until all its requests finish or ``run.max_simulated_time`` passes: at their
@@ -260,11 +300,17 @@ class Cluster:
         :class:`RequestLog`)."""
         self.workload = workload
         self._requests = len(workload)  # asked at every finish, where a numpy length would be a call
-        self.log = RequestLog(workload.arrival, workload.input_tokens, workload.output_tokens, on_block)
+        arrival = workload.arrival
+        if workload.rounds is not None:  # later rounds' arrivals are known once they start
+            arrival = arrival.copy()
+            arrival[workload.round_requests:] = np.nan
+        self.log = RequestLog(arrival, workload.input_tokens, workload.output_tokens, on_block)
         self._progress = progress
         if not len(workload):
             return
-        if workload.concurrency is None:
+        if workload.rounds is not None:
+            self._start_round()
+        elif workload.concurrency is None:
             self.env.process(self._arrivals())
         else:
             self._closed_loop, self._unsent = iter(workload), len(workload)

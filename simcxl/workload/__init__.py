@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from simcxl.config.schema import ClosedLoopWorkload, PoissonWorkload, TraceWorkload
+import numpy as np
+
+from simcxl.config.schema import ClosedLoopWorkload, PoissonWorkload, TraceWorkload, round_concurrency
 from simcxl.workload.synthetic import closed_loop_workload, poisson_workload
 from simcxl.workload.traces import MOONCAKE_BLOCK_TOKENS, load_trace
 from simcxl.workload.workload import Resolver, Workload, as_written
@@ -57,11 +59,22 @@ def memory_bytes() -> int:
 
 
 def build_workload(spec: PoissonWorkload | TraceWorkload | ClosedLoopWorkload, seed: int, resolve: Resolver = as_written) -> Workload:
-    """The workload a spec describes; ``resolve(key path, path as written)`` finds the files it names."""
+    """The workload a spec describes; ``resolve(key path, path as written)`` finds the files it names; with
+    ``rounds``, sent that many times (:meth:`Workload.repeated`)."""
+    workload = _one_round(spec, seed, resolve)
+    rounds = round_concurrency(spec)
+    return workload if rounds is None else workload.repeated(rounds)
+
+
+def _one_round(spec: PoissonWorkload | TraceWorkload | ClosedLoopWorkload, seed: int, resolve: Resolver) -> Workload:
     if isinstance(spec, PoissonWorkload):
         return poisson_workload(spec, seed, resolve)
     if isinstance(spec, ClosedLoopWorkload):
         return closed_loop_workload(spec, seed, resolve)
-    return load_trace(resolve(("workload", "path"), spec.path), spec.format, skip_bad_rows=spec.skip_bad_rows,
+    trace = load_trace(resolve(("workload", "path"), spec.path), spec.format, skip_bad_rows=spec.skip_bad_rows,
                       first=spec.first, start=spec.start, end=spec.end, time_scale=spec.time_scale,
                       max_input_tokens=spec.max_input_tokens, max_output_tokens=spec.max_output_tokens)
+    if spec.concurrency is not None:  # a closed loop over the trace's prompts: each arrives when it is sent
+        trace = Workload(np.zeros(len(trace)), trace.input_tokens, trace.output_tokens, trace.hashes,
+                         trace.block_tokens, trace.bad_rows, spec.concurrency)
+    return trace

@@ -30,6 +30,8 @@ class Workload:
         self.block_tokens = block_tokens
         self.bad_rows = bad_rows or []
         self.concurrency = concurrency  # closed loop: that many clients; None: requests arrive at their times
+        self.rounds: list[int | None] | None = None  # sent again in rounds: each round's clients (None: open loop)
+        self.round_requests = len(self.arrival)  # requests per round (all of them without rounds)
 
     @classmethod
     def of_requests(cls, requests: list[Request], block_tokens: int, bad_rows: list[str] | None = None,
@@ -50,12 +52,28 @@ class Workload:
 
     def __iter__(self) -> Iterator[Request]:
         """The requests in order, made one by one (columns are read a chunk at a time as Python numbers)."""
-        for start in range(0, len(self), 4096):
-            stop = min(start + 4096, len(self))
+        return self.requests(0, len(self))
+
+    def requests(self, lo: int, hi: int) -> Iterator[Request]:
+        """Requests ``lo`` to ``hi`` (exclusive) in order, made one by one."""
+        for start in range(lo, hi, 4096):
+            stop = min(start + 4096, hi)
             for i, arrival, n_in, n_out in zip(range(start, stop), self.arrival[start:stop].tolist(),
                                                self.input_tokens[start:stop].tolist(),
                                                self.output_tokens[start:stop].tolist()):
                 yield Request(i, arrival, n_in, n_out, self.hashes(i))
+
+    def repeated(self, rounds: list[int | None]) -> "Workload":
+        """This workload sent ``len(rounds)`` times, one round after another (``rounds``: each round's clients,
+        None for open loop): request i of round r has id r*N + i and request i's prompt (the same block
+        hashes); its arrival is relative to its round's start (the cluster offsets it)."""
+        n, count = len(self), len(rounds)
+        base = self.hashes
+        out = Workload(np.tile(self.arrival, count), np.tile(self.input_tokens, count),
+                       np.tile(self.output_tokens, count), (lambda i: base(i % n)) if n else base,
+                       self.block_tokens, self.bad_rows, self.concurrency)
+        out.rounds, out.round_requests = list(rounds), n
+        return out
 
     @property
     def largest(self) -> int:
