@@ -349,7 +349,8 @@ def _cmd_goodput(args: argparse.Namespace) -> int:
     print(f"goodput of {args.config} under {', '.join(map(str, slos))}"
           + (f" (attainment >= {args.attainment:.0%})" if any(s.per_request for s in slos) else "")
           + f": searching {search.knob} from {search.start:g}, -j {args.jobs}")
-    result = search.run()
+    with _terminate_as_interrupt():  # SIGTERM as Ctrl-C: finished loads are kept and found by a rerun
+        result = search.run()
     goodput.plot(result, out)
     if result["max_rate"] == 0:
         print(f"no load tried meets the SLOs (the lowest tried, {search.knob}={result['lowest_missed']:.4g}, misses)")
@@ -367,7 +368,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     executor = _executor(args)
     print(f"plan {args.spec}: {len(plan.points)} configuration(s) of {plan.base}, target {plan.spec.target:g} under "
           f"{', '.join(map(str, plan.slos))}, -j {args.jobs}")
-    result = planning.run_plan(plan, out, executor, args.jobs)
+    with _terminate_as_interrupt():
+        result = planning.run_plan(plan, out, executor, args.jobs)
     planning.plot(result, out)
     choice = result["cheapest_meeting_target"]
     for row in result["points"]:

@@ -251,3 +251,19 @@ def test_a_symlink_loop_without_a_yaml_suffix_is_named_not_looked_up_as_a_bundle
     (tmp_path / "x").symlink_to(tmp_path / "y")
     (tmp_path / "y").symlink_to(tmp_path / "x")
     assert f"{tmp_path / 'x'}: a symlink loop" in bad_input(capsys, "validate", str(tmp_path / "x"))
+
+
+def test_sigterm_stops_a_goodput_search_as_ctrl_c_does(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "gp"
+    proc = subprocess.Popen([sys.executable, "-m", "simcxl.cli", "goodput", RDMA, "--slo", "ttft_p99=0.5s", "--set",
+                             "workload.num_requests=20000", "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "simcxl: interrupted; finished results were kept" in err
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
