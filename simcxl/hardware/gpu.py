@@ -73,6 +73,12 @@ class GPUCompute:
         self._indexer_flops_per_pair = llm.indexer_flops_per_pair()
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
+        # A mixture-of-experts model's expert GEMMs as their own roofline group (GPUSpec.moe_gemm): the grouped
+        # kernel's measured efficiency by tokens per forward over the datasheet roofline; and MLA's replicated
+        # down-projection, computed whole on every GPU. Without either, one roofline over all the GEMMs.
+        self._moe_points = sorted((p.tokens, p.efficiency) for p in gpu.moe_gemm) if llm.spec.moe else []
+        self._expert_flops_rate = gpu.fp8_peak_flops if fp8 else gpu.peak_flops
+        self._grouped = bool(self._moe_points or llm.replicated_linear_params)
         self.decode_step_time, self.decode_stretch = self._decode_step_pricers()
         # Most prefill batches are one prompt, and a long run sees each prompt length many times over: priced
         # once each (a pure function of the batch), as the decode pricers keep their batch-size terms.
@@ -125,7 +131,35 @@ class GPUCompute:
         weights are read once (for MoE, the experts these tokens route to)."""
         llm, tp = self.llm, self.tp
         flops = tokens * (llm.linear_flops_per_token - llm.lm_head_flops_per_token) + sampled * llm.lm_head_flops_per_token
-        return self.roofline.linear(flops / tp, llm.decode_weight_bytes(tokens) / tp)
+        nbytes = llm.decode_weight_bytes(tokens)
+        if not self._grouped:
+            return self.roofline.linear(flops / tp, nbytes / tp)
+        experts = 0.0
+        if self._moe_points:
+            expert_flops, expert_bytes = tokens * llm.expert_flops_per_token, llm.expert_weight_bytes(tokens)
+            flops, nbytes = flops - expert_flops, nbytes - expert_bytes
+            experts = self.expert_gemm_time(tokens, expert_flops / tp, expert_bytes / tp)
+        replicated = llm.replicated_linear_params
+        rep_flops, rep_bytes = 2.0 * tokens * replicated, replicated * llm.weight_dtype_bytes
+        rest = self.roofline.linear((flops - rep_flops) / tp + rep_flops, (nbytes - rep_bytes) / tp + rep_bytes)
+        return rest + experts
+
+    def expert_gemm_time(self, tokens: int, flops: float, nbytes: float) -> float:
+        """One GPU's grouped expert GEMMs of a forward over ``tokens`` tokens (``flops`` and weight ``nbytes`` on
+        this GPU): the datasheet roofline over the profile's measured efficiency at that many tokens
+        (GPUSpec.moe_gemm, interpolated linearly in tokens, the nearest point's outside them)."""
+        roof = max(flops / self._expert_flops_rate, nbytes / self.gpu.hbm_bandwidth)
+        points = self._moe_points
+        if tokens <= points[0][0]:
+            efficiency = points[0][1]
+        elif tokens >= points[-1][0]:
+            efficiency = points[-1][1]
+        else:
+            for (t0, e0), (t1, e1) in zip(points, points[1:]):
+                if tokens <= t1:
+                    efficiency = e0 + (e1 - e0) * (tokens - t0) / (t1 - t0)
+                    break
+        return roof / efficiency
 
     def prefill_time(self, new_tokens: list[int] | tuple[int, ...], cached_tokens: list[int] | tuple[int, ...] = ()
                      ) -> float:

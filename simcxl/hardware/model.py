@@ -94,10 +94,48 @@ class LLM:
         return 2.0 * self.lm_head_params
 
     @cached_property
+    def expert_flops_per_token(self) -> float:
+        """GEMM FLOPs of one token through the routed experts it chooses and the shared experts, all MoE layers."""
+        moe = self.spec.moe
+        return 2.0 * self.moe_layers * (moe.experts_per_token + moe.shared_experts) * self.expert_params if moe else 0.0
+
+    def experts_touched(self, tokens: int) -> float:
+        """Distinct routed experts ``tokens`` tokens route to in one MoE layer, with uniform routing: B tokens
+        choosing k of E experts touch E * (1 - (1 - k/E)^B) on average."""
+        moe = self.spec.moe
+        return moe.routed_experts * (1.0 - (1.0 - moe.experts_per_token / moe.routed_experts) ** tokens)
+
+    def expert_weight_bytes(self, tokens: int) -> float:
+        """Expert weight bytes (routed experts touched + shared experts, all MoE layers) a forward over ``tokens``
+        tokens streams from HBM; part of :meth:`decode_weight_bytes`."""
+        moe = self.spec.moe
+        if not moe:
+            return 0.0
+        return self.moe_layers * (self.experts_touched(tokens) + moe.shared_experts) * self.expert_params * self.weight_dtype_bytes
+
+    @cached_property
+    def replicated_linear_params(self) -> int:
+        """GEMM parameters (all layers) every tensor-parallel GPU holds and multiplies whole: MLA's fused
+        q_a + kv_a down-projection (hidden -> q_lora_rank + kv_lora_rank + rope dim) is a ReplicatedLinear in
+        SGLang's and vLLM's deepseek_v2.py (``fused_qkv_a_proj_with_mqa``)."""
+        s = self.spec
+        if s.attention != "mla":
+            return 0
+        m = s.mla
+        return self.layers * s.hidden * (m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim)
+
+    @cached_property
     def replicated_activation_bytes(self) -> float:
         """HBM traffic per token and layer of the ops every tensor-parallel GPU runs on the whole hidden state:
-        two RMSNorms and two residual adds touch it 10 times (bf16)."""
-        return 2.0 * 10 * self.spec.hidden
+        two RMSNorms and two residual adds touch it 10 times (bf16). A tensor-parallel MoE layer adds the sum
+        of the token's expert outputs, each a whole hidden state on every GPU (the grouped w2 GEMM writes one per
+        routed + shared expert; ``moe_sum_reduce`` in SGLang's fused_moe.py reads them and writes one): averaged
+        over the layers, as the sharded traffic is."""
+        s = self.spec
+        per_layer = 2.0 * 10 * s.hidden
+        if s.moe:
+            per_layer += 2.0 * (s.moe.experts_per_token + s.moe.shared_experts + 1) * s.hidden * self.moe_layers / self.layers
+        return per_layer
 
     @cached_property
     def sharded_activation_bytes(self) -> float:
@@ -180,7 +218,5 @@ class LLM:
         """
         read = self.total_params - self.lm_head_params
         if self.spec.moe:
-            moe = self.spec.moe
-            touched = moe.routed_experts * (1.0 - (1.0 - moe.experts_per_token / moe.routed_experts) ** batch_size)
-            read -= self.moe_layers * (moe.routed_experts - touched) * self.expert_params
+            read -= self.moe_layers * (self.spec.moe.routed_experts - self.experts_touched(batch_size)) * self.expert_params
         return read * self.weight_dtype_bytes
