@@ -267,3 +267,10 @@ def test_sigterm_stops_a_goodput_search_as_ctrl_c_does(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "simcxl: interrupted; finished results were kept" in err
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+
+
+def test_a_huge_wrong_value_is_named_not_reprinted(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"include: {RDMA}\nmodel: [" + ", ".join(map(str, range(50_000))) + "]\n")
+    err = bad_input(capsys, "validate", str(path))
+    assert f"{path}: model: input should be a valid dictionary" in err and "characters)" in err and len(err) < 400

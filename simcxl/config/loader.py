@@ -328,6 +328,12 @@ def _key_path(loc: tuple, merged: dict) -> KeyPath:
     return tuple(keys)
 
 
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a message names the value, it does not reprint a file."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def _explain(error: dict) -> str:
     kind, message = error["type"], error["msg"]
     value = error.get("input")
@@ -339,5 +345,5 @@ def _explain(error: dict) -> str:
         message = message[len("Value error, "):]
     if kind in ("union_tag_invalid", "literal_error") or kind.endswith("_type") or kind.startswith(
             ("greater_than", "less_than")):
-        return f"{message[:1].lower()}{message[1:]}, got {value!r}"
+        return f"{message[:1].lower()}{message[1:]}, got {_short(value)}"
     return message[:1].lower() + message[1:]
