@@ -533,7 +533,7 @@ def _rounds_as_list(value):
 
 
 # ``rounds: R`` (R identical rounds) or one mapping per round; the last round is the measured one
-RoundsSpec = Annotated[list[RoundSpec] | None, BeforeValidator(_rounds_as_list), Field(min_length=1)]
+RoundsSpec = Annotated[Annotated[list[RoundSpec], Field(min_length=1)] | None, BeforeValidator(_rounds_as_list)]
 
 
 def round_concurrency(spec) -> list[int | None] | None:
