@@ -1,6 +1,9 @@
 """End-to-end validation against a real engine: simulated vs measured mean TTFT and TPOT.
 
-``python -m experiments.validation.run [-o DIR] [--config CONFIG] [--measurements JSON]``
+``python -m experiments.validation.run [-o DIR] [--set llama|deepseek|all] [--config CONFIG] [--measurements JSON]``
+
+Two bundled sets (validation/inferencex/README.md): Llama-3.1-70B FP8 on vLLM, H100 TP 4 (``llama``: files
+``validation.*``) and DeepSeek-V3 FP8 on SGLang, H200 TP 8 (``deepseek``: ``validation_deepseek.*``); default both.
 
 For each measured sweep (length pair) and concurrency, runs the engine scenario as the benchmark drove
 the engine: ``workload.concurrency=C``, ``workload.num_requests=10 C``, lengths uniform in
@@ -29,6 +32,12 @@ from simcxl.simulate import simulate  # noqa: E402
 
 CONFIG = ROOT / "configs/engine/vllm_llama-3.1-70b-fp8_h100.yaml"
 MEASUREMENTS = ROOT / "validation/inferencex/llama-3.1-70b-fp8_h100_vllm_tp4.json"
+SETS = {  # name: (scenario, measurements, output stem, plot title)
+    "llama": (CONFIG, MEASUREMENTS, "validation", "Llama-3.1-70B FP8, TP 4, H100, vLLM"),
+    "deepseek": (ROOT / "configs/engine/sglang_deepseek-v3-fp8_h200.yaml",
+                 ROOT / "validation/inferencex/deepseek-v3-fp8_h200_sglang_tp8.json", "validation_deepseek",
+                 "DeepSeek-V3 FP8, TP 8, H200, SGLang"),
+}
 LENGTHS = {"1k1k": (1024, 1024), "1k8k": (1024, 8192), "8k1k": (8192, 1024)}
 RANGE_RATIO = 0.8  # the benchmark's --random-range-ratio
 ACCEPTANCE = (4, 8, 16, 32)
@@ -68,8 +77,8 @@ def medians(rows: list[dict], concurrencies=ACCEPTANCE) -> tuple[float, float]:
             statistics.median(abs(r["tpot_error"]) for r in picked))
 
 
-def markdown(rows: list[dict], config: Path) -> str:
-    lines = [f"Scenario `{config.relative_to(ROOT)}`, measurements `{MEASUREMENTS.relative_to(ROOT)}`.", "",
+def markdown(rows: list[dict], config: Path, measurements: Path = MEASUREMENTS) -> str:
+    lines = [f"Scenario `{config.relative_to(ROOT)}`, measurements `{measurements.resolve().relative_to(ROOT)}`.", "",
              "| lengths | concurrency | TTFT measured (ms) | TTFT simulated (ms) | error | TPOT measured (ms) | "
              "TPOT simulated (ms) | error | preemptions |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
@@ -83,7 +92,7 @@ def markdown(rows: list[dict], config: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, title: str = SETS["llama"][3]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,6 +102,8 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, metric in zip(axes, ("ttft", "tpot")):
         for label in LENGTHS:
             points = [r for r in rows if r["label"] == label]
+            if not points:
+                continue
             x = [r["concurrency"] for r in points]
             line, = ax.plot(x, [r[f"{metric}_measured_s"] * 1e3 for r in points], marker="o", label=f"{label} measured")
             ax.plot(x, [r[f"{metric}_simulated_s"] * 1e3 for r in points], marker="x", linestyle="--",
@@ -100,11 +111,11 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrency (closed-loop clients)")
         ax.set_ylabel(f"mean {metric.upper()} (ms)")
-        ax.set_title(f"{metric.upper()}: vLLM (InferenceX) vs simcxl")
+        ax.set_title(f"{metric.upper()}: InferenceX measured vs simcxl")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_yscale("log")
-    fig.suptitle("Llama-3.1-70B FP8, TP 4, H100")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -113,15 +124,22 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "experiments/validation/results")
-    parser.add_argument("--config", type=Path, default=CONFIG)
-    parser.add_argument("--measurements", type=Path, default=MEASUREMENTS)
+    parser.add_argument("--set", choices=(*SETS, "all"), default="all", dest="which")
+    parser.add_argument("--config", type=Path, help="scenario (with --measurements: one set of your own)")
+    parser.add_argument("--measurements", type=Path)
     args = parser.parse_args()
-    rows = compare(args.config.resolve(), args.measurements)
-    write_rows(args.output / "validation.csv", rows, COLUMNS)
-    write_atomic(args.output / "validation.md", markdown(rows, args.config.resolve()))
-    plot(rows, args.output / "validation.png")
-    ttft, tpot = medians(rows)
-    print(f"median |error| at concurrency 4-32: TTFT {ttft:.1%}, TPOT {tpot:.1%}; wrote {args.output}/validation.*")
+    if args.config or args.measurements:
+        sets = [(args.config or CONFIG, args.measurements or MEASUREMENTS, "validation", "simcxl vs measured")]
+    else:
+        sets = list(SETS.values()) if args.which == "all" else [SETS[args.which]]
+    for config, measurements, stem, title in sets:
+        print(title, flush=True)
+        rows = compare(config.resolve(), measurements)
+        write_rows(args.output / f"{stem}.csv", rows, COLUMNS)
+        write_atomic(args.output / f"{stem}.md", markdown(rows, config.resolve(), measurements))
+        plot(rows, args.output / f"{stem}.png", title)
+        ttft, tpot = medians(rows)
+        print(f"median |error| at concurrency 4-32: TTFT {ttft:.1%}, TPOT {tpot:.1%}; wrote {args.output}/{stem}.*")
 
 
 if __name__ == "__main__":
