@@ -30,9 +30,9 @@ def test_closed_loop_rounds_conserve_requests_with_unique_ids_and_own_clients(tm
     assert (df.id.to_numpy() == np.arange(100)).all()  # r * N + i
     assert (df["round"].to_numpy() == np.arange(100) // 50).all()
     assert s["requests"] == {"arrived": 50, "completed": 50, "unfinished": 0}
-    assert [(r["round"], r["concurrency"], r["requests"], r["completed"]) for r in s["rounds"]] == [
-        (0, 2, 50, 50), (1, 8, 50, 50)]
-    start = s["rounds"][1]["start_s"]
+    assert [(r, v["concurrency"], v["requests"], v["completed"]) for r, v in s["rounds"].items()] == [
+        ("0", 2, 50, 50), ("1", 8, 50, 50)]
+    start = s["rounds"]["1"]["start_s"]
     assert start == pytest.approx(df.finish_s[:50].max())  # round 1 starts once round 0 has drained
     assert df.arrival_s[50:].min() == start and (df.arrival_s[50:] >= df.finish_s[:50].max()).all()
     # the same prompts each round; concurrency: exactly 2, then 8 requests sent at the round's start
@@ -62,7 +62,7 @@ def test_cached_design_round_two_hits_the_pool_and_summary_is_round_two(tmp_path
     outcome = run(BELUGA, "workload.first=24", output=tmp_path)  # the rig's rounds: 2, concurrency 16
     s = outcome.summary
     df = pd.read_csv(tmp_path / "requests.csv")
-    first, second = s["rounds"]
+    first, second = s["rounds"].values()
     assert first["prefix_hit_rate_tokens"] == 0.0  # a cold pool: nothing to hit
     assert second["prefix_hit_rate_tokens"] > 0.999  # every prompt sent before: all but the last partial block
     kv = s["kv"]  # the measured round's counters
@@ -88,7 +88,7 @@ def test_open_loop_rounds_replay_arrivals_offset_and_an_idle_round_repeats_itsel
     plain = run(RDMA, "workload.num_requests=200")
     twice = run(RDMA, "workload.num_requests=200", "workload.rounds=2")
     df, s = twice.report.requests, twice.summary
-    start = s["rounds"][1]["start_s"]
+    start = s["rounds"]["1"]["start_s"]
     assert start == df.finish_s[:200].max()
     np.testing.assert_allclose(df.arrival_s[200:].to_numpy() - start, df.arrival_s[:200].to_numpy(), atol=1e-9)
     # no prefix cache: the second round meets an empty rack again, so it measures what one round does

@@ -41,11 +41,11 @@ def run(system: str) -> list[dict]:
     outcome = simulate(load_scenario(CONFIGS / f"{system}.yaml", sys.argv[1:] and ["workload.first=40"] or []))
     df, summary = outcome.report.requests, outcome.summary
     rows = []
-    for info in summary["rounds"]:
-        part = df[df["round"] == info["round"]]
+    for r, info in summary["rounds"].items():
+        part = df[df["round"] == int(r)]
         tpot = ((part.e2e_s - part.ttft_s) / (part.output_tokens - 1).clip(lower=1)).to_numpy()
         decoded = part.kv_transfer_end_s.notna()
-        rows.append(dict(system=system, condition=ROUNDS[info["round"]], ttft_mean_s=part.ttft_s.mean(),
+        rows.append(dict(system=system, condition=ROUNDS[int(r)], ttft_mean_s=part.ttft_s.mean(),
                          ttft_p99_s=float(np.percentile(part.ttft_s, 99)), tpot_mean_s=float(tpot.mean()),
                          tpot_p99_s=float(np.percentile(tpot, 99)), qps=len(part) / info["span_s"],
                          cached_share=info["prefix_hit_rate_tokens"],

@@ -218,22 +218,23 @@ class RunReport:
         summary["tbt_s"] = self.tbt
         return summary
 
-    def _rounds(self, col: dict[str, np.ndarray]) -> list[dict]:
-        """Each round's basic numbers: clients, requests, completed, start, span (start to its last finish),
-        mean TTFT and the share of its prompt tokens found cached."""
-        n, starts, out = self.workload.round_requests, self.cluster.round_starts, []
+    def _rounds(self, col: dict[str, np.ndarray]) -> dict[str, dict]:
+        """Each round's basic numbers by its index ("0", "1", ...: a sweep flattens them to ``rounds.1.ttft_mean_s``):
+        clients, requests, completed, start, span (start to its last finish), mean TTFT and the share of its prompt
+        tokens found cached."""
+        n, starts, out = self.workload.round_requests, self.cluster.round_starts, {}
         for r, clients in enumerate(self.workload.rounds):
             rows = slice(r * n, (r + 1) * n)
             finish = col["finish_s"][rows]
             done = ~np.isnan(finish)
             started = r < len(starts)
             tokens = int(col["input_tokens"][rows].sum())
-            out.append({
-                "round": r, "concurrency": clients, "requests": n, "completed": int(done.sum()),
+            out[str(r)] = {
+                "concurrency": clients, "requests": n, "completed": int(done.sum()),
                 "start_s": float(starts[r]) if started else None,
                 "span_s": float(finish.max() - starts[r]) if started and done.all() and n else None,
                 "ttft_mean_s": _mean(col["ttft_s"][rows]),
-                "prefix_hit_rate_tokens": int(col["cached_tokens"][rows].sum()) / tokens if tokens else 0.0})
+                "prefix_hit_rate_tokens": int(col["cached_tokens"][rows].sum()) / tokens if tokens else 0.0}
         return out
 
     def _prefix_summary(self) -> dict:
