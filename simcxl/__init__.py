@@ -4,9 +4,9 @@ The Python API (docs/api.md): ``simcxl.run``, ``simcxl.compare``, ``simcxl.sweep
 ``simcxl.plan``, ``simcxl.Scenario``; defined in :mod:`simcxl.api`.
 """
 
-__version__ = "0.1.0"
-
 import importlib
+
+from simcxl.version import __version__
 
 # The subpackage simcxl.sweep is imported now and its name taken off this package, so that `simcxl.sweep` is the
 # function (below); `from simcxl.sweep.runner import ...` still works, as it finds the subpackage in sys.modules.
@@ -19,9 +19,8 @@ __all__ = ["__version__", *API]
 
 
 def __getattr__(name: str):
-    """The API, imported on first use (PEP 562): the command line imports this package for ``__version__``, and
-    ``simcxl --help`` should not wait for pandas. (An import statement here would also close a cycle in the
-    module graph: metrics/results.py and cli.py import ``__version__`` from this package.)"""
+    """The API, imported on first use (PEP 562): importing any module of the package imports this one, and
+    ``simcxl --help`` should not wait for pandas."""
     if name not in API:
         raise AttributeError(f"module 'simcxl' has no attribute {name!r}")
     api = importlib.import_module("simcxl.api")

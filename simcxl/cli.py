@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from simcxl import __version__
+from simcxl.version import __version__
 from simcxl.errors import SimcxlError
 
 if TYPE_CHECKING:  # the commands import what they need when they run, so `simcxl --help` starts fast

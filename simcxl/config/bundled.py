@@ -6,10 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import simcxl
 from simcxl.errors import ConfigError
 
-PACKAGE = Path(simcxl.__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # simcxl/
 
 
 def configs_root() -> Path:

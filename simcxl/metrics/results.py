@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from simcxl import __version__
+from simcxl.version import __version__
 from simcxl.errors import SimcxlError
 
 
