@@ -159,7 +159,7 @@ gpu:
 
 
 def _kept_from_base(base: GPUSpec) -> str:
-    """The base profile's FP8 rates, fused-op figures and all-reduce table: other measurements than this
+    """The base profile's FP8 rates, fused-op figures, all-reduce and expert-GEMM tables: other measurements than this
     fit's, kept as they are."""
     lines = []
     if base.fp8_peak_flops is not None:
@@ -174,6 +174,9 @@ def _kept_from_base(base: GPUSpec) -> str:
         lines.append("  allreduce:   # kept from the base profile (see its sources)")
         lines += [f"    - {{tensor_parallel: {p.tensor_parallel}, bytes: {p.bytes!r} B, time: {p.time!r} s}}"
                   for p in base.allreduce]
+    if base.moe_gemm:
+        lines.append("  moe_gemm:   # kept from the base profile (simcxl.profiling.moe_kernels, triton_moe.csv)")
+        lines += [f"    - {{tokens: {p.tokens}, efficiency: {p.efficiency!r}}}" for p in base.moe_gemm]
     return "".join(line + "\n" for line in lines)
 
 
