@@ -111,7 +111,8 @@ class LLM:
         moe = self.spec.moe
         if not moe:
             return 0.0
-        return self.moe_layers * (self.experts_touched(tokens) + moe.shared_experts) * self.expert_params * self.weight_dtype_bytes
+        experts = self.experts_touched(tokens) + moe.shared_experts
+        return self.moe_layers * experts * self.expert_params * self.weight_dtype_bytes
 
     @cached_property
     def replicated_linear_params(self) -> int:
@@ -134,7 +135,8 @@ class LLM:
         s = self.spec
         per_layer = 2.0 * 10 * s.hidden
         if s.moe:
-            per_layer += 2.0 * (s.moe.experts_per_token + s.moe.shared_experts + 1) * s.hidden * self.moe_layers / self.layers
+            outputs = s.moe.experts_per_token + s.moe.shared_experts + 1
+            per_layer += 2.0 * outputs * s.hidden * self.moe_layers / self.layers
         return per_layer
 
     @cached_property
