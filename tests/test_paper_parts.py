@@ -127,8 +127,7 @@ def test_tract_rig_simulates_6000_token_static_set(write_yaml):
 
 @pytest.mark.parametrize("name", ["tract_static_isl1500.yaml", "tract_static_isl3000.yaml",
                                   "tract_static_isl4500.yaml", "tract_synthetic_A.yaml", "tract_synthetic_B.yaml",
-                                  "tract_synthetic_C.yaml", "beluga_lveval_like.yaml",
-                                  "beluga_lveval_like_closed_loop.yaml"])
+                                  "tract_synthetic_C.yaml", "beluga_lveval_like.yaml"])
 def test_workload_fragments_load(write_yaml, name):
     gpu, nic, cxl, model, pcie = (("h20.yaml", "nic_cx7_200g.yaml", "cxl_beluga_pool.yaml", "qwen3-32b.yaml",
                                    "pcie_gen5.yaml") if name.startswith("beluga") else
