@@ -88,7 +88,7 @@ def main(quick: bool = False, paper_count: bool = False) -> list[dict]:
     start = time.perf_counter()
     rounds = rounds_supported()
     round_tag = "round2" if rounds else "cold"
-    fig10_n, fig11_n = (16, 16) if quick else (FIG10_REQUESTS, FIG11_REQUESTS)
+    fig10_n, fig11_n = (8, 8) if quick else (FIG10_REQUESTS, FIG11_REQUESTS)
     fig10 = [(s, CONTEXTS["128K"], 64, fig10_n, rounds) for s in FIG10_SYSTEMS]
     if paper_count:
         fig10 += [(s, CONTEXTS["128K"], 64, 32 if quick else PAPER_REQUESTS, rounds) for s in PAPER_COUNT_SYSTEMS]
