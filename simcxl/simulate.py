@@ -45,7 +45,7 @@ def prepare(loaded: LoadedScenario, timeline: Timeline | None = None) -> tuple[C
     spec = loaded.scenario.workload
     cluster = Cluster(loaded, block_tokens_of(spec), timeline)
     cluster.check_workload_fits(loaded)
-    workload = build_workload(spec, loaded.scenario.seed, loaded.resolve_path)
+    workload = build_workload(spec, loaded.scenario.seed, loaded.resolve_path, loaded.scenario.model.context_window)
     cluster.check_requests_fit(loaded, workload)
     return cluster, workload
 

@@ -150,6 +150,8 @@ def model_from_hf(config: dict[str, Any], path: Path, name: str | None = None,
         put("head_dim", hidden // heads, "hidden_size / num_attention_heads")
     put("intermediate", read.int("intermediate_size"), "intermediate_size")
     put("vocab", read.int("vocab_size"), "vocab_size")
+    if config.get("max_position_embeddings") is not None:
+        put("context_window", read.int("max_position_embeddings"), "max_position_embeddings")
     weights, kv_cache_fp8 = _weight_dtype(read, dtype)
     put("dtype", weights[0], weights[1])
     if model_type in MLA:

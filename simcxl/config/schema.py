@@ -238,6 +238,7 @@ class ModelSpec(Section):
     moe: MoESpec | None = None
     sparse: SparseAttentionSpec | None = None
     kv_bytes_per_token_per_layer: PositiveInt | None = None  # as the engine stores it, when not dtype x dims
+    context_window: PositiveInt | None = None  # tokens one sequence may hold, prompt + output (max_position_embeddings)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelSpec":

@@ -163,12 +163,24 @@ class Cluster:
                 raise loaded.error(key, f"up to {tokens:,} tokens, but one instance has KV room for {capacity:,} "
                                         f"tokens after {self.llm.spec.name} weights; shorten it, raise "
                                         f"cluster.tensor_parallel, or pick a larger GPU")
+        self._check_context_window(loaded, sum(length_bounds(spec).values()), "up to ")
+
+    def _check_context_window(self, loaded: LoadedScenario, tokens: int, qualifier: str = "") -> None:
+        """A synthetic request's prompt and output must fit the model's context window (a trace's are checked
+        line by line as it loads)."""
+        window = self.llm.spec.context_window
+        if window is not None and tokens > window:
+            raise loaded.error("workload.input_tokens",
+                               f"{qualifier}{tokens:,} tokens of prompt and output, but {self.llm.spec.name}'s context "
+                               f"window is {window:,} tokens (model.context_window, its max_position_embeddings); "
+                               f"shorten the lengths or pick a model with a longer window")
 
     def check_requests_fit(self, loaded: LoadedScenario, workload: Workload) -> None:
         """Every request's KV (prompt + output) must fit in one instance after the weights."""
         if not len(workload):
             return
         largest = workload.request(workload.largest)
+        self._check_context_window(loaded, largest.total_tokens)
         capacity = self.kv_room_tokens
         if largest.total_tokens > capacity:
             raise loaded.error(

@@ -58,22 +58,25 @@ def memory_bytes() -> int:
         return 0
 
 
-def build_workload(spec: PoissonWorkload | TraceWorkload | ClosedLoopWorkload, seed: int, resolve: Resolver = as_written) -> Workload:
+def build_workload(spec: PoissonWorkload | TraceWorkload | ClosedLoopWorkload, seed: int, resolve: Resolver = as_written,
+                   context_window: int | None = None) -> Workload:
     """The workload a spec describes; ``resolve(key path, path as written)`` finds the files it names; with
-    ``rounds``, sent that many times (:meth:`Workload.repeated`)."""
-    workload = _one_round(spec, seed, resolve)
+    ``rounds``, sent that many times (:meth:`Workload.repeated`). A trace's requests must fit ``context_window``."""
+    workload = _one_round(spec, seed, resolve, context_window)
     rounds = round_concurrency(spec)
     return workload if rounds is None else workload.repeated(rounds)
 
 
-def _one_round(spec: PoissonWorkload | TraceWorkload | ClosedLoopWorkload, seed: int, resolve: Resolver) -> Workload:
+def _one_round(spec: PoissonWorkload | TraceWorkload | ClosedLoopWorkload, seed: int, resolve: Resolver,
+               context_window: int | None) -> Workload:
     if isinstance(spec, PoissonWorkload):
         return poisson_workload(spec, seed, resolve)
     if isinstance(spec, ClosedLoopWorkload):
         return closed_loop_workload(spec, seed, resolve)
     trace = load_trace(resolve(("workload", "path"), spec.path), spec.format, skip_bad_rows=spec.skip_bad_rows,
                       first=spec.first, start=spec.start, end=spec.end, time_scale=spec.time_scale,
-                      max_input_tokens=spec.max_input_tokens, max_output_tokens=spec.max_output_tokens)
+                      max_input_tokens=spec.max_input_tokens, max_output_tokens=spec.max_output_tokens,
+                      context_window=context_window)
     if spec.concurrency is not None:  # a closed loop over the trace's prompts: each arrives when it is sent
         trace = Workload(np.zeros(len(trace)), trace.input_tokens, trace.output_tokens, trace.hashes,
                          trace.block_tokens, trace.bad_rows, spec.concurrency)

@@ -228,9 +228,11 @@ FORMATS = tuple(READERS)
 
 def load_trace(path: Path, fmt: str, *, skip_bad_rows: bool = False, first: int | None = None,
                start: float = 0.0, end: float | None = None, time_scale: float = 1.0,
-               max_input_tokens: int | None = None, max_output_tokens: int | None = None) -> Workload:
+               max_input_tokens: int | None = None, max_output_tokens: int | None = None,
+               context_window: int | None = None) -> Workload:
     """The requests of a trace as a workload (arrivals relative to the window start, divided by
-    ``time_scale``), with the bad rows it skipped; columns, no request objects."""
+    ``time_scale``), with the bad rows it skipped; columns, no request objects. A request whose prompt and
+    output (after the ``max_*`` clips) exceed the model's ``context_window`` is an error at its line."""
     if not path.is_file():
         raise WorkloadError(f"{path}: trace file not found")
     loaded = READERS[fmt](path, skip_bad_rows)
@@ -253,5 +255,13 @@ def load_trace(path: Path, fmt: str, *, skip_bad_rows: bool = False, first: int 
         inputs = np.minimum(inputs, max_input_tokens)
     if max_output_tokens:
         outputs = np.minimum(outputs, max_output_tokens)
+    if context_window is not None:
+        over = np.flatnonzero(inputs + outputs > context_window)
+        if len(over):
+            i = int(over[0])
+            raise WorkloadError(f"{path}:{window[i].line}: {int(inputs[i]):,} prompt + {int(outputs[i]):,} output tokens "
+                                f"exceed the model's context window of {context_window:,} tokens (model.context_window, "
+                                f"its max_position_embeddings); clip them with workload.max_input_tokens / "
+                                f"max_output_tokens or pick a model with a longer window")
     hashes = [row.block_hashes[:math.ceil(n / MOONCAKE_BLOCK_TOKENS)] for row, n in zip(window, inputs.tolist())]
     return Workload(arrival, inputs, outputs, hashes.__getitem__, MOONCAKE_BLOCK_TOKENS, loaded.bad_rows)
