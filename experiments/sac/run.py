@@ -32,7 +32,13 @@ OUT = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(ROOT))
 
 from simcxl.config.loader import ConfigError, load_scenario  # noqa: E402
-from simcxl.simulate import simulate  # noqa: E402
+from simcxl.metrics.request_table import RequestTable  # noqa: E402
+from simcxl.simulate import _outcome, prepare  # noqa: E402
+
+# The sparse connectors' counters (simcxl/kvcache/sparse_decode.py) cover the whole run; with rounds we take
+# them at the end of round 1 too and report round 2's share (the summary's own latencies are round 2's already).
+SPARSE_COUNTERS = ("selected_entries", "missed_entries", "request_steps", "fetch_step_tokens", "step_compute_s",
+                   "step_fetch_s", "step_s")
 
 CONTEXTS = {"32K": 32768, "64K": 65536, "128K": 131072}
 FIG10_SYSTEMS = ["sac", "rdma", "local_dram", "hbm"]
@@ -70,8 +76,26 @@ def overrides(context: int, concurrency: int, requests: int, rounds: bool) -> li
 
 def run_point(args: tuple) -> dict:
     system, context, concurrency, requests, rounds = args
-    s = simulate(load_scenario(RIG / f"{system}.yaml", overrides(context, concurrency, requests, rounds))).summary
-    kv = s["kv"]
+    cluster, workload = prepare(load_scenario(RIG / f"{system}.yaml", overrides(context, concurrency, requests,
+                                                                               rounds)), None)
+    table, kvm, snap = RequestTable(cluster, None), cluster.kv_manager, {}
+
+    def progress(done: int) -> None:
+        if rounds and done == requests and not snap:  # round 1 has finished; round 2 starts now
+            snap.update({f: getattr(kvm, f, 0.0) for f in SPARSE_COUNTERS}, bytes_moved=dict(kvm.bytes_moved))
+    cluster.run(workload, progress, table.block_recorded)
+    s = _outcome(cluster, workload, table, time.perf_counter()).summary
+    kv = dict(s["kv"])
+    if snap and hasattr(kvm, "missed_entries"):
+        d = {f: getattr(kvm, f) - snap[f] for f in SPARSE_COUNTERS}
+        kv["hot_buffer_hit_rate"] = 1 - d["missed_entries"] / d["selected_entries"] if d["selected_entries"] else 0.0
+        kv["fetched_bytes_per_decode_step"] = (d["missed_entries"] * kvm.entry_bytes / d["request_steps"]
+                                               if d["request_steps"] else 0.0)
+        tokens = d["fetch_step_tokens"] or 1
+        kv["fetching_step_s"] = {"compute": d["step_compute_s"] / tokens, "fetch": d["step_fetch_s"] / tokens,
+                                 "step": d["step_s"] / tokens}
+    if snap:
+        kv["bytes_moved"] = {k: v - snap["bytes_moved"].get(k, 0.0) for k, v in kvm.bytes_moved.items()}
     return {
         "system": system, "context": context, "concurrency": concurrency, "requests": requests,
         "output_tok_s": s["throughput"]["output_tokens_per_s"], "ttft_mean_s": s["ttft_s"]["mean"],
