@@ -492,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     from_hf.add_argument("config", type=Path, help="the model's config.json")
     from_hf.add_argument("-o", "--output", type=Path, help="profile YAML to write (default: print it)")
     from_hf.add_argument("--name", help="the model's name (default: the folder holding config.json)")
-    from_hf.add_argument("--dtype", choices=("bf16", "fp16", "fp8"),
+    from_hf.add_argument("--dtype", choices=("bf16", "fp16", "fp8", "int4"),
                          help="price the weights in this dtype (for a quantization the roofline does not price)")
     from_hf.set_defaults(func=_cmd_model_from_hf)
 

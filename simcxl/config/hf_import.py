@@ -158,7 +158,7 @@ def model_from_hf(config: dict[str, Any], path: Path, name: str | None = None,
         _mla(read, put, model_type)
     elif kv_cache_fp8:
         put("kv_dtype", "fp8", "quantization_config: FP8 KV cache")
-    elif weights[0] == "fp8":
+    elif weights[0] in ("fp8", "int4"):
         put("kv_dtype", "bf16", "engines keep the KV cache in bf16 unless told otherwise (kv_cache_dtype auto)")
     if model_type in MOE or model_type in MLA:
         _moe(read, put, model_type)
@@ -193,8 +193,10 @@ def _weight_dtype(read: _Reader, override: str | None) -> tuple[tuple[str, str],
             return ("fp8", f"quantization_config: {method} (FP8 e4m3 weights and activations)"), kv_fp8
         if method == "compressed-tensors" and _compressed_fp8(quant):
             return ("fp8", "quantization_config: compressed-tensors, 8-bit float weights"), kv_fp8
+        if method in ("awq", "gptq") and quant.get("bits") == 4:
+            return ("int4", f"quantization_config: {method}, 4-bit weights, 16-bit activations"), kv_fp8
         raise read.error("quantization_config.quant_method",
-                         f"{method!r} is not priced by the roofline (bf16, fp16 and fp8 are); "
+                         f"{method!r} is not priced by the roofline (bf16, fp16, fp8 and 4-bit awq/gptq are); "
                          "give --dtype bf16 or --dtype fp8 to price the weights as one of those")
     torch_dtype = read.config.get("torch_dtype", read.config.get("dtype"))
     if torch_dtype not in TORCH_DTYPES:

@@ -231,7 +231,7 @@ class ModelSpec(Section):
     head_dim: PositiveInt
     intermediate: PositiveInt
     vocab: PositiveInt
-    dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
+    dtype: Literal["bf16", "fp16", "fp8", "int4"] = "bf16"  # int4: 4-bit weights, 16-bit activations (AWQ, GPTQ)
     kv_dtype: Literal["bf16", "fp16", "fp8"] | None = None
     attention: Literal["gqa", "mla"] = "gqa"
     mla: MLASpec | None = None
@@ -242,6 +242,9 @@ class ModelSpec(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelSpec":
+        if self.dtype == "int4" and self.kv_dtype is None:
+            raise ValueError("dtype 'int4' quantizes the weights only: give kv_dtype, the dtype the engine keeps the "
+                             "KV cache in (bf16 unless the engine is told otherwise)")
         if self.attention == "mla" and self.mla is None:
             raise ValueError("attention 'mla' needs an 'mla' section")
         if self.attention == "gqa" and self.heads % self.kv_heads:

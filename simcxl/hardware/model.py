@@ -13,7 +13,10 @@ from functools import cached_property
 
 from simcxl.config.schema import ModelSpec
 
-DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1}
+# Bytes per parameter (or KV element). int4: AWQ's and GPTQ's packed 4-bit weights plus, per group of 128 input
+# channels and output column, a 16-bit scale and a 4-bit zero point: 0.5 + (2 + 0.5) / 128 (the AWQ GEMM layout of
+# qweight, qzeros and scales; arXiv 2306.00978, group size 128)
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "int4": 0.5 + 2.5 / 128}
 
 
 class LLM:
