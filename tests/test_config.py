@@ -112,9 +112,10 @@ def test_model_weights_larger_than_hbm(write_yaml):
 def test_one_request_kv_larger_than_hbm(write_yaml):
     message = _error(write_yaml("s.yaml", BASE), "workload.input_tokens={dist: fixed, value: 600000}")
     assert "workload.input_tokens: up to 600,000 tokens, but one instance has KV room for 426,784 tokens" in message
-    # each length fits alone, prompt + output does not: caught once the requests are drawn
+    # each length fits alone, prompt + output does not: caught once the requests are drawn (with the model's
+    # context window lifted: Llama-3.1-8B's 131,072 tokens would refuse the lengths first)
     message = _error(write_yaml("s.yaml", BASE), "workload.input_tokens={dist: fixed, value: 420000}",
-                     "workload.output_tokens={dist: fixed, value: 10000}")
+                     "workload.output_tokens={dist: fixed, value: 10000}", "model.context_window=1000000")
     assert "gpu.hbm_capacity: request 0 needs KV for 430000 tokens" in message
 
 
