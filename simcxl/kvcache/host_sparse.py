@@ -40,10 +40,5 @@ class HostSparse(RDMASparse):
         yield
 
     def _deliver(self, request, decode) -> Generator:
-        """Room in the host pool (waiting for finished requests to free it); the KV is already there."""
-        nbytes = self.llm.kv_bytes(request.input_tokens)
-        waiting = self.env.now
-        yield self._host_pool(decode).get(nbytes)
-        self._held[request.id] = nbytes
-        request.decode_wait += self.env.now - waiting
-        self.host_pool_wait += self.env.now - waiting
+        """Room in the host pool; the KV is already there."""
+        yield from self._hold_host_room(request, decode)

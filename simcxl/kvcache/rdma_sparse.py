@@ -68,14 +68,20 @@ class RDMASparse(SparseDecode, RDMAPool):
                     f"holds {self.host_pool_bytes / 1e9:.1f} GB; raise kv_manager.host_pool or shorten prompts")
         return None
 
-    def _deliver(self, request, decode) -> Generator:
-        """Room in the host pool (waiting for finished requests to free it), then the whole prefix into it."""
+    def _hold_host_room(self, request, decode) -> Generator:
+        """Room for the whole prefix in the decode instance's host pool, waiting for finished requests to free
+        it (a wait for KV space: it counts as ``decode_wait``); returns the bytes held."""
         nbytes = self.llm.kv_bytes(request.input_tokens)
         waiting = self.env.now
         yield self._host_pool(decode).get(nbytes)
         self._held[request.id] = nbytes
         request.decode_wait += self.env.now - waiting
         self.host_pool_wait += self.env.now - waiting
+        return nbytes
+
+    def _deliver(self, request, decode) -> Generator:
+        """Room in the host pool, then the whole prefix into it."""
+        nbytes = yield from self._hold_host_room(request, decode)
         rdma, shard = self.fabric.rdma, nbytes / len(decode.gpus)
         yield self.all_of([rdma.bulk_read(gpu, self.port_of[gpu.name], shard, target_gpu=False, gpu_memory=False)
                            for gpu in decode.gpus])
