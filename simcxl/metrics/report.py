@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from simcxl.metrics.request_table import RequestTable
+from simcxl.metrics.steady_state import steady_state
 from simcxl.serving.cluster import Cluster
 from simcxl.workload import Workload
 
@@ -184,6 +185,8 @@ class RunReport:
                 "output_tokens_per_s": float(outputs.sum() / span) if span > 0 else 0.0,
                 "requests_per_s": float(done.sum() / span) if span > 0 else 0.0,
             },
+            "steady_state": steady_state(col["arrival_s"], col["ttft_s"], col["finish_s"], col["e2e_s"],
+                                         (rounds[-1] if rounds is not None else self.workload.concurrency) is not None),
             "ttft_breakdown_s": {
                 "queue": _mean(col["prefill_start_s"] - col["arrival_s"]),
                 "prefix_load": _mean(col["prefix_load_end_s"] - col["prefill_start_s"]),
