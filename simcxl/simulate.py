@@ -35,7 +35,7 @@ class RunOutcome:
 
     def write(self, out_dir: Path, loaded: LoadedScenario) -> None:
         write_results(out_dir, lambda: self.summary, self.report.table, loaded.resolved, self.wall_s,
-                      self.report.cluster.sampler.csv())
+                      self.report.cluster.sampler.csv(), self.report.cluster.sampler.instances_csv())
         if self.report.cluster.timeline is not None:
             write_atomic(out_dir / "timeline.json", self.report.cluster.timeline.json())
 

@@ -71,6 +71,8 @@ class GPUCompute:
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
         self._prefill_flops_per_pair = llm.attention_flops_per_pair(decode=False)
         self._indexer_flops_per_pair = llm.indexer_flops_per_pair()
+        self._decode_flops_per_pair = llm.attention_flops_per_pair(decode=True)
+        self._decode_linear_work: list[tuple[float, float]] = []  # linear_work(b, b) by batch size b
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
         # A mixture-of-experts model's expert GEMMs as their own roofline group (GPUSpec.moe_gemm): the grouped
@@ -272,6 +274,76 @@ class GPUCompute:
 
         self.decode_attention = decode_attention
         return decode_step_time, decode_stretch
+
+    # ------------------------------------------------------------------ work done (MFU, MBU)
+    # What a pass executes, summed over the instance's GPUs: FLOPs (GEMMs, attention, the indexer; work every
+    # GPU repeats counted on each) and HBM bytes (weights, KV and indexer keys, elementwise activations). The
+    # workers add these up where they price a pass; the sampler divides by time and by the peaks below.
+
+    @property
+    def peak_flops(self) -> float:
+        """The instance's datasheet FLOP/s at its GEMMs' precision (FP8 for an FP8 model), all its GPUs: MFU's
+        denominator."""
+        gpu = self.gpu
+        fp8 = self.llm.spec.dtype == "fp8" and gpu.fp8_peak_flops is not None
+        return (gpu.fp8_peak_flops if fp8 else gpu.peak_flops) * self.tp
+
+    @property
+    def peak_bandwidth(self) -> float:
+        """The instance's datasheet HBM bytes/s, all its GPUs: MBU's denominator."""
+        return self.gpu.hbm_bandwidth * self.tp
+
+    def linear_work(self, tokens: int, sampled: int) -> tuple[float, float]:
+        """FLOPs and HBM bytes of a pass's GEMMs and elementwise ops over ``tokens`` (``sampled`` through the
+        LM head), as :meth:`_linear` and :meth:`_fixed_and_elementwise` price them."""
+        llm, tp = self.llm, self.tp
+        replicated = llm.replicated_linear_params * (tp - 1)  # multiplied whole on every GPU
+        flops = (tokens * (llm.linear_flops_per_token - llm.lm_head_flops_per_token)
+                 + sampled * llm.lm_head_flops_per_token + 2.0 * tokens * replicated)
+        nbytes = (llm.decode_weight_bytes(tokens) + replicated * llm.weight_dtype_bytes
+                  + llm.layers * tokens * (llm.replicated_activation_bytes * tp + llm.sharded_activation_bytes))
+        return flops, nbytes
+
+    def decode_work(self, batch_size: int, attended: float, context: float, count: int = 1) -> tuple[float, float]:
+        """FLOPs and HBM bytes of ``count`` decode iterations of ``batch_size`` sequences whose new tokens attend to
+        ``attended`` cached tokens and (with an indexer) score ``context`` ones, each summed over the iterations."""
+        llm = self.llm
+        work = self._decode_linear_work
+        while len(work) <= batch_size:
+            work.append(self.linear_work(len(work), len(work)))
+        flops, nbytes = work[batch_size]
+        layers = llm.layers
+        return (count * flops + (attended * self._decode_flops_per_pair + context * self._indexer_flops_per_pair) * layers,
+                count * nbytes + attended * llm.kv_bytes_per_token + context * llm.indexer_bytes_per_token)
+
+    def prefill_work(self, new_tokens: list[int] | tuple[int, ...], cached_tokens: list[int] | tuple[int, ...] = ()
+                     ) -> tuple[float, float]:
+        """FLOPs and HBM bytes of the prefill pass :meth:`prefill_time` prices."""
+        llm = self.llm
+        cached = cached_tokens or (0,) * len(new_tokens)
+        tokens = sum(new_tokens)
+        if tokens == 0:
+            return 0.0, 0.0
+        all_pairs = sum(n * c + n * (n + 1) / 2 for n, c in zip(new_tokens, cached))
+        pairs = all_pairs if not llm.topk else sum(_sparse_pairs(n, c, llm.topk) for n, c in zip(new_tokens, cached))
+        flops, nbytes = self.linear_work(tokens, len(new_tokens))
+        flops += (pairs * self._prefill_flops_per_pair + all_pairs * self._indexer_flops_per_pair) * llm.layers
+        return flops, nbytes + (tokens + sum(cached)) * llm.kv_bytes_per_token
+
+    def forward_work(self, decode_seqs: int, decode_context: int, chunks: list[tuple[int, int, bool]]
+                     ) -> tuple[float, float]:
+        """FLOPs and HBM bytes of the aggregated pass :meth:`forward_time` prices."""
+        llm = self.llm
+        tokens = decode_seqs + sum(new for new, _, _ in chunks)
+        if tokens == 0:
+            return 0.0, 0.0
+        flops, nbytes = self.linear_work(tokens, decode_seqs + sum(1 for _, _, last in chunks if last))
+        flops += decode_context * self._decode_flops_per_pair * llm.layers
+        nbytes += decode_context * llm.kv_bytes_per_token
+        for new, cached, _ in chunks:
+            flops += (new * cached + new * (new + 1) / 2) * self._prefill_flops_per_pair * llm.layers
+            nbytes += (new + cached) * llm.kv_bytes_per_token
+        return flops, nbytes
 
     def forward_time(self, decode_seqs: int, decode_context: int, chunks: list[tuple[int, int, bool]]) -> float:
         """One forward pass of an aggregated engine's iteration: ``decode_seqs`` sequences decoding one token

@@ -167,6 +167,51 @@ def python_build() -> str:
     return f"{platform.python_implementation()} {platform.python_version()} ({sys.executable}; {linked})"
 
 
+def git_commit(source: Path | None = None) -> str | None:
+    """The commit checked out where simcxl's source lies (``source``: a folder inside a checkout), read from
+    .git without running git (a worktree's ``.git`` file, loose and packed refs); None when not a checkout
+    (an installed wheel) or the files cannot be read. Local changes are not detected."""
+    folder = (source or Path(__file__)).resolve()
+    for parent in folder.parents if not folder.is_dir() else (folder, *folder.parents):
+        dot_git = parent / ".git"
+        if dot_git.exists():
+            break
+    else:
+        return None
+    try:
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: PATH"
+            text = dot_git.read_text().strip()
+            if not text.startswith("gitdir:"):
+                return None
+            git_dir = (parent / text[len("gitdir:"):].strip()).resolve()
+        else:
+            git_dir = dot_git
+        common = git_dir / "commondir"
+        common_dir = (git_dir / common.read_text().strip()).resolve() if common.is_file() else git_dir
+        head = (git_dir / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head if _is_sha(head) else None
+        ref = head[len("ref:"):].strip()
+        for base in (git_dir, common_dir):
+            loose = base / ref
+            if loose.is_file():
+                sha = loose.read_text().strip()
+                return sha if _is_sha(sha) else None
+        packed = common_dir / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == ref and _is_sha(parts[0]):
+                    return parts[0]
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     """{'ttft_s': {'mean': 1.0}} -> {'ttft_s.mean': 1.0}: the key paths of a summary, as table columns."""
     flat: dict[str, object] = {}
@@ -183,21 +228,28 @@ def dump_json(data: dict) -> str:
 
 
 def write_results(out_dir: Path, summarize: Callable[[], dict], requests: TableWriter, resolved: dict,
-                  wall_s: float, timeseries_csv: str) -> None:
-    """summary.json (last), requests.csv and .parquet, timeseries.csv, config.resolved.yaml, run.json (the
+                  wall_s: float, timeseries_csv: str, instances_csv: str | None = None) -> None:
+    """summary.json (last), requests.csv and .parquet, timeseries.csv, instances.csv, config.resolved.yaml, run.json (the
     only file with wall-clock data). The rest of the request table is written while the others are, and
     ``summarize()`` runs."""
     import simpy
 
     written = requests.write(out_dir)
     write_atomic(out_dir / "timeseries.csv", timeseries_csv)
+    if instances_csv is not None:
+        write_atomic(out_dir / "instances.csv", instances_csv)
     write_atomic(out_dir / "config.resolved.yaml", yaml.safe_dump(resolved, sort_keys=False))
     summary = summarize()
     written()  # raises what the writing raised
+    provenance = {"simcxl": __version__}
+    commit = git_commit()
+    if commit is not None:
+        provenance["git_commit"] = commit
     write_atomic(out_dir / "run.json", dump_json({
         "wall_s": wall_s,
         "events_per_wall_s": summary["sim"]["events"] / wall_s if wall_s > 0 else None,
-        "simcxl": __version__, "python": platform.python_version(), "python_build": python_build(),
+        **provenance, "interpreter": sys.executable,
+        "python": platform.python_version(), "python_build": python_build(),
         "simpy": simpy.__version__,
         "numpy": np.__version__, "pandas": pd.__version__, "platform": platform.platform(),
     }))

@@ -3,7 +3,8 @@
 Each GPU instance is a track (prefill batches, decode and aggregated iterations with their batch, receive
 stalls, preemptions); each KV manager's data paths are asynchronous slices (transfers overlap); a request's
 life is a flow arrow from the prefill batch that computed its prompt to the iteration that emitted its first
-token. Times are simulated microseconds. Only what overlaps a window is kept, and at most ``max_events``
+token; sampled values (per instance: KV blocks in use, waiting and running requests, tokens per iteration,
+preemptions, MFU, MBU; per link kind: utilization) are counter tracks. Times are simulated microseconds. Only what overlaps a window is kept, and at most ``max_events``
 events, so a long run gives a file a browser can open; the file says when it was cut.
 """
 
@@ -56,6 +57,12 @@ class Timeline:
             pid, tid = self._track(process, track)
             self.events.append({"ph": "i", "s": "t", "name": name, "pid": pid, "tid": tid,
                                 "ts": at * MICROSECONDS, "args": args})
+
+    def counter(self, process: str, name: str, at: float, value: float) -> None:
+        """A sampled value (KV blocks in use, MFU, a link's utilization): a Perfetto counter track per name."""
+        if self._keep(at, at):
+            pid, _ = self._track(process, name)
+            self.events.append({"ph": "C", "name": name, "pid": pid, "ts": at * MICROSECONDS, "args": {"value": value}})
 
     def transfer(self, process: str, name: str, start: float, end: float, **args) -> None:
         """Data in flight (a KV transfer, a prefix load, a fetch): transfers overlap, so each is an async slice."""

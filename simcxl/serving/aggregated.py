@@ -59,6 +59,11 @@ class AggregatedWorker:
         self.recomputed_tokens = 0  # KV tokens computed again after preemptions
         self.prefix_hit_tokens = 0  # prompt tokens first scheduled with their KV already cached here
         self.prefix_looked_up_tokens = 0
+        self.flops = 0.0  # work of the iterations that have ended, summed over the instance's GPUs (MFU)
+        self.hbm_bytes = 0.0  # (MBU)
+        self.tokens_computed = 0  # tokens those iterations processed (decodes and prompt chunks)
+        self._queue_area = 0.0  # integral of len(waiting) over time, up to _queue_since (Little's law)
+        self._queue_since = 0.0
         self._wakeup = Wakeup(env)
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         env.process(self.run())
@@ -74,9 +79,26 @@ class AggregatedWorker:
 
     def submit(self, request: Request) -> None:
         request.prefill_instance = request.decode_instance = self.index
+        self._queue_changes()
         self.waiting.append(request)
         self.queued_tokens += request.input_tokens
         self._wakeup.wake()
+
+    def _queue_changes(self) -> None:
+        """The queue's length is about to change: its time integral so far."""
+        now = self.env.now
+        self._queue_area += len(self.waiting) * (now - self._queue_since)
+        self._queue_since = now
+
+    @property
+    def queue_area(self) -> float:
+        """Integral of the waiting queue's length over simulated time up to now (request-seconds; read-only)."""
+        return self._queue_area + len(self.waiting) * (self.env.now - self._queue_since)
+
+    @property
+    def kv_blocks_used(self) -> int:
+        """KV blocks held by running sequences now (cached free blocks excluded; read-only)."""
+        return self.kv.total - self.kv.free
 
     def _preempt(self, victim: Request) -> None:
         """Drop ``victim``'s KV; it waits at the front of the queue to recompute prompt + generated tokens."""
@@ -87,6 +109,7 @@ class AggregatedWorker:
         self.recomputed_tokens += victim.computed
         victim.computed = 0
         victim.target = victim.input_tokens + victim.generated
+        self._queue_changes()
         self.waiting.appendleft(victim)
         self.queued_tokens += victim.target
         self.preemptions += 1
@@ -154,6 +177,7 @@ class AggregatedWorker:
                 request.cached_tokens = request.computed
                 self.prefix_hit_tokens += request.computed
                 self.prefix_looked_up_tokens += request.input_tokens
+            self._queue_changes()
             self.waiting.popleft()
             self.queued_tokens -= request.target
             self.running.append(request)
@@ -201,6 +225,11 @@ class AggregatedWorker:
             duration += self.iteration_overhead
             yield Timeout(env, duration)
             self.busy_time += duration
+            flops, nbytes = self.compute.forward_work(len(decodes), context, [
+                (tokens, r.computed, r.computed + tokens == r.target) for r, tokens in chunks])
+            self.flops += flops
+            self.hbm_bytes += nbytes
+            self.tokens_computed += len(decodes) + sum(tokens for _, tokens in chunks)
             if self.timeline is not None:
                 self.timeline.slice("aggregated", f"instance {self.index}", "iteration", env.now - duration, env.now,
                                     decodes=len(decodes), prefill_chunks=len(chunks),

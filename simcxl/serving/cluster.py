@@ -106,7 +106,7 @@ class Cluster:
         self._progress: Callable[[int], None] | None = None
         self.sampler = UtilizationSampler(self.env, {"prefill": self.prefill, "decode": self.decode,
                                                      "aggregated": self.aggregated},
-                                          self.fabric.topology.links, scenario.run.sample_interval)
+                                          self.fabric.topology.links, scenario.run.sample_interval, timeline)
         self.timeline = timeline
         for worker in self.prefill + self.decode + self.aggregated:
             worker.timeline = timeline
@@ -337,3 +337,4 @@ class Cluster:
                 worker.settle()
             for request in self._in_flight.values():
                 self.log.record(request)
+            self.sampler.finish()

@@ -110,6 +110,10 @@ class DecodeWorker:
         self.preemptions = 0
         self.recomputed_tokens = 0  # prompt + generated tokens prefilled again after preemptions
         self.recompute_time = 0.0  # the batch stalled while preempted sequences prefilled again
+        self.flops = 0.0  # work of the iterations that have ended, summed over the instance's GPUs (MFU)
+        self.hbm_bytes = 0.0  # (MBU)
+        self.tokens_computed = 0  # tokens those iterations processed: one a sequence, and recomputed prompts
+        self._work = compute.decode_work
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         self._wakeup = Wakeup(env)
         env.process(self.run())
@@ -234,7 +238,12 @@ class DecodeWorker:
         """Iterations of the unchanged batch, run back to back from ``begin``, ended at ``ends``: their tokens'
         times, the busy time (summed iteration by iteration, as one event per iteration would), and the
         batch's growth by a token a sequence each. The one place an iteration's end is accounted."""
-        n = len(self._running)
+        n, count = len(self._running), len(ends)
+        grown = n * count * (count - 1) // 2  # each iteration's context is n tokens longer than the last's
+        flops, nbytes = self._work(n, count * self.attended_tokens + grown, count * self.context_tokens + grown, count)
+        self.flops += flops
+        self.hbm_bytes += nbytes
+        self.tokens_computed += n * count
         if self.timeline is not None:
             start = begin
             for i, end in enumerate(ends):
@@ -247,7 +256,6 @@ class DecodeWorker:
             busy += end - begin
             begin = end
         self._busy_time = busy
-        count = len(ends)
         self.context_tokens += n * count
         if self.topk is None:
             self.iteration += count
@@ -426,6 +434,7 @@ class DecodeWorker:
             duration = overhead + step_time(len(running), self.context_tokens, self.attended_tokens)
             if rejoined:
                 recompute = self.compute.prefill_time([r.input_tokens + r.generated for r in rejoined])
+                self._recompute_work(rejoined)
                 self.recompute_time += recompute
                 duration += recompute
             if (plan_ahead and batch[0][0] > self.iteration and not rejoined and not self._recompute
@@ -446,6 +455,25 @@ class DecodeWorker:
                 self._ended(start, [now], len(rejoined))
             if batch and batch[0][0] < self.iteration:
                 self._leave()
+
+    def _recompute_work(self, rejoined: list[Request]) -> None:
+        """The work of preempted sequences' prefill again, a pass before the step they rejoin."""
+        tokens = [r.input_tokens + r.generated for r in rejoined]
+        flops, nbytes = self.compute.prefill_work(tokens)
+        self.flops += flops
+        self.hbm_bytes += nbytes
+        self.tokens_computed += sum(tokens)
+
+    @property
+    def kv_blocks_used(self) -> int:
+        """KV blocks granted now (read-only, for the sampler)."""
+        self.settle()
+        return self.kv.total - self.kv.free
+
+    @property
+    def waiting(self) -> int:
+        """Requests here not in the batch: waiting for HBM, landed but not joined, or preempted to recompute."""
+        return len(self._reservations) + len(self._ready) + len(self._recompute) + len(self._receiving)
 
     def _step(self) -> StepView:
         """The coming step as the connector sees it."""

@@ -46,9 +46,16 @@ class PrefillWorker:
         self.queue: deque[Request] = deque()
         self.queued_tokens = 0
         self.running_tokens = 0
+        self.running_requests = 0  # in the batch being prefilled
         self.busy_time = 0.0
         self.blocked_time = 0.0  # GPU idle, waiting for a synchronous KV send to finish
         self.loading_time = 0.0  # GPU idle, waiting for its batch's cached prefixes to load
+        self.flops = 0.0  # work of the batches that have ended, summed over the instance's GPUs (MFU)
+        self.hbm_bytes = 0.0  # (MBU)
+        self.tokens_computed = 0  # prompt tokens those batches computed (cached ones excluded)
+        self.batches = 0
+        self._queue_area = 0.0  # integral of len(queue) over time, up to _queue_since (Little's law)
+        self._queue_since = 0.0
         self._wakeup = Wakeup(env)
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         env.process(self.run())
@@ -60,6 +67,7 @@ class PrefillWorker:
 
     def submit(self, request: Request) -> None:
         request.prefill_instance = self.index
+        self._queue_changes()
         self.queue.append(request)
         self.queued_tokens += request.input_tokens
         self._wakeup.wake()
@@ -71,9 +79,21 @@ class PrefillWorker:
         if self.queue:
             self._wakeup.wake()
 
+    def _queue_changes(self) -> None:
+        """The queue's length is about to change: its time integral so far."""
+        now = self.env.now
+        self._queue_area += len(self.queue) * (now - self._queue_since)
+        self._queue_since = now
+
+    @property
+    def queue_area(self) -> float:
+        """Integral of the queue's length over simulated time up to now (request-seconds; read-only)."""
+        return self._queue_area + len(self.queue) * (self.env.now - self._queue_since)
+
     def _next_batch(self) -> list[Request]:
         """FCFS up to the budgets: tokens to compute (a cached prefix costs none, as in vLLM and SGLang),
         batch size, and free HBM for whole prompts. A prompt over the token budget runs alone."""
+        self._queue_changes()
         batch: list[Request] = []
         computed = held = 0
         free = self.kv_capacity_tokens - self.kv_held_tokens
@@ -99,7 +119,7 @@ class PrefillWorker:
                 continue
             tokens = sum(r.input_tokens for r in batch)
             self.queued_tokens -= tokens
-            self.running_tokens = tokens
+            self.running_tokens, self.running_requests = tokens, len(batch)
             self.kv_held_tokens += tokens
             loads, batch_start = [], env.now
             for request in batch:
@@ -114,15 +134,20 @@ class PrefillWorker:
             loaded = env.now
             for request in batch:
                 request.prefix_load_end = loaded
-            duration = self.compute.prefill_time([r.input_tokens - r.cached_tokens for r in batch],
-                                                 [r.cached_tokens for r in batch]) + self.iteration_overhead
+            new, cached = [r.input_tokens - r.cached_tokens for r in batch], [r.cached_tokens for r in batch]
+            duration = self.compute.prefill_time(new, cached) + self.iteration_overhead
             yield Timeout(env, duration)
             self.busy_time += duration
+            flops, nbytes = self.compute.prefill_work(new, cached)
+            self.flops += flops
+            self.hbm_bytes += nbytes
+            self.tokens_computed += sum(new)
+            self.batches += 1
             if self.timeline is not None:
                 self.timeline.slice("prefill", f"instance {self.index}", "prefill", batch_start, env.now,
                                     requests=len(batch), tokens=tokens,
                                     cached_tokens=sum(r.cached_tokens for r in batch))
-            self.running_tokens = 0
+            self.running_tokens = self.running_requests = 0
             handoffs = []  # the events of hand-offs this worker waits for (a blocking send); None otherwise
             prefilled = env.now
             for request in batch:
