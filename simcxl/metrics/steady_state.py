@@ -17,8 +17,9 @@ are warm-up) up to the last arrival (what follows it is drain). Over it:
 
 Verdict true when ``completed_rate >= (1 - TOLERANCE) x offered_rate`` (closed loop: halves within
 ``TOLERANCE``), ``queue_growth <= TOLERANCE`` and no request is unfinished. A run too short to tell
-(fewer than ``MIN_REQUESTS`` requests in the window, or a lag over half the window's span) has verdict
-false, ``conclusive`` false and a reason that says so.
+(fewer than ``MIN_REQUESTS`` requests in the window, or a lag over half the window's span; or, for a
+marginal rate shortfall with TTFT not growing, a window under ``LAGS`` lags) has verdict false,
+``conclusive`` false and a reason that says so.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ TOLERANCE = 0.05
 """Relative: completed rate vs offered (or halves vs each other), and TTFT growth in seconds per second."""
 MIN_REQUESTS = 100
 """Fewer requests in the window than this is too short to tell."""
+LAGS = 10
+"""A window shorter than this many lags (median E2E) cannot tell a marginal rate shortfall (completed rate
+under (1 - TOLERANCE) x offered but over GROSS x offered, TTFT not growing) from a system still filling up."""
+GROSS = 0.8
+"""Completing less than this share of the offer is an overload however short the run."""
 
 
 def _mean(values: np.ndarray) -> float | None:
@@ -100,9 +106,12 @@ def steady_state(arrival: np.ndarray, ttft: np.ndarray, finish: np.ndarray, e2e:
     growth = out["queue_growth"]
     if growth is not None and growth > TOLERANCE:
         problems.append(f"TTFT grows {growth:.3g} s per s across the window (queue growing)")
-    if problems:  # an overload shows however short the run: a verdict, not a request for more
-        gross = not closed_loop and out["completed_rate"] < 0.8 * out["offered_rate"]
-        out["conclusive"] = not short or bool(unfinished) or gross
+    if problems:  # a clear overload shows however short the run: a verdict, not a request for more
+        gross = not closed_loop and out["completed_rate"] < GROSS * out["offered_rate"]
+        growing = growth is not None and growth > TOLERANCE
+        if not short and not closed_loop and span < LAGS * lag and not growing:
+            short = f"a rate shortfall without TTFT growth over {span / lag:.3g} lags (need {LAGS})"
+        out["conclusive"] = not short or bool(unfinished) or gross or growing
         out["reason"] = "; ".join(problems) + (f" (too short to tell: {short})" if short and not out["conclusive"]
                                                else "")
     elif short:

@@ -3,7 +3,10 @@
 An SLO is either per request (``ttft=2s``, ``tpot=100ms``, ``tbt_max=...``, ``e2e=...``), met by a run when
 at least ``attainment`` of its requests meet every per-request SLO (DistServe's definition), or a statistic
 of the run (``ttft_p99=2s``, ``tbt_p99=50ms``, ``e2e_mean=...``) from its summary. A run with unfinished
-requests meets none. The load knob is ``workload.rate`` (or a trace's ``workload.time_scale``).
+requests meets none, nor does one that did not reach steady state (``summary.json``'s ``steady_state``,
+:mod:`simcxl.metrics.steady_state`): a short run at a load above capacity can meet the SLOs before its queue
+has grown. A load whose run is too short to tell runs again with ``workload.num_requests`` doubled, up to
+``MAX_GROWTH`` times the scenario's (``points/rate=R,n=N``). The load knob is ``workload.rate`` (or a trace's ``workload.time_scale``).
 
 The search assumes that meeting the SLOs is monotone in load: it brackets the goodput by doubling or
 halving from the scenario's own load, then bisects, ``jobs`` loads per round spread evenly over the bracket,
@@ -36,6 +39,8 @@ _STATISTIC = re.compile(r"^(ttft|tbt|tpot|e2e)_(mean|p50|p90|p99)$")
 MAX_DOUBLINGS = 20
 LOAD_DIGITS = 6
 """Loads are named (and run) to this many significant digits, so a bracket narrower than that cannot shrink."""
+MAX_GROWTH = 8
+"""A load too short to tell reruns with num_requests doubled, up to this many times the scenario's."""
 MIN_TOLERANCE = 1e-4
 """The narrowest bracket a search may ask for: ten times the precision of the load names (1e-5 relative)."""
 
@@ -116,6 +121,10 @@ def judge(folder: Path, slos: list[SLO], attainment: float) -> dict:
     unfinished = summary["requests"]["unfinished"]
     verdict: dict = {"unfinished": unfinished, "values": {}}
     met = unfinished == 0
+    steady = summary.get("steady_state") or _steady_from_table(folder)
+    if steady is not None:
+        verdict["steady"] = {key: steady[key] for key in ("verdict", "conclusive", "reason")}
+        met &= bool(steady["verdict"])
     per_request = [slo for slo in slos if slo.per_request]
     if per_request:
         requests = pd.read_csv(folder / "requests.csv")
@@ -133,6 +142,19 @@ def judge(folder: Path, slos: list[SLO], attainment: float) -> dict:
             met &= value is not None and value <= slo.limit
     verdict["met"] = bool(met)
     return verdict
+
+
+def _steady_from_table(folder: Path) -> dict:
+    """The steady-state verdict of a run written before summaries had one (open loop: goodput needs a rate);
+    None for a table without the timestamps."""
+    from simcxl.metrics.steady_state import steady_state
+
+    columns = ("arrival_s", "ttft_s", "finish_s", "e2e_s")
+    requests = pd.read_csv(folder / "requests.csv")
+    if not set(columns) <= set(requests.columns):
+        return None
+    return steady_state(*(requests[c].to_numpy(dtype=float) for c in columns),
+                        closed_loop=False)
 
 
 def load_knob(resolved: dict) -> tuple[str, float]:
@@ -175,21 +197,44 @@ class GoodputSearch:
         loaded = load_scenario(self.config, self.overrides)
         self.config = loaded.path
         self.knob, self.start = load_knob(loaded.resolved)
+        workload = loaded.resolved.get("workload", {})
+        self.num_requests = int(workload["num_requests"]) if "num_requests" in workload else None
         self.tried: dict[float, dict] = {}
+
+    def _point(self, load: float, n: int | None) -> tuple[list[str], Path]:
+        """The overrides and folder of ``load`` run with ``n`` requests (None: the scenario's)."""
+        overrides = [*self.overrides, f"{self.knob}={_name(load)}"]
+        name = f"{self.knob.split('.')[-1]}={_name(load)}"
+        if n is not None and n != self.num_requests:
+            overrides.append(f"workload.num_requests={n}")
+            name += f",n={n}"
+        return overrides, self.out / "points" / name
 
     def _evaluate(self, loads: list[float]) -> int:
         """Run (or find already run) every load, then judge each; how many loads were new."""
         loads = sorted({float(_name(load)) for load in loads} - set(self.tried))
-        folders = {load: self.out / "points" / f"{self.knob.split('.')[-1]}={_name(load)}" for load in loads}
-        todo = [(str(self.config), [*self.overrides, f"{self.knob}={_name(load)}"], str(folder))
-                for load, folder in folders.items()
-                if not finished(folder, self.config, [*self.overrides, f"{self.knob}={_name(load)}"])]
-        for folder, error in self.executor.run(run_point, todo):
-            if error is not None:
-                raise PointFailed(f"{folder}: the run failed: {error.strip().splitlines()[-1]}")
-        for load, folder in sorted(folders.items()):
-            verdict = self.tried[load] = {self.knob: load, **judge(folder, self.slos, self.attainment)}
-            self.report(self._line(verdict))
+        pending = {load: self.num_requests for load in loads}
+        while pending:
+            points = {load: self._point(load, n) for load, n in pending.items()}
+            todo = [(str(self.config), overrides, str(folder)) for overrides, folder in points.values()
+                    if not finished(folder, self.config, overrides)]
+            for folder, error in self.executor.run(run_point, todo):
+                if error is not None:
+                    raise PointFailed(f"{folder}: the run failed: {error.strip().splitlines()[-1]}")
+            grow = {}
+            for load, (_, folder) in sorted(points.items()):
+                verdict = {self.knob: load, **judge(folder, self.slos, self.attainment)}
+                n = pending[load]
+                if not verdict.get("steady", {"conclusive": True})["conclusive"] and n is not None and 2 * n <= MAX_GROWTH * self.num_requests:
+                    grow[load] = 2 * n
+                    self.report(f"  {self.knob}={_name(load)}: {verdict['steady']['reason']} with {n:,} requests: "
+                                f"running it again with workload.num_requests={2 * n:,}")
+                    continue
+                if n is not None:
+                    verdict["num_requests"] = n
+                self.tried[load] = verdict
+                self.report(self._line(verdict))
+            pending = grow
         return len(loads)
 
     def _line(self, verdict: dict) -> str:
@@ -199,6 +244,8 @@ class GoodputSearch:
             parts.append(f"attainment {verdict['attainment']:.1%}")
         if verdict["unfinished"]:
             parts.append(f"{verdict['unfinished']} unfinished")
+        if not verdict.get("steady", {"verdict": True})["verdict"]:
+            parts.append(f"not steady: {verdict['steady']['reason']}")
         return f"  {self.knob}={_name(verdict[self.knob])}: {'met' if verdict['met'] else 'missed'} ({', '.join(parts)})"
 
     def _bracket(self) -> tuple[float, float]:
