@@ -192,3 +192,19 @@ def test_git_commit_reads_worktrees_and_packed_refs(tmp_path):
     outside = tmp_path / "none"
     outside.mkdir()
     assert git_commit(outside) is None  # no .git above a temporary folder
+
+
+def test_instance_summary_means_and_peaks(rdma):
+    _, cluster, rows = rdma
+    summary = cluster.sampler.instance_summary()
+    assert set(summary) == {"prefill", "decode"}
+    decode = rows[rows.role == "decode"]
+    assert summary["decode"]["running"]["max"] == decode.running.max()
+    assert summary["decode"]["kv_used_fraction"]["max"] == pytest.approx((decode.kv_blocks_used
+                                                                          / decode.kv_blocks_total).max())
+    assert summary["decode"]["tokens_per_iteration"]["mean"] == pytest.approx(decode.tokens.sum()
+                                                                              / decode.iterations.sum())
+    flops = sum(w.flops for w in cluster.decode)  # time-weighted MFU: all the work over all the time
+    horizon = rows.time_s.max()
+    assert summary["decode"]["mfu"]["mean"] == pytest.approx(
+        flops / horizon / cluster.compute.peak_flops / len(cluster.decode), rel=1e-9)

@@ -89,6 +89,43 @@ class UtilizationSampler:
         """The run has ended: the instances' last, partial window (their KV and queues as the run leaves them)."""
         self.sample_instances()
 
+    def instance_summary(self) -> dict:
+        """Means and peaks of instances.csv per role, for summary.json: gauges (``kv_used_fraction`` = blocks in
+        use / total, ``waiting``, ``running``) averaged over samples; window measures (``busy``, ``mfu``, ``mbu``)
+        weighted by window length, and ``tokens_per_iteration`` as all tokens over all passes; ``max`` the
+        largest sample or window of any instance of the role."""
+        columns = {name: i for i, name in enumerate(INSTANCE_COLUMNS)}
+        by_role: dict[str, list[tuple]] = {}
+        for row in self.instance_rows:
+            by_role.setdefault(row[1], []).append(row)
+        previous: dict[tuple[str, int], float] = {}
+        summary = {}
+        for role, rows in by_role.items():
+            windows = []
+            for row in rows:
+                key = (role, row[2])
+                windows.append(row[0] - previous.get(key, 0.0))
+                previous[key] = row[0]
+            duration = sum(windows)
+
+            def pick(name: str) -> list[float]:
+                return [row[columns[name]] for row in rows]
+
+            kv = [used / total if total else 0.0 for used, total in zip(pick("kv_blocks_used"), pick("kv_blocks_total"))]
+            iterations, tokens = sum(pick("iterations")), sum(pick("tokens"))
+            entry = {"kv_used_fraction": {"mean": sum(kv) / len(kv), "max": max(kv)}}
+            for name in ("waiting", "running"):
+                values = pick(name)
+                entry[name] = {"mean": sum(values) / len(values), "max": max(values)}
+            entry["tokens_per_iteration"] = {"mean": tokens / iterations if iterations else 0.0,
+                                             "max": max(pick("tokens_per_iteration"))}
+            for name in ("busy", "mfu", "mbu"):
+                values = pick(name)
+                entry[name] = {"mean": sum(v * w for v, w in zip(values, windows)) / duration if duration else 0.0,
+                               "max": max(values)}
+            summary[role] = entry
+        return summary
+
     def instances_csv(self) -> str:
         lines = [",".join(INSTANCE_COLUMNS)]
         lines += [",".join(_field(value) for value in row) for row in self.instance_rows]
