@@ -208,3 +208,12 @@ def test_instance_summary_means_and_peaks(rdma):
     horizon = rows.time_s.max()
     assert summary["decode"]["mfu"]["mean"] == pytest.approx(
         flops / horizon / cluster.compute.peak_flops / len(cluster.decode), rel=1e-9)
+
+
+def test_plot_draws_the_instance_series(tmp_path):
+    from simcxl.metrics.plots import plot
+
+    loaded = scenario("rdma.yaml", "workload.num_requests=40")
+    simulate(loaded).write(tmp_path / "run", loaded)
+    written = plot([tmp_path / "run"], tmp_path / "fig")
+    assert tmp_path / "fig" / "instances_run.png" in written and (tmp_path / "fig" / "instances_run.pdf").is_file()

@@ -3,7 +3,8 @@
 From a sweep folder (``sweep.csv``): TTFT, TBT and throughput against a swept key, one line per
 combination of the other keys, with the P50-P99 band shaded. From run folders (``summary.json`` and
 ``requests.csv``): the TTFT CDF of each run, the mean TTFT broken into its parts, and GPU and link
-utilization side by side; from a run recorded with ``--timeline``, a window of its timeline drawn as
+utilization side by side, and (instances.csv) KV occupancy, queue and batch, tokens per iteration, MFU and
+MBU over time; from a run recorded with ``--timeline``, a window of its timeline drawn as
 Perfetto shows it (one row per GPU instance, KV transfers in lanes below, arrows from prefill to first token).
 """
 
@@ -164,6 +165,38 @@ def plot_timeseries(folders: list[Path], out: Path) -> list[Path]:
     return _save(fig, out, "utilization_over_time")
 
 
+def plot_instances(folder: Path, out: Path) -> list[Path]:
+    """A run's instances.csv: KV occupancy, queue and batch, tokens per iteration, MFU and MBU over time, each
+    the mean over the instances of a role (one line per role)."""
+    path = folder / "instances.csv"
+    table = _columns(_read(path, pd.read_csv), path, "time_s", "role", "kv_blocks_used", "kv_blocks_total",
+                     "waiting", "running", "tokens_per_iteration", "mfu", "mbu")
+    table = table.assign(kv_percent=100 * table.kv_blocks_used / table.kv_blocks_total.where(table.kv_blocks_total > 0),
+                         mfu_percent=100 * table.mfu, mbu_percent=100 * table.mbu)
+    means = table.groupby(["role", "time_s"], sort=False).mean(numeric_only=True).reset_index()
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(13, 7), sharex=True)
+    panels = [(axes[0][0], [("kv_percent", "")], "KV blocks in use (% of HBM KV room)", "%"),
+              (axes[0][1], [("waiting", "waiting"), ("running", "running")], "requests per instance", "requests"),
+              (axes[1][0], [("tokens_per_iteration", "")], "tokens per iteration", "tokens"),
+              (axes[1][1], [("mfu_percent", "MFU"), ("mbu_percent", "MBU")], "MFU and MBU (% of datasheet peak)", "%")]
+    for ax, columns, title, unit in panels:
+        for role, rows in means.groupby("role", sort=False):
+            for column, label in columns:
+                ax.plot(rows.time_s, rows[column], label=f"{role} {label}".strip(), linewidth=1)
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+        if unit == "tokens":  # a prefill pass is ~100x a decode iteration
+            ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    for ax in axes[1]:
+        ax.set_xlabel("simulated time (s)")
+    fig.suptitle(f"{folder.name}: per instance, mean over each role's instances")
+    fig.tight_layout()
+    return _save(fig, out, f"instances_{folder.name}")
+
+
 def plot_timeline(folder: Path, out: Path, span: float = 0.2) -> list[Path]:
     """``span`` seconds of a run's timeline.json, from where half its slices have begun."""
     trace = _read_json(folder / "timeline.json")
@@ -259,6 +292,8 @@ def plot(paths: list[Path], out: Path, x: str | None = None) -> list[Path]:
         if with_series:
             written += plot_timeseries(with_series, out)
         for run in runs:
+            if (run / "instances.csv").is_file():
+                written += plot_instances(run, out)
             if (run / "timeline.json").is_file():
                 written += plot_timeline(run, out)
     return written
