@@ -53,6 +53,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from simcxl.simulate import RunInterrupted
 
     loaded = load_scenario(args.config, args.overrides)
+    _warn(loaded)
     out_dir = args.output or Path("results") / loaded.scenario.name
     console = Console(stderr=True)
     try:
@@ -139,11 +140,18 @@ def _window(text: str) -> tuple[float, float]:
     return window
 
 
+def _warn(loaded) -> None:
+    """The loader's warnings, one line each on stderr."""
+    for warning in loaded.warnings:
+        print(f"simcxl: warning: {warning}", file=sys.stderr)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from simcxl.config.loader import load_scenario
     from simcxl.simulate import prepare
 
     loaded = load_scenario(args.config, args.overrides)
+    _warn(loaded)
     cluster, workload = prepare(loaded)
     s = loaded.scenario
     skipped = f" ({len(workload.bad_rows)} bad trace rows skipped)" if workload.bad_rows else ""
@@ -220,6 +228,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     summaries = []
     for config in args.configs:
         loaded = load_scenario(config, args.overrides)
+        _warn(loaded)
         outcome = simulate(loaded, output=args.output / loaded.scenario.name if args.output else None)
         summaries.append(outcome.summary)
     names = [s["scenario"] for s in summaries]

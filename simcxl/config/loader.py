@@ -194,6 +194,7 @@ class LoadedScenario:
     resolved: dict[str, Any]
     path: Path
     provenance: dict[KeyPath, str]
+    warnings: tuple[str, ...] = ()  # keys the mode does not read, set before the mode was chosen (ignored)
 
     def source_of(self, key_path: KeyPath) -> str:
         """The file (or --set) that set ``key_path``, or its nearest ancestor, or the scenario file."""
@@ -234,7 +235,51 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         scenario = Scenario.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, merged, provenance, path)) from None
-    return LoadedScenario(scenario, merged, path, provenance)
+    loaded = LoadedScenario(scenario, merged, path, provenance)
+    return LoadedScenario(scenario, merged, path, provenance, tuple(_unread_keys(loaded)))
+
+
+def _unread_keys(loaded: LoadedScenario) -> list[str]:
+    """Sections the serving mode never reads. Where the scenario sets one itself (or the same --set that picks
+    the mode does), it is an error: the knob would silently do nothing. Where it comes from a file the scenario
+    builds on and the mode was chosen later (``--set serving.mode=aggregated`` over a disaggregated scenario),
+    a warning line each."""
+    aggregated = loaded.scenario.serving.mode == "aggregated"
+    unread = ((("serving", "prefill"), "aggregated serving has no prefill workers (serving.aggregated applies)"),
+              (("serving", "decode"), "aggregated serving has no decode workers (serving.aggregated applies)"),
+              (("kv_manager",), "aggregated serving hands no KV between instances (each instance's own prefix cache "
+                                "is serving.aggregated.prefix_caching)")) if aggregated else (
+             (("serving", "aggregated"), "disaggregated serving runs prefill and decode workers (serving.prefill, "
+                                         "serving.decode apply)"),)
+    mode = _rank(loaded, ("serving", "mode"))
+    warnings = []
+    for key_path, why in unread:
+        if not _present(loaded.resolved, key_path):
+            continue
+        key = ".".join(key_path)
+        message = f"{loaded.source_of(key_path)}: {key}: not read in serving.mode: " \
+                  f"{loaded.scenario.serving.mode}: {why}"
+        if _rank(loaded, key_path) >= mode:
+            raise ConfigError(f"{message}; remove it or change serving.mode")
+        warnings.append(f"{message}; ignored (serving.mode was chosen after it)")
+    return warnings
+
+
+def _present(resolved: dict, key_path: KeyPath) -> bool:
+    node: Any = resolved
+    for key in key_path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return node is not None
+
+
+def _rank(loaded: LoadedScenario, key_path: KeyPath) -> int:
+    """How late a key (or the latest key inside a section) was set: -1 never (a default), 0 by an included
+    file, 1 by the scenario file, 2 by --set."""
+    sources = [source for p, source in loaded.provenance.items() if p[:len(key_path)] == key_path]
+    return max((2 if source.startswith("--set") else 1 if source == str(loaded.path) else 0 for source in sources),
+               default=-1)
 
 
 def _import_hf_model(merged: dict, provenance: dict[KeyPath, str], path: Path) -> None:
