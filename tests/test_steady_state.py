@@ -101,7 +101,9 @@ def test_goodput_reruns_a_load_too_short_to_tell_with_twice_the_requests(tmp_pat
                  *[arg for key in MD1[:-1] for arg in ("--set", key)], "--set", "workload.num_requests=60",
                  "--set", "workload.rate=8"]) == 0
     printed = capsys.readouterr().out
-    assert "with 60 requests: running it again with workload.num_requests=120" in printed
+    assert "60 requests too short to tell: ran workload.num_requests=120" in printed
     result = json.loads((out / "goodput.json").read_text())
     assert {p["num_requests"] for p in result["points"]} <= {60, 120, 240, 480}
+    assert all(p["steady"]["conclusive"] and not p["met"] for p in result["points"] if p["num_requests"] == 60)
+    assert any(p.get("too_short_with", [None])[0] == 60 for p in result["points"])  # gross overloads need no rerun
     assert any(name.endswith(",n=120") for name in (p.name for p in (out / "points").iterdir()))

@@ -214,6 +214,7 @@ class GoodputSearch:
         """Run (or find already run) every load, then judge each; how many loads were new."""
         loads = sorted({float(_name(load)) for load in loads} - set(self.tried))
         pending = {load: self.num_requests for load in loads}
+        short: dict[float, list[int]] = {}  # each load's request counts that were too short to tell
         while pending:
             points = {load: self._point(load, n) for load, n in pending.items()}
             todo = [(str(self.config), overrides, str(folder)) for overrides, folder in points.values()
@@ -227,11 +228,12 @@ class GoodputSearch:
                 n = pending[load]
                 if not verdict.get("steady", {"conclusive": True})["conclusive"] and n is not None and 2 * n <= MAX_GROWTH * self.num_requests:
                     grow[load] = 2 * n
-                    self.report(f"  {self.knob}={_name(load)}: {verdict['steady']['reason']} with {n:,} requests: "
-                                f"running it again with workload.num_requests={2 * n:,}")
+                    short.setdefault(load, []).append(n)
                     continue
                 if n is not None:
                     verdict["num_requests"] = n
+                if load in short:
+                    verdict["too_short_with"] = short[load]
                 self.tried[load] = verdict
                 self.report(self._line(verdict))
             pending = grow
@@ -246,6 +248,9 @@ class GoodputSearch:
             parts.append(f"{verdict['unfinished']} unfinished")
         if not verdict.get("steady", {"verdict": True})["verdict"]:
             parts.append(f"not steady: {verdict['steady']['reason']}")
+        if verdict.get("too_short_with"):
+            parts.append(f"{' and '.join(f'{n:,}' for n in verdict['too_short_with'])} requests too short to tell: "
+                         f"ran workload.num_requests={verdict['num_requests']:,}")
         return f"  {self.knob}={_name(verdict[self.knob])}: {'met' if verdict['met'] else 'missed'} ({', '.join(parts)})"
 
     def _bracket(self) -> tuple[float, float]:
