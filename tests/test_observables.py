@@ -204,7 +204,7 @@ def test_instance_summary_means_and_peaks(rdma):
                                                                           / decode.kv_blocks_total).max())
     assert summary["decode"]["tokens_per_iteration"]["mean"] == pytest.approx(decode.tokens.sum()
                                                                               / decode.iterations.sum())
-    flops = sum(w.flops for w in cluster.decode)  # time-weighted MFU: all the work over all the time
+    flops = sum(w.work_done[0] for w in cluster.decode)  # time-weighted MFU: all the work over all the time
     horizon = rows.time_s.max()
     assert summary["decode"]["mfu"]["mean"] == pytest.approx(
         flops / horizon / cluster.compute.peak_flops / len(cluster.decode), rel=1e-9)

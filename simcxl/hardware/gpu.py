@@ -85,6 +85,7 @@ class GPUCompute:
         # Most prefill batches are one prompt, and a long run sees each prompt length many times over: priced
         # once each (a pure function of the batch), as the decode pricers keep their batch-size terms.
         self._priced_prefills = lru_cache(maxsize=PREFILL_MEMO)(self._price_prefill)
+        self._prefill_works = lru_cache(maxsize=PREFILL_MEMO)(self._count_prefill)
 
     # ------------------------------------------------------------------ capacity
 
@@ -316,9 +317,23 @@ class GPUCompute:
         return (count * flops + (attended * self._decode_flops_per_pair + context * self._indexer_flops_per_pair) * layers,
                 count * nbytes + attended * llm.kv_bytes_per_token + context * llm.indexer_bytes_per_token)
 
+    def decode_work_totals(self, iterations_of: list[int], attended: int, context: int) -> tuple[float, float]:
+        """FLOPs and HBM bytes of decode iterations given as counts: ``iterations_of[b]`` iterations of batch size b,
+        whose new tokens attended to ``attended`` cached tokens and scored ``context`` ones in all."""
+        flops, nbytes = self.decode_work(0, attended, context, 0)
+        for batch_size, count in enumerate(iterations_of):
+            if count:
+                f, b = self.decode_work(batch_size, 0, 0, count)
+                flops += f
+                nbytes += b
+        return flops, nbytes
+
     def prefill_work(self, new_tokens: list[int] | tuple[int, ...], cached_tokens: list[int] | tuple[int, ...] = ()
                      ) -> tuple[float, float]:
-        """FLOPs and HBM bytes of the prefill pass :meth:`prefill_time` prices."""
+        """FLOPs and HBM bytes of the prefill pass :meth:`prefill_time` prices (kept per batch, as its price is)."""
+        return self._prefill_works(tuple(new_tokens), tuple(cached_tokens))
+
+    def _count_prefill(self, new_tokens: tuple[int, ...], cached_tokens: tuple[int, ...]) -> tuple[float, float]:
         llm = self.llm
         cached = cached_tokens or (0,) * len(new_tokens)
         tokens = sum(new_tokens)

@@ -51,8 +51,8 @@ class UtilizationSampler:
         """Cumulative counters of one instance: busy s, iterations, tokens, preemptions, FLOPs, bytes, queue area."""
         busy = worker.busy_time  # first: a decode worker applies its ended iterations
         iterations = worker.batches if hasattr(worker, "batches") else worker.iteration
-        return (busy, iterations, worker.tokens_computed, getattr(worker, "preemptions", 0), worker.flops,
-                worker.hbm_bytes, getattr(worker, "queue_area", math.nan))
+        return (busy, iterations, worker.tokens_computed, getattr(worker, "preemptions", 0), *worker.work_done,
+                getattr(worker, "queue_area", math.nan))
 
     def _gauges(self, role: str, worker) -> tuple:
         """kv_blocks_used, kv_blocks_total, block_tokens, waiting, running at this instant."""

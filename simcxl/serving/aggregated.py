@@ -92,6 +92,11 @@ class AggregatedWorker:
         self._queue_since = now
 
     @property
+    def work_done(self) -> tuple[float, float]:
+        """FLOPs and HBM bytes of the iterations that have ended, summed over the instance's GPUs (read-only)."""
+        return self.flops, self.hbm_bytes
+
+    @property
     def queue_area(self) -> float:
         """Integral of the waiting queue's length over simulated time up to now (request-seconds; read-only)."""
         return self._queue_area + len(self.waiting) * (self.env.now - self._queue_since)

@@ -114,11 +114,13 @@ class DecodeWorker:
         self.preemptions = 0
         self.recomputed_tokens = 0  # prompt + generated tokens prefilled again after preemptions
         self.recompute_time = 0.0  # the batch stalled while preempted sequences prefilled again
-        self.flops = 0.0  # work of the iterations that have ended, summed over the instance's GPUs (MFU)
-        self.hbm_bytes = 0.0  # (MBU)
+        # the work of the iterations that have ended, as counts (priced by work_done when read, not per iteration):
+        self._iterations_of = [0] * (spec.max_batch_size + 1)  # iterations by batch size
+        self._attended_sum = 0  # cached tokens attended to, summed over iterations
+        self._context_sum = 0  # cached tokens (what an indexer scores), summed over iterations
+        self._recompute_work = [0.0, 0.0]  # FLOPs and bytes of preempted sequences' prefill again
         self.tokens_computed = 0  # tokens those iterations processed: one a sequence, and recomputed prompts
-        self._work = getattr(compute, "decode_work", _no_work)  # a test's stand-in compute may not count work
-        self._prefill_work = getattr(compute, "prefill_work", _no_work)
+        self._prefill_work = getattr(compute, "prefill_work", _no_work)  # a test's stand-in may not count work
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         self._wakeup = Wakeup(env)
         env.process(self.run())
@@ -245,9 +247,9 @@ class DecodeWorker:
         batch's growth by a token a sequence each. The one place an iteration's end is accounted."""
         n, count = len(self._running), len(ends)
         grown = n * count * (count - 1) // 2  # each iteration's context is n tokens longer than the last's
-        flops, nbytes = self._work(n, count * self.attended_tokens + grown, count * self.context_tokens + grown, count)
-        self.flops += flops
-        self.hbm_bytes += nbytes
+        self._iterations_of[n] += count
+        self._attended_sum += count * self.attended_tokens + grown
+        self._context_sum += count * self.context_tokens + grown
         self.tokens_computed += n * count
         if self.timeline is not None:
             start = begin
@@ -439,7 +441,7 @@ class DecodeWorker:
             duration = overhead + step_time(len(running), self.context_tokens, self.attended_tokens)
             if rejoined:
                 recompute = self.compute.prefill_time([r.input_tokens + r.generated for r in rejoined])
-                self._recompute_work(rejoined)
+                self._recomputed(rejoined)
                 self.recompute_time += recompute
                 duration += recompute
             if (plan_ahead and batch[0][0] > self.iteration and not rejoined and not self._recompute
@@ -461,13 +463,24 @@ class DecodeWorker:
             if batch and batch[0][0] < self.iteration:
                 self._leave()
 
-    def _recompute_work(self, rejoined: list[Request]) -> None:
+    def _recomputed(self, rejoined: list[Request]) -> None:
         """The work of preempted sequences' prefill again, a pass before the step they rejoin."""
         tokens = [r.input_tokens + r.generated for r in rejoined]
         flops, nbytes = self._prefill_work(tokens)
-        self.flops += flops
-        self.hbm_bytes += nbytes
+        self._recompute_work[0] += flops
+        self._recompute_work[1] += nbytes
         self.tokens_computed += sum(tokens)
+
+    @property
+    def work_done(self) -> tuple[float, float]:
+        """FLOPs and HBM bytes of the iterations that have ended, summed over the instance's GPUs (read-only)."""
+        self.settle()
+        totals = getattr(self.compute, "decode_work_totals", None)
+        flops, nbytes = self._recompute_work
+        if totals is not None:
+            decode = totals(self._iterations_of, self._attended_sum, self._context_sum)
+            flops, nbytes = flops + decode[0], nbytes + decode[1]
+        return flops, nbytes
 
     @property
     def kv_blocks_used(self) -> int:

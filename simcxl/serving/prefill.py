@@ -68,7 +68,10 @@ class PrefillWorker:
 
     def submit(self, request: Request) -> None:
         request.prefill_instance = self.index
-        self._queue_changes()
+        if self.queue:  # an empty queue adds no area: only the time it starts counting from moves
+            self._queue_changes()
+        else:
+            self._queue_since = self.env.now
         self.queue.append(request)
         self.queued_tokens += request.input_tokens
         self._wakeup.wake()
@@ -87,6 +90,11 @@ class PrefillWorker:
         self._queue_since = now
 
     @property
+    def work_done(self) -> tuple[float, float]:
+        """FLOPs and HBM bytes of the batches that have ended, summed over the instance's GPUs (read-only)."""
+        return self.flops, self.hbm_bytes
+
+    @property
     def queue_area(self) -> float:
         """Integral of the queue's length over simulated time up to now (request-seconds; read-only)."""
         return self._queue_area + len(self.queue) * (self.env.now - self._queue_since)
@@ -94,7 +102,8 @@ class PrefillWorker:
     def _next_batch(self) -> list[Request]:
         """FCFS up to the budgets: tokens to compute (a cached prefix costs none, as in vLLM and SGLang),
         batch size, and free HBM for whole prompts. A prompt over the token budget runs alone."""
-        self._queue_changes()
+        if self.queue:
+            self._queue_changes()
         batch: list[Request] = []
         computed = held = 0
         free = self.kv_capacity_tokens - self.kv_held_tokens
