@@ -108,6 +108,9 @@ def test_mbu_at_the_memory_corner_is_the_memory_efficiency():
     parts = [compute.decode_work(8, 1000 + 8 * i, 1000 + 8 * i) for i in range(5)]
     whole = compute.decode_work(8, 5 * 1000 + 8 * 10, 5 * 1000 + 8 * 10, count=5)
     assert whole == pytest.approx(tuple(map(sum, zip(*parts))), rel=1e-12)
+    counts = [0] * 9
+    counts[8] = 5
+    assert compute.decode_work_totals(counts, 5 * 1000 + 8 * 10, 5 * 1000 + 8 * 10) == pytest.approx(whole, rel=1e-12)
 
 
 def test_mfu_at_the_compute_corner_is_the_compute_efficiency():

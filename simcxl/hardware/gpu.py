@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import mul
 from typing import Callable
 
 from simcxl.config.schema import GPUSpec
@@ -73,6 +74,8 @@ class GPUCompute:
         self._indexer_flops_per_pair = llm.indexer_flops_per_pair()
         self._decode_flops_per_pair = llm.attention_flops_per_pair(decode=True)
         self._decode_linear_work: list[tuple[float, float]] = []  # linear_work(b, b) by batch size b
+        self._linear_flops_of: list[float] = []  # the same, as two lists
+        self._linear_bytes_of: list[float] = []
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
         # A mixture-of-experts model's expert GEMMs as their own roofline group (GPUSpec.moe_gemm): the grouped
@@ -320,13 +323,16 @@ class GPUCompute:
     def decode_work_totals(self, iterations_of: list[int], attended: int, context: int) -> tuple[float, float]:
         """FLOPs and HBM bytes of decode iterations given as counts: ``iterations_of[b]`` iterations of batch size b,
         whose new tokens attended to ``attended`` cached tokens and scored ``context`` ones in all."""
-        flops, nbytes = self.decode_work(0, attended, context, 0)
-        for batch_size, count in enumerate(iterations_of):
-            if count:
-                f, b = self.decode_work(batch_size, 0, 0, count)
-                flops += f
-                nbytes += b
-        return flops, nbytes
+        flops_of, bytes_of = self._linear_flops_of, self._linear_bytes_of
+        while len(flops_of) < len(iterations_of):
+            f, b = self.linear_work(len(flops_of), len(flops_of))
+            flops_of.append(f)
+            bytes_of.append(b)
+        llm = self.llm
+        return (sum(map(mul, iterations_of, flops_of))
+                + (attended * self._decode_flops_per_pair + context * self._indexer_flops_per_pair) * llm.layers,
+                sum(map(mul, iterations_of, bytes_of)) + attended * llm.kv_bytes_per_token
+                + context * llm.indexer_bytes_per_token)
 
     def prefill_work(self, new_tokens: list[int] | tuple[int, ...], cached_tokens: list[int] | tuple[int, ...] = ()
                      ) -> tuple[float, float]:
