@@ -116,6 +116,7 @@ class DecodeWorker:
         self.recompute_time = 0.0  # the batch stalled while preempted sequences prefilled again
         # the work of the iterations that have ended, as counts (priced by work_done when read, not per iteration):
         self._iterations_of = [0] * (spec.max_batch_size + 1)  # iterations by batch size
+        self._largest_batch = 0  # the largest batch so far: the counts above it are all 0
         self._attended_sum = 0  # cached tokens attended to, summed over iterations
         self._context_sum = 0  # cached tokens (what an indexer scores), summed over iterations
         self._recompute_work = [0.0, 0.0]  # FLOPs and bytes of preempted sequences' prefill again
@@ -303,6 +304,8 @@ class DecodeWorker:
         request.join_iteration = self.iteration
         request.finish_iteration = self.iteration + request.output_tokens - request.generated - 1
         self._running[request.id] = request
+        if len(self._running) > self._largest_batch:
+            self._largest_batch = len(self._running)
         heapq.heappush(self._batch, (request.finish_iteration, request.id, request))
         self.context_tokens += context
         attended = self.attended(context)
@@ -478,7 +481,7 @@ class DecodeWorker:
         totals = getattr(self.compute, "decode_work_totals", None)
         flops, nbytes = self._recompute_work
         if totals is not None:
-            decode = totals(self._iterations_of, self._attended_sum, self._context_sum)
+            decode = totals(self._iterations_of[:self._largest_batch + 1], self._attended_sum, self._context_sum)
             flops, nbytes = flops + decode[0], nbytes + decode[1]
         return flops, nbytes
 
