@@ -107,3 +107,41 @@ def test_goodput_reruns_a_load_too_short_to_tell_with_twice_the_requests(tmp_pat
     assert all(p["steady"]["conclusive"] and not p["met"] for p in result["points"] if p["num_requests"] == 60)
     assert any(p.get("too_short_with", [None])[0] == 60 for p in result["points"])  # gross overloads need no rerun
     assert any(name.endswith(",n=120") for name in (p.name for p in (out / "points").iterdir()))
+
+
+def test_a_plan_whose_slos_and_steady_state_never_bind_records_a_lower_bound_not_infinity(tmp_path, monkeypatch, capsys):
+    """The path steady state now closes for open loops (an overload always fails it), kept honest: with the
+    verdict ignored and an SLO no run misses, the point is a lower bound in standard JSON."""
+    import importlib
+
+    goodput = importlib.import_module("simcxl.sweep.goodput")
+    original = goodput.judge
+
+    def ignoring_steady_state(folder, slos, attainment):
+        verdict = original(folder, slos, attainment)
+        verdict["met"] = verdict["unfinished"] == 0 and all(
+            verdict["values"][slo.name] is not None and verdict["values"][slo.name] <= slo.limit for slo in slos)
+        return verdict
+
+    monkeypatch.setattr(goodput, "judge", ignoring_steady_state)
+    spec = tmp_path / "plan.yaml"
+    spec.write_text(json.dumps({"base": str(scenario("rdma.yaml").path), "grid": {"workload.num_requests": [20]},
+                                "slo": {"ttft_p99": "1000s"}, "target": 5, "tolerance": 0.5}))
+    assert main(["plan", str(spec), "-o", str(tmp_path / "out"), "-j", "4"]) == 0
+    capsys.readouterr()
+    text = (tmp_path / "out" / "plan.json").read_text()
+    (point,) = json.loads(text)["points"]
+    assert "Infinity" not in text and point["goodput_bound"] == "lower" and point["goodput"] >= 2**20
+
+
+def test_a_plan_counts_a_load_met_only_in_steady_state(tmp_path, capsys):
+    """The same plan, judged as shipped: the overload at high loads fails steady state, so the goodput is finite."""
+    spec = tmp_path / "plan.yaml"
+    spec.write_text(json.dumps({"base": str(scenario("rdma.yaml").path), "grid": {"workload.num_requests": [20]},
+                                "slo": {"ttft_p99": "1000s"}, "target": 5, "tolerance": 0.5}))
+    assert main(["plan", str(spec), "-o", str(tmp_path / "out"), "-j", "4"]) == 0
+    capsys.readouterr()
+    (point,) = json.loads((tmp_path / "out" / "plan.json").read_text())["points"]
+    assert point["goodput_bound"] == "" and 0 < point["goodput"] < 2**20
+    result = json.loads((tmp_path / "out" / "points" / point["point"] / "goodput.json").read_text())
+    assert all(not p["steady"]["verdict"] for p in result["points"] if not p["met"])
