@@ -75,6 +75,14 @@ class GPUCompute:
         self._decode_flops_per_pair = llm.attention_flops_per_pair(decode=True)
         self._decode_linear_work: list[tuple[float, float]] = []  # linear_work(b, b) by batch size b
         self._linear_flops_of: list[float] = []  # the same, as two lists
+        # linear_work's constants: FLOPs per token (and per sampled token), weight bytes read by every pass (None:
+        # an MoE's depend on the tokens), elementwise bytes per token; work every GPU repeats counted on each
+        replicated = llm.replicated_linear_params * (tensor_parallel - 1)
+        self._replicated_weight_bytes = replicated * llm.weight_dtype_bytes
+        self._linear_work_terms = (
+            llm.linear_flops_per_token - llm.lm_head_flops_per_token + 2.0 * replicated, llm.lm_head_flops_per_token,
+            replicated, None if llm.spec.moe else self._replicated_weight_bytes + llm.decode_weight_bytes(1),
+            llm.layers * (llm.replicated_activation_bytes * tensor_parallel + llm.sharded_activation_bytes))
         self._linear_bytes_of: list[float] = []
         points = sorted((p.bytes, p.time) for p in gpu.allreduce if p.tensor_parallel == tensor_parallel)
         self._allreduce_points = points
@@ -300,13 +308,9 @@ class GPUCompute:
     def linear_work(self, tokens: int, sampled: int) -> tuple[float, float]:
         """FLOPs and HBM bytes of a pass's GEMMs and elementwise ops over ``tokens`` (``sampled`` through the
         LM head), as :meth:`_linear` and :meth:`_fixed_and_elementwise` price them."""
-        llm, tp = self.llm, self.tp
-        replicated = llm.replicated_linear_params * (tp - 1)  # multiplied whole on every GPU
-        flops = (tokens * (llm.linear_flops_per_token - llm.lm_head_flops_per_token)
-                 + sampled * llm.lm_head_flops_per_token + 2.0 * tokens * replicated)
-        nbytes = (llm.decode_weight_bytes(tokens) + replicated * llm.weight_dtype_bytes
-                  + llm.layers * tokens * (llm.replicated_activation_bytes * tp + llm.sharded_activation_bytes))
-        return flops, nbytes
+        per_token, head, replicated, weights, activations = self._linear_work_terms
+        weight_bytes = weights if weights is not None else self._replicated_weight_bytes + self.llm.decode_weight_bytes(tokens)
+        return tokens * per_token + sampled * head, weight_bytes + tokens * activations
 
     def decode_work(self, batch_size: int, attended: float, context: float, count: int = 1) -> tuple[float, float]:
         """FLOPs and HBM bytes of ``count`` decode iterations of ``batch_size`` sequences whose new tokens attend to
