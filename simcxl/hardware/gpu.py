@@ -183,6 +183,11 @@ class GPUCompute:
         attended to. Causal attention of n new tokens after c cached ones covers n*c + n*(n+1)/2 pairs.
         The LM head runs only for each prompt's last token (the one whose logits are sampled).
         """
+        return self._priced_prefills(tuple(new_tokens), tuple(cached_tokens))[0]
+
+    def prefill_priced(self, new_tokens: list[int] | tuple[int, ...], cached_tokens: list[int] | tuple[int, ...] = ()
+                       ) -> tuple[float, float, float]:
+        """:meth:`prefill_time`, and the pass's FLOPs and HBM bytes (:meth:`prefill_work`), from one memo."""
         return self._priced_prefills(tuple(new_tokens), tuple(cached_tokens))
 
     def _price_prefill(self, new_tokens: tuple[int, ...], cached_tokens: tuple[int, ...]) -> float:
@@ -190,14 +195,17 @@ class GPUCompute:
         cached = cached_tokens or (0,) * len(new_tokens)
         tokens = sum(new_tokens)
         if tokens == 0:
-            return 0.0
+            return 0.0, 0.0, 0.0
         all_pairs = sum(n * c + n * (n + 1) / 2 for n, c in zip(new_tokens, cached))
         pairs = all_pairs if not llm.topk else sum(_sparse_pairs(n, c, llm.topk) for n, c in zip(new_tokens, cached))
         linear = self._linear(tokens, sampled=len(new_tokens))
         kv_bytes = (tokens + sum(cached)) * llm.kv_bytes_per_token / tp
         attention = self.roofline.attention((pairs * self._prefill_flops_per_pair
                                              + all_pairs * self._indexer_flops_per_pair) * llm.layers / tp, kv_bytes)
-        return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
+        flops, nbytes = self.linear_work(tokens, len(new_tokens))
+        flops += (pairs * self._prefill_flops_per_pair + all_pairs * self._indexer_flops_per_pair) * llm.layers
+        nbytes += (tokens + sum(cached)) * llm.kv_bytes_per_token
+        return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens), flops, nbytes
 
     def _decode_step_pricers(self) -> tuple[Callable[..., float], Callable[..., None]]:
         """``decode_step_time(batch_size, total_context, attended_context=None)``: one decode iteration, one new

@@ -56,7 +56,8 @@ class PrefillWorker:
         self.batches = 0
         self._queue_area = 0.0  # integral of len(queue) over time, up to _queue_since (Little's law)
         self._queue_since = 0.0
-        self._work = getattr(compute, "prefill_work", lambda *_: (0.0, 0.0))  # a test's stand-in may not count work
+        self._priced = getattr(compute, "prefill_priced", None) or (  # a test's stand-in may not count work
+            lambda new, cached: (compute.prefill_time(new, cached), 0.0, 0.0))
         self._wakeup = Wakeup(env)
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         env.process(self.run())
@@ -145,10 +146,10 @@ class PrefillWorker:
             for request in batch:
                 request.prefix_load_end = loaded
             new, cached = [r.input_tokens - r.cached_tokens for r in batch], [r.cached_tokens for r in batch]
-            duration = self.compute.prefill_time(new, cached) + self.iteration_overhead
+            duration, flops, nbytes = self._priced(new, cached)
+            duration += self.iteration_overhead
             yield Timeout(env, duration)
             self.busy_time += duration
-            flops, nbytes = self._work(new, cached)
             self.flops += flops
             self.hbm_bytes += nbytes
             self.tokens_computed += sum(new)
