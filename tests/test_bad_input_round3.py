@@ -235,7 +235,7 @@ def test_a_plan_point_that_cannot_run_is_a_failed_point_never_the_cheapest(tmp_p
 
 def test_plan_json_never_holds_infinity_when_the_slos_do_not_bind(tmp_path, capsys):
     """An SLO no load misses: steady state still bounds the search (a load counts only where the run keeps up
-    with it; 20 requests are too few to tell at any load, even doubled to 160), so the goodput is finite, and
+    with it, judged with up to 8x the requests when 20 are too few to tell), so the goodput is finite, and
     plan.json is standard JSON. (The lower-bound path, SLOs and steady state holding at every load tried, is in
     tests/test_steady_state.py.)"""
     spec = tmp_path / "plan.yaml"
@@ -247,7 +247,7 @@ def test_plan_json_never_holds_infinity_when_the_slos_do_not_bind(tmp_path, caps
     text = (out / "plan.json").read_text()
     assert "Infinity" not in text
     (point,) = json.loads(text)["points"]
-    assert point["goodput"] == 0.0 and not point["meets_target"]
+    assert 5 < point["goodput"] < 2**20 and point["meets_target"] and point["goodput_bound"] != "lower"
 
 
 def test_a_symlink_loop_without_a_yaml_suffix_is_named_not_looked_up_as_a_bundled_name(tmp_path, capsys):
