@@ -214,6 +214,7 @@ class RunReport:
                          "input_tokens_mean": float(col["input_tokens"].mean()) if rows else 0.0,
                          "output_tokens_mean": float(col["output_tokens"].mean()) if rows else 0.0},
             "utilization": self._utilization(),
+            "instances": c.sampler.instance_summary(),
             "sim": {"simulated_s": float(t), "events": c.env.events_processed},
         }
         if rounds is not None:
