@@ -26,6 +26,7 @@ from simcxl.config.schema import AggregatedSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.sim.environment import Wakeup
+from simcxl.sim.integral import StepIntegral
 from simcxl.serving.kv_blocks import KVBlocks, PrefixCachingBlocks
 from simcxl.sim.request import Request
 
@@ -62,8 +63,7 @@ class AggregatedWorker:
         self.flops = 0.0  # work of the iterations that have ended, summed over the instance's GPUs (MFU)
         self.hbm_bytes = 0.0  # (MBU)
         self.tokens_computed = 0  # tokens those iterations processed (decodes and prompt chunks)
-        self._queue_area = 0.0  # integral of len(waiting) over time, up to _queue_since (Little's law)
-        self._queue_since = 0.0
+        self._queue_time = StepIntegral(env)  # integral of len(waiting) over time (Little's law)
         self._work = getattr(compute, "forward_work", lambda *_: (0.0, 0.0))  # a test's stand-in may not count work
         self._wakeup = Wakeup(env)
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
@@ -80,16 +80,10 @@ class AggregatedWorker:
 
     def submit(self, request: Request) -> None:
         request.prefill_instance = request.decode_instance = self.index
-        self._queue_changes()
+        self._queue_time.step(len(self.waiting))
         self.waiting.append(request)
         self.queued_tokens += request.input_tokens
         self._wakeup.wake()
-
-    def _queue_changes(self) -> None:
-        """The queue's length is about to change: its time integral so far."""
-        now = self.env.now
-        self._queue_area += len(self.waiting) * (now - self._queue_since)
-        self._queue_since = now
 
     @property
     def work_done(self) -> tuple[float, float]:
@@ -99,7 +93,7 @@ class AggregatedWorker:
     @property
     def queue_area(self) -> float:
         """Integral of the waiting queue's length over simulated time up to now (request-seconds; read-only)."""
-        return self._queue_area + len(self.waiting) * (self.env.now - self._queue_since)
+        return self._queue_time.at(len(self.waiting))
 
     @property
     def kv_blocks_used(self) -> int:
@@ -115,7 +109,7 @@ class AggregatedWorker:
         self.recomputed_tokens += victim.computed
         victim.computed = 0
         victim.target = victim.input_tokens + victim.generated
-        self._queue_changes()
+        self._queue_time.step(len(self.waiting))
         self.waiting.appendleft(victim)
         self.queued_tokens += victim.target
         self.preemptions += 1
@@ -183,7 +177,7 @@ class AggregatedWorker:
                 request.cached_tokens = request.computed
                 self.prefix_hit_tokens += request.computed
                 self.prefix_looked_up_tokens += request.input_tokens
-            self._queue_changes()
+            self._queue_time.step(len(self.waiting))
             self.waiting.popleft()
             self.queued_tokens -= request.target
             self.running.append(request)

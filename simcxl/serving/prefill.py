@@ -20,6 +20,7 @@ from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
 from simcxl.kvcache.protocol import InstanceView, KVConnector
 from simcxl.sim.environment import Wakeup
+from simcxl.sim.integral import StepIntegral
 from simcxl.sim.request import Request
 
 if TYPE_CHECKING:
@@ -54,8 +55,7 @@ class PrefillWorker:
         self.hbm_bytes = 0.0  # (MBU)
         self.tokens_computed = 0  # prompt tokens those batches computed (cached ones excluded)
         self.batches = 0
-        self._queue_area = 0.0  # integral of len(queue) over time, up to _queue_since (Little's law)
-        self._queue_since = 0.0
+        self._queue_time = StepIntegral(env)  # integral of len(queue) over time (Little's law)
         self._priced = getattr(compute, "prefill_priced", None) or (  # a test's stand-in may not count work
             lambda new, cached: (compute.prefill_time(new, cached), 0.0, 0.0))
         self._wakeup = Wakeup(env)
@@ -69,10 +69,7 @@ class PrefillWorker:
 
     def submit(self, request: Request) -> None:
         request.prefill_instance = self.index
-        if self.queue:  # an empty queue adds no area: only the time it starts counting from moves
-            self._queue_changes()
-        else:
-            self._queue_since = self.env.now
+        self._queue_time.step(len(self.queue))
         self.queue.append(request)
         self.queued_tokens += request.input_tokens
         self._wakeup.wake()
@@ -84,12 +81,6 @@ class PrefillWorker:
         if self.queue:
             self._wakeup.wake()
 
-    def _queue_changes(self) -> None:
-        """The queue's length is about to change: its time integral so far."""
-        now = self.env.now
-        self._queue_area += len(self.queue) * (now - self._queue_since)
-        self._queue_since = now
-
     @property
     def work_done(self) -> tuple[float, float]:
         """FLOPs and HBM bytes of the batches that have ended, summed over the instance's GPUs (read-only)."""
@@ -98,13 +89,13 @@ class PrefillWorker:
     @property
     def queue_area(self) -> float:
         """Integral of the queue's length over simulated time up to now (request-seconds; read-only)."""
-        return self._queue_area + len(self.queue) * (self.env.now - self._queue_since)
+        return self._queue_time.at(len(self.queue))
 
     def _next_batch(self) -> list[Request]:
         """FCFS up to the budgets: tokens to compute (a cached prefix costs none, as in vLLM and SGLang),
         batch size, and free HBM for whole prompts. A prompt over the token budget runs alone."""
         if self.queue:
-            self._queue_changes()
+            self._queue_time.step(len(self.queue))
         batch: list[Request] = []
         computed = held = 0
         free = self.kv_capacity_tokens - self.kv_held_tokens
