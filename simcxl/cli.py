@@ -39,6 +39,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seeds_count(text: str) -> int:
+    """argparse type: a replication count, a whole number from 1 to MAX_SEEDS."""
+    from simcxl.metrics.replications import check_seeds
+
+    try:
+        return check_seeds(int(text))
+    except ValueError:
+        from simcxl.metrics.replications import MAX_SEEDS
+
+        raise argparse.ArgumentTypeError(f"expected a whole number of replications from 1 to {MAX_SEEDS}, "
+                                         f"got {text!r}") from None
+
+
+def _add_seeds_arg(parser: argparse.ArgumentParser) -> None:
+    """--seeds N: N replications, seeds derived from the scenario's (simcxl.metrics.replications)."""
+    parser.add_argument("--seeds", type=seeds_count, default=1, metavar="N",
+                        help="run N replications (seeds S, S+1, ..., S+N-1 for a scenario with seed S) and report "
+                             "each headline metric's mean and 95%% interval (Student t); default 1")
+
+
 def _add_scenario_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="scenario YAML (e.g. configs/rdma.yaml) or a bundled scenario's name (rdma, engine/vllm_llama-3.1-70b-fp8_h100)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -55,6 +75,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     loaded = load_scenario(args.config, args.overrides)
     _warn(loaded)
     out_dir = args.output or Path("results") / loaded.scenario.name
+    if args.seeds > 1:
+        return _run_replicated(args, loaded, out_dir)
     console = Console(stderr=True)
     try:
         with _terminate_as_interrupt():
@@ -68,11 +90,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print_summary(outcome.summary, outcome.wall_s)
         extra = ", timeline.json" if outcome.report.cluster.timeline is not None else ""
-        print(f"results: {out_dir}/ (summary.json, requests.csv and .parquet, timeseries.csv, config.resolved.yaml, "
-              f"run.json{extra})")
+        print(f"results: {out_dir}/ (summary.json, requests.csv and .parquet, timeseries.csv, instances.csv, "
+              f"config.resolved.yaml, run.json{extra})")
         if outcome.report.cluster.timeline is not None and outcome.report.cluster.timeline.dropped:
             print(f"timeline: cut at {_max_events(args):,} events ({outcome.report.cluster.timeline.dropped:,} "
                   "left out); narrow it with --timeline-window START:END")
+    return 0
+
+
+def _run_replicated(args: argparse.Namespace, loaded: LoadedScenario, out_dir: Path) -> int:
+    """``simcxl run --seeds N`` (N > 1): one results folder per seed under ``out_dir``, in parallel on the
+    executor, and the headline metrics as mean ± 95% half-width."""
+    from rich.console import Console
+
+    from simcxl.metrics.replications import interval_table, replica_seeds
+    from simcxl.sweep.runner import run_replicated
+
+    if args.timeline or args.timeline_window is not None or args.timeline_max_events is not None:
+        raise SimcxlError("--timeline: record a timeline from one run (without --seeds); with --seeds N each "
+                          "replication would write its own")
+    seeds = replica_seeds(loaded.scenario.seed, args.seeds)
+    if not args.quiet:
+        print(f"{loaded.scenario.name}: {args.seeds} replications, seeds {seeds[0]}..{seeds[-1]} "
+              f"({args.executor}, -j {args.jobs})", file=sys.stderr)
+    with _terminate_as_interrupt():
+        summary = run_replicated(loaded.path, list(args.overrides), out_dir, seeds, _executor(args))
+    if not args.quiet:
+        Console().print(interval_table(summary))
+        print(f"results: {out_dir}/ (summary.json with replications, replications.csv, and seed=K/ with each "
+              f"replication's results folder)")
     return 0
 
 
@@ -225,6 +271,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from simcxl.metrics.results import write_atomic
     from simcxl.simulate import simulate
 
+    if args.seeds > 1:
+        return _compare_replicated(args)
     summaries = []
     for config in args.configs:
         loaded = load_scenario(config, args.overrides)
@@ -248,6 +296,54 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.output:
         write_atomic(args.output / "compare.csv", "\n".join(lines) + "\n")
         print(f"wrote {args.output / 'compare.csv'} and one results folder per scenario")
+    return 0
+
+
+def _compare_replicated(args: argparse.Namespace) -> int:
+    """``simcxl compare --seeds N`` (N > 1): each scenario replicated with the same seeds rule, the table's
+    cells mean ± 95% half-width and the ratio of means; compare.csv gains each interval's ends."""
+    import tempfile
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from simcxl.config.loader import load_scenario
+    from simcxl.metrics.replications import plus_minus, replica_seeds
+    from simcxl.metrics.results import write_atomic
+    from simcxl.sweep.runner import run_replicated
+
+    executor = _executor(args)
+    blocks, names = [], []
+    with tempfile.TemporaryDirectory(prefix="simcxl-compare-") as scratch:
+        for config in args.configs:
+            loaded = load_scenario(config, args.overrides)
+            _warn(loaded)
+            out = (args.output or Path(scratch)) / loaded.scenario.name
+            with _terminate_as_interrupt():
+                summary = run_replicated(loaded.path, list(args.overrides), out,
+                                         replica_seeds(loaded.scenario.seed, args.seeds), executor)
+            blocks.append(summary["replications"])
+            names.append(summary["scenario"])
+    table = Table(title=f"simcxl compare, {args.seeds} seeds each: mean ± 95% half-width (Student t), "
+                        f"ratio of means vs {names[0]}")
+    table.add_column("metric")
+    for name in names:
+        table.add_column(name, justify="right")
+    lines = ["metric," + ",".join(f"{n},{n} ci95_low,{n} ci95_high" for n in names)]
+    for label, section, key, scale in COMPARE_METRICS:
+        stats = [block["metrics"][f"{section}.{key}"] for block in blocks]
+        cells = [plus_minus(st, scale) for st in stats]
+        if stats[0]["mean"]:
+            cells[1:] = [f"{c} ({st['mean'] / stats[0]['mean']:.2f}x)" if st["mean"] is not None else c
+                         for c, st in zip(cells[1:], stats[1:])]
+        table.add_row(label, *cells)
+        lines.append(label + "," + ",".join(",".join("" if st[part] is None else repr(st[part] * scale)
+                                                     for part in ("mean", "ci95_low", "ci95_high"))
+                                            for st in stats))
+    Console().print(table)
+    if args.output:
+        write_atomic(args.output / "compare.csv", "\n".join(lines) + "\n")
+        print(f"wrote {args.output / 'compare.csv'} and one replicated results folder per scenario (seed=K/)")
     return 0
 
 
@@ -437,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="record the timeline only between these simulated seconds (implies --timeline)")
     run.add_argument("--timeline-max-events", type=positive_int, default=None, metavar="N",
                      help="stop recording after N trace events (default 1,000,000, about 150 MB; implies --timeline)")
+    _add_seeds_arg(run)
+    _add_executor_args(run, jobs_help="replications run in parallel (with --seeds; default 1)")
     run.set_defaults(func=_cmd_run)
 
     validate = commands.add_parser("validate", help="check a scenario without running it")
@@ -462,6 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                          help="override applied to every scenario (e.g. the same workload)")
     compare.add_argument("-o", "--output", type=Path, help="write compare.csv and each run's results folder here")
+    _add_seeds_arg(compare)
+    _add_executor_args(compare, jobs_help="replications run in parallel (with --seeds; default 1)")
     compare.set_defaults(func=_cmd_compare)
 
     plot = commands.add_parser("plot", help="figures (PNG and PDF) from a sweep folder or run folders")

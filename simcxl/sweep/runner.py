@@ -20,7 +20,7 @@ from typing import Callable
 
 import yaml
 
-from simcxl.metrics.results import flatten, write_atomic
+from simcxl.metrics.results import dump_json, flatten, write_atomic
 from simcxl.sweep.executors import Executor
 from simcxl.sweep.spec import Point, Sweep
 
@@ -107,3 +107,30 @@ def sweep_csv(sweep: Sweep, out: Path) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return text.getvalue()
+
+
+def seed_dir(out: Path, seed: int) -> Path:
+    """Where replication ``seed`` of a replicated run writes its results folder."""
+    return out / f"seed={seed}"
+
+
+def run_replicated(base: str | Path, overrides: list[str], out: Path, seeds: list[int], executor: Executor
+                   ) -> dict:
+    """Run ``base`` once per seed into ``out/seed=K/`` (in parallel on ``executor``; a seed already finished
+    is kept), then write ``out/summary.json`` (the first seed's summary plus the ``replications`` block of
+    :mod:`simcxl.metrics.replications`) and ``out/replications.csv``; returns that summary. A failed seed
+    raises: an interval over the seeds that happened to run would answer another question."""
+    from simcxl.errors import SimcxlError
+    from simcxl.metrics.replications import per_seed_csv, replications
+
+    runs = [(seed, [*overrides, f"seed={seed}"], seed_dir(out, seed)) for seed in seeds]
+    todo = [(str(base), args, str(folder)) for _, args, folder in runs if not finished(folder, base, args)]
+    for directory, error in executor.run(run_point, todo):
+        if error is not None:
+            raise SimcxlError(f"{directory}: the run failed: {error.strip().splitlines()[-1]}")
+    summaries = [json.loads((folder / "summary.json").read_text()) for _, _, folder in runs]
+    flat = [flatten(summary) for summary in summaries]
+    summary = {**summaries[0], "replications": replications(flat, seeds)}
+    write_atomic(out / "replications.csv", per_seed_csv(flat, seeds))
+    write_atomic(out / "summary.json", dump_json(summary))
+    return summary
