@@ -11,11 +11,70 @@ Perfetto shows it (one row per GPU instance, KV transfers in lanes below, arrows
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from simcxl.errors import SimcxlError
+
+
+STYLE = Path(__file__).with_name("simcxl.mplstyle")
+"""The one figure style of every simcxl plot (shipped as package data)."""
+
+LABELS: dict[str, str] = {
+    # swept keys and axes: what the value is, and its unit in parentheses
+    "workload.rate": "offered load (req/s)",
+    "workload.time_scale": "trace speed-up (x recorded arrival rate)",
+    "workload.num_requests": "requests (count)",
+    "workload.first": "requests replayed (count)",
+    "workload.concurrency": "closed-loop clients (count)",
+    "workload.rounds": "rounds (count)",
+    "cluster.prefill_nodes": "prefill nodes (count)",
+    "cluster.decode_nodes": "decode nodes (count)",
+    "cluster.gpus_per_node": "GPUs per node (count)",
+    "cluster.tensor_parallel": "tensor parallelism (GPUs)",
+    "cluster.nics_per_node": "NICs per node (count)",
+    "serving.decode.max_batch_size": "decode batch limit (requests)",
+    "serving.prefill.max_batch_size": "prefill batch limit (requests)",
+    "serving.prefill.max_batch_tokens": "prefill batch limit (tokens)",
+    "kv_manager.descriptor_time": "cost per descriptor (s)",
+    "seed": "seed (index)",
+    # systems: kv_manager.type
+    "rdma": "RDMA push", "rdma_pull": "RDMA pull", "nixl": "NIXL (RDMA read)", "lmcache": "LMCache (DRAM)",
+    "rdma_pool": "RDMA memory pool", "cxl_block": "CXL pool (blocks)", "cxl_sparse": "SAC (CXL, sparse)",
+    "rdma_sparse": "RDMA pool (sparse)", "host_sparse": "host DRAM (sparse)",
+    # systems: the bundled scenarios (configs/*.yaml, configs/papers/*/*.yaml) by name
+    "sac": "SAC (CXL, sparse)", "sac_rdma": "RDMA pool (sparse)", "sac_rdma_hbm": "RDMA, KV in HBM (sparse)",
+    "tract": "TraCT (CXL)", "tract_nocache": "TraCT (CXL, no prefix cache)", "tract_rdma": "RDMA (NIXL)",
+    "tract_dram": "RDMA + node DRAM cache", "tract_mooncake": "RDMA + Mooncake store",
+    "beluga": "Beluga (CXL pool)", "vllm_beluga": "Beluga (CXL pool)", "beluga_mooncake": "Mooncake (RDMA store)",
+    "vllm_mooncake": "vLLM + Mooncake (RDMA)", "dynamo": "Dynamo (NIXL)", "vllm": "vLLM (HBM only)",
+    "kvdirect": "KVDirect (pull)", "kvdirect_push": "vLLM v0 (push)", "pull": "KVDirect pull",
+    "push": "KVDirect push", "vllm_v0": "vLLM v0 (message-based)", "rdma_mooncake": "RDMA + Mooncake store",
+    "hbm": "HBM only", "local_dram": "local DRAM (upper bound)",
+}
+"""Human labels of swept keys (with units) and of systems (KV managers and bundled scenarios), one table for all
+figures. A key or name not in it is shown as it is written."""
+
+POINT_ID = re.compile(r"^\d{4}-[0-9a-f]{8}$")
+"""A sweep point's folder name (``0000-53479067``): never a legend label."""
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+
+
+def label(name: str) -> str:
+    """The human label of a swept key or a system; a key not in LABELS keeps its name, marked as in scenario
+    units so that no axis goes without a unit."""
+    if name in LABELS:
+        return LABELS[name]
+    return name if "." not in name else f"{name} (scenario units)"
+
+
+def series_style(i: int) -> dict:
+    """Marker and line style of the ``i``-th series: coincident lines stay distinguishable."""
+    return {"marker": MARKERS[i % len(MARKERS)], "linestyle": LINESTYLES[(i // 2) % len(LINESTYLES)]}
 
 
 def _pyplot():
@@ -24,14 +83,68 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.style.use(STYLE)
     return plt
+
+
+def use_style():
+    """Apply simcxl's figure style (``simcxl.mplstyle``) to every figure drawn after it, and return pyplot:
+    the one call an experiment script makes to draw as ``simcxl plot`` does."""
+    return _pyplot()
+
+
+def legend_outside(ax, **kwargs):
+    """The axes' legend to the right of its data (never over it)."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, **kwargs)
+
+
+def figure_legend(fig, ax, ncols: int = 4):
+    """One legend for all panels of ``fig`` (their series are the same), below them."""
+    handles, labels = ax.get_legend_handles_labels()
+    return fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, max(1, len(labels))))
+
+
+def interval_columns(table: pd.DataFrame, column: str) -> tuple[str, str] | None:
+    """The 95%-interval columns of ``column`` (``COLUMN_ci95_low``/``_high`` or ``COLUMN.ci95_low``/``.high``) if
+    the table has them (replicated runs), else None."""
+    for sep in ("_", "."):
+        low, high = f"{column}{sep}ci95_low", f"{column}{sep}ci95_high"
+        if low in table.columns and high in table.columns:
+            return low, high
+    return None
+
+
+def draw_series(ax, table: pd.DataFrame, x: str, column: str, scale: float = 1.0, **style):
+    """``column`` against ``x``; with its 95% interval as error bars where the table has one
+    (:func:`interval_columns`), drawn by :func:`simcxl.metrics.replications.draw_interval`."""
+    bounds = interval_columns(table, column)
+    if bounds is None:
+        line, = ax.plot(table[x], table[column] * scale, **style)
+        return line.get_color()
+    from simcxl.metrics.replications import draw_interval
+
+    stats = [{"mean": m, "ci95_low": lo, "ci95_high": hi}
+             for m, lo, hi in zip(table[column], table[bounds[0]], table[bounds[1]])]
+    marker, linestyle = style.pop("marker", "o"), style.pop("linestyle", "-")
+    draw_interval(ax, list(table[x]), stats, scale, fmt=f"{marker}{linestyle}", **style)
+    return ax.lines[-1].get_color()
+
+
+def log_ticks(axis) -> None:
+    """Plain-number labels on a log axis at 1, 2, 5 per decade, minor ticks unlabelled: labels that do not
+    collide (matplotlib labels every minor tick of a log axis spanning less than a decade)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     for path in paths:
-        fig.savefig(path, dpi=110)
+        fig.savefig(path)
     _pyplot().close(fig)
     return paths
 
@@ -59,7 +172,30 @@ def _columns(table: pd.DataFrame, path: Path, *needed: str) -> pd.DataFrame:
     return table
 
 
+def _value(key: str, value) -> str:
+    """A swept value in a legend: a system's label for ``kv_manager.type``, else the number or word."""
+    if key.endswith(".type"):
+        return LABELS.get(str(value), str(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _series_name(keys: list[str], values) -> str:
+    """A legend label for one combination of swept values, in words (``RDMA pull``, ``decode nodes 2``)."""
+    values = values if isinstance(values, tuple) else (values,)
+    parts = []
+    for key, value in zip(keys, values):
+        if key.endswith(".type"):
+            parts.append(_value(key, value))
+        else:
+            name = label(key)
+            unit = name[name.rfind("(") + 1:-1] if name.endswith(")") else ""
+            name = name[:name.rfind(" (")] if unit else name
+            parts.append(f"{name} {_value(key, value)}" + (f" {unit}" if unit not in ("", "count", "index") else ""))
+    return ", ".join(parts) or "all points"
+
+
 def plot_sweep(folder: Path, out: Path, x: str | None = None) -> list[Path]:
+    """TTFT and TBT (mean, P50-P99 band; 95% intervals where replicated) and throughput against a swept key."""
     path = folder / "sweep.csv"
     table = _columns(_read(path, pd.read_csv), path, "point", "scenario", "ttft_s.mean", "tbt_s.mean",
                      "throughput.output_tokens_per_s")
@@ -71,24 +207,25 @@ def plot_sweep(folder: Path, out: Path, x: str | None = None) -> list[Path]:
         raise SimcxlError(f"{folder / 'sweep.csv'}: no numeric swept key to plot against (give --x KEY)")
     series = [k for k in keys if k != x and table[k].nunique() > 1]
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
     groups = table.groupby(series, sort=False) if series else [((), table)]
-    for label, group in groups:
+    for i, (values, group) in enumerate(groups):
         group = group.sort_values(x)
-        name = ", ".join(f"{k}={v}" for k, v in zip(series, label if isinstance(label, tuple) else (label,))) or "all"
+        style = {**series_style(i), "label": _series_name(series, values)}
         for ax, metric in zip(axes[:2], ("ttft_s", "tbt_s")):
-            line, = ax.plot(group[x], group[f"{metric}.mean"], marker="o", label=name)
-            ax.fill_between(group[x], group[f"{metric}.p50"], group[f"{metric}.p99"], alpha=0.15,
-                            color=line.get_color())
-        axes[2].plot(group[x], group["throughput.output_tokens_per_s"], marker="o", label=name)
-    for ax, title in zip(axes, ("TTFT (s): mean, P50-P99 band", "TBT (s): mean, P50-P99 band",
-                                "throughput (output tokens/s)")):
-        ax.set_xlabel(x)
+            color = draw_series(ax, group, x, f"{metric}.mean", 1e3, **style)
+            if f"{metric}.p50" in group and f"{metric}.p99" in group:
+                ax.fill_between(group[x], group[f"{metric}.p50"] * 1e3, group[f"{metric}.p99"] * 1e3, alpha=0.12,
+                                color=color, linewidth=0)
+        draw_series(axes[2], group, x, "throughput.output_tokens_per_s", **style)
+    for ax, ylabel, title in zip(axes, ("TTFT (ms)", "TBT (ms)", "throughput (output tokens/s)"),
+                                 ("TTFT: mean, P50-P99 band", "TBT: mean, P50-P99 band", "throughput")):
+        ax.set_xlabel(label(x))
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
     axes[0].set_yscale("log")
-    fig.tight_layout()
+    log_ticks(axes[0].yaxis)
+    figure_legend(fig, axes[0])
     return _save(fig, out, "sweep")
 
 
@@ -98,70 +235,90 @@ def _load_run(folder: Path) -> tuple[str, dict, pd.DataFrame]:
         if not isinstance(summary.get(section), dict):
             raise SimcxlError(f"{folder / 'summary.json'}: {section}: missing: not a summary simcxl wrote")
     requests = _read(folder / "requests.csv", pd.read_csv)
-    return folder.name, summary, _columns(requests, folder / "requests.csv", "ttft_s")
+    return run_label(folder, summary), summary, _columns(requests, folder / "requests.csv", "ttft_s")
+
+
+def run_label(folder: Path, summary: dict) -> str:
+    """A run's legend label: its folder name; for a sweep point (``points/0000-53479067``) its swept values in
+    words, read from the sweep's sweep.csv, or its scenario's label. Never the point id."""
+    if not POINT_ID.match(folder.name):
+        return folder.name
+    sweep = folder.parent.parent / "sweep.csv"
+    if folder.parent.name == "points" and sweep.is_file():
+        table = pd.read_csv(sweep)
+        row = table[table.point == folder.name]
+        if len(row) and "scenario" in table.columns:
+            keys = list(table.columns[1:list(table.columns).index("scenario")])
+            varying = [k for k in keys if table[k].nunique() > 1]
+            return _series_name(varying, tuple(row.iloc[0][k] for k in varying))
+    return label(str(summary.get("scenario", "run")))
 
 
 def plot_runs(folders: list[Path], out: Path) -> list[Path]:
     runs = [_load_run(folder) for folder in folders]
     plt = _pyplot()
     paths = []
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for name, _, requests in runs:
-        ttft = requests.ttft_s.dropna().sort_values()
-        ax.plot(ttft, (pd.RangeIndex(1, len(ttft) + 1) / len(ttft)), label=name)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for i, (name, _, requests) in enumerate(runs):
+        ttft = requests.ttft_s.dropna().sort_values() * 1e3
+        ax.plot(ttft, (pd.RangeIndex(1, len(ttft) + 1) / len(ttft)), label=name,
+                linestyle=LINESTYLES[i % len(LINESTYLES)])
     ax.set_xscale("log")
-    ax.set_xlabel("TTFT (s)")
-    ax.set_ylabel("fraction of requests")
+    log_ticks(ax.xaxis)
+    ax.set_xlabel("TTFT (ms)")
+    ax.set_ylabel("fraction of requests (0-1)")
+    ax.set_ylim(0, 1.02)
     ax.set_title("TTFT CDF")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    legend_outside(ax)
     paths += _save(fig, out, "ttft_cdf")
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(max(4.8, 1.3 * len(runs) + 3), 3.6))
     bottoms = [0.0] * len(runs)
     for part in runs[0][1]["ttft_breakdown_s"]:
         values = [(s["ttft_breakdown_s"].get(part) or 0.0) * 1e3 for _, s, _ in runs]
-        ax.bar([name for name, _, _ in runs], values, bottom=bottoms, label=part)
+        ax.bar(range(len(runs)), values, bottom=bottoms, label=part.replace("_", " "))
         bottoms = [b + v for b, v in zip(bottoms, values)]
+    ax.set_xticks(range(len(runs)), [name for name, _, _ in runs], rotation=20 if len(runs) > 3 else 0,
+                  ha="right" if len(runs) > 3 else "center")
     ax.set_ylabel("mean TTFT (ms)")
     ax.set_title("where TTFT goes")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    legend_outside(ax)
     paths += _save(fig, out, "ttft_breakdown")
 
-    fig, ax = plt.subplots(figsize=(8, 4.2))
     labels = sorted({k for _, s, _ in runs for k in s["utilization"]["gpu"]} |
                     {f"link:{k}" for _, s, _ in runs for k in s["utilization"]["link"]})
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.6 * len(labels) + 2.5), 3.8))
     width = 0.8 / len(runs)
     for i, (name, summary, _) in enumerate(runs):
         util = summary["utilization"]
-        values = [util["gpu"].get(k, 0.0) if not k.startswith("link:") else util["link"].get(k[5:], {}).get("mean", 0.0)
-                  for k in labels]
+        values = [100 * (util["gpu"].get(k, 0.0) if not k.startswith("link:")
+                         else util["link"].get(k[5:], {}).get("mean", 0.0)) for k in labels]
         ax.bar([j + i * width for j in range(len(labels))], values, width=width, label=name)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("mean utilization")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], [k.replace("_", " ") for k in labels],
+                  rotation=30, ha="right")
+    ax.set_ylabel("mean utilization (%)")
     ax.set_title("GPU busy and link utilization")
-    ax.legend()
-    fig.tight_layout()
+    legend_outside(ax)
     paths += _save(fig, out, "utilization")
     return paths
 
 
 def plot_timeseries(folders: list[Path], out: Path) -> list[Path]:
     plt = _pyplot()
-    fig, (gpu, link) = plt.subplots(1, 2, figsize=(13, 4.2))
+    fig, (gpu, link) = plt.subplots(1, 2, figsize=(11, 3.4))
     for folder in folders:
         series = _columns(_read(folder / "timeseries.csv", pd.read_csv), folder / "timeseries.csv", "time_s")
+        name = run_label(folder, {})
         for column in series.columns[1:]:
             ax = gpu if column.startswith("gpu.") else link
-            ax.plot(series.time_s, series[column], label=f"{folder.name}: {column.split('.', 1)[1]}")
+            ax.plot(series.time_s, 100 * series[column], linewidth=1,
+                    label=f"{name}: {column.split('.', 1)[1]}" if len(folders) > 1 else column.split(".", 1)[1])
     for ax, title in ((gpu, "GPU busy over time"), (link, "link utilization over time (all links of a kind)")):
         ax.set_xlabel("simulated time (s)")
+        ax.set_ylabel("busy (%)" if ax is gpu else "utilization (%)")
         ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        legend_outside(ax)
     return _save(fig, out, "utilization_over_time")
 
 
@@ -175,25 +332,26 @@ def plot_instances(folder: Path, out: Path) -> list[Path]:
                          mfu_percent=100 * table.mfu, mbu_percent=100 * table.mbu)
     means = table.groupby(["role", "time_s"], sort=False).mean(numeric_only=True).reset_index()
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(13, 7), sharex=True)
-    panels = [(axes[0][0], [("kv_percent", "")], "KV blocks in use (% of HBM KV room)", "%"),
-              (axes[0][1], [("waiting", "waiting"), ("running", "running")], "requests per instance", "requests"),
-              (axes[1][0], [("tokens_per_iteration", "")], "tokens per iteration", "tokens"),
-              (axes[1][1], [("mfu_percent", "MFU"), ("mbu_percent", "MBU")], "MFU and MBU (% of datasheet peak)", "%")]
-    for ax, columns, title, unit in panels:
-        for role, rows in means.groupby("role", sort=False):
-            for column, label in columns:
-                ax.plot(rows.time_s, rows[column], label=f"{role} {label}".strip(), linewidth=1)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 5.6), sharex=True)
+    panels = [(axes[0][0], [("kv_percent", "")], "KV blocks in use", "KV blocks in use (% of HBM KV room)"),
+              (axes[0][1], [("waiting", "waiting"), ("running", "running")], "queue and batch",
+               "requests per instance (count)"),
+              (axes[1][0], [("tokens_per_iteration", "")], "tokens per iteration", "tokens per iteration (count)"),
+              (axes[1][1], [("mfu_percent", "MFU"), ("mbu_percent", "MBU")], "MFU and MBU",
+               "% of datasheet peak (%)")]
+    for ax, columns, title, ylabel in panels:
+        for r, (role, rows) in enumerate(means.groupby("role", sort=False)):
+            for c, (column, name) in enumerate(columns):
+                ax.plot(rows.time_s, rows[column], label=f"{role} {name}".strip(), linewidth=1,
+                        color=f"C{r}", linestyle=LINESTYLES[c % len(LINESTYLES)])
         ax.set_title(title)
-        ax.set_ylabel(unit)
-        if unit == "tokens":  # a prefill pass is ~100x a decode iteration
+        ax.set_ylabel(ylabel)
+        if "tokens" in ylabel:  # a prefill pass is ~100x a decode iteration
             ax.set_yscale("log")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        legend_outside(ax)
     for ax in axes[1]:
         ax.set_xlabel("simulated time (s)")
-    fig.suptitle(f"{folder.name}: per instance, mean over each role's instances")
-    fig.tight_layout()
+    fig.suptitle(f"{run_label(folder, {})}: per instance, mean over each role's instances")
     return _save(fig, out, f"instances_{folder.name}")
 
 
@@ -214,7 +372,7 @@ def plot_timeline(folder: Path, out: Path, span: float = 0.2) -> list[Path]:
     transfers = _transfers(events, start, end)
     lanes = _lanes(transfers)
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(12, 0.45 * (len(tracks) + max(lanes, default=-1) + 2) + 1.2))
+    fig, ax = plt.subplots(figsize=(10, 0.3 * (len(tracks) + max(lanes, default=-1) + 2) + 1.2))
     colors = {}
     for e in slices:
         s, d = e["ts"] / 1e6, e["dur"] / 1e6
@@ -239,11 +397,15 @@ def plot_timeline(folder: Path, out: Path, span: float = 0.2) -> list[Path]:
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlim(0, span)
-    ax.set_xlabel(f"simulated seconds after {start:.3f} s")
-    handles = {label: h for h, label in zip(*ax.get_legend_handles_labels())}
-    ax.legend(handles.values(), handles.keys(), loc="upper right", fontsize=8)
-    ax.set_title(f"{folder.name}: timeline ({span * 1e3:.0f} ms; open timeline.json in ui.perfetto.dev for all of it)")
-    fig.tight_layout()
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * 1e3:g}"))
+    ax.set_xlabel(f"simulated time after {start:.3f} s (ms)")
+    ax.grid(False)
+    handles = {name: h for h, name in zip(*ax.get_legend_handles_labels())}
+    legend_outside(ax, handles=list(handles.values()), labels=list(handles.keys()))
+    ax.set_title(f"{run_label(folder, {})}: timeline ({span * 1e3:.0f} ms; open timeline.json in ui.perfetto.dev "
+                 "for all of it)")
     return _save(fig, out, f"timeline_{folder.name}")
 
 
