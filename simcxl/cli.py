@@ -449,6 +449,8 @@ def _cmd_goodput(args: argparse.Namespace) -> int:
     slos = [goodput.SLO.parse(text) for text in args.slo]
     out = args.output or Path("results") / "goodput" / load_scenario(args.config, args.overrides).scenario.name
     executor = _executor(args)
+    if args.seeds > 1:
+        return _goodput_replicated(args, slos, out, executor)
     search = goodput.GoodputSearch(args.config, args.overrides, slos, args.attainment, out, executor, args.jobs,
                                    args.tolerance)
     print(f"goodput of {args.config} under {', '.join(map(str, slos))}"
@@ -465,23 +467,65 @@ def _cmd_goodput(args: argparse.Namespace) -> int:
     return 0
 
 
+def _goodput_replicated(args: argparse.Namespace, slos: list, out: Path, executor) -> int:
+    """``simcxl goodput --seeds N`` (N > 1): one search per seed, in parallel, and the goodput's 95% interval."""
+    from simcxl.config.loader import load_scenario
+    from simcxl.metrics.replications import plus_minus, replica_seeds
+    from simcxl.sweep import goodput
+
+    loaded = load_scenario(args.config, args.overrides)
+    goodput.check_tolerance(args.tolerance)
+    seeds = replica_seeds(loaded.scenario.seed, args.seeds)
+    print(f"goodput of {args.config} under {', '.join(map(str, slos))}"
+          + (f" (attainment >= {args.attainment:.0%})" if any(s.per_request for s in slos) else "")
+          + f": {args.seeds} searches, seeds {seeds[0]}..{seeds[-1]}, one load at a time each, {args.jobs} at once")
+    with _terminate_as_interrupt():
+        result = goodput.replicated_goodput(loaded.path, list(args.overrides), slos, args.attainment, out, executor,
+                                            args.tolerance, seeds)
+    goodput.plot(result, out)
+    print(f"goodput: {plus_minus(result['replications']['metrics']['max_rate'], digits=3)} {goodput.load_knob(loaded.resolved)[0]} "
+          f"(mean ± 95% half-width over {args.seeds} seeds, Student t); wrote {out / 'goodput.json'} and goodput.png")
+    for entry in result.get("attainment_curve", []):
+        outside = f" (edge outside the runs for seeds {entry['edge_outside_runs_for_seeds']})" \
+            if "edge_outside_runs_for_seeds" in entry else ""
+        width = "" if entry["widest_bracket"] is None else f" (brackets up to {entry['widest_bracket']:.1%} wide)"
+        print(f"  at attainment {entry['attainment']:.0%}: {plus_minus(entry['max_rate'], digits=3)}{width}{outside}")
+    return 0
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from simcxl.sweep import plan as planning
 
     plan = planning.load_plan(args.spec)
+    if args.search and plan.spec.search is None:
+        raise SimcxlError(f"{args.spec}: search: missing: --search explores the deployments a search: section "
+                          f"describes (gpus, tensor_parallel, also); see simcxl/sweep/search.py")
     out = args.output or Path("results") / "plan" / args.spec.stem
     executor = _executor(args)
-    print(f"plan {args.spec}: {len(plan.points)} configuration(s) of {plan.base}, target {plan.spec.target:g} under "
-          f"{', '.join(map(str, plan.slos))}, -j {args.jobs}")
+    goal = f"target {plan.spec.target:g}" if plan.spec.target is not None else "best goodput per GPU"
+    pruned = sum(point.pruned is not None for point in plan.points)
+    print(f"plan {args.spec}: {len(plan.points)} configuration(s)" + (f" ({pruned} pruned: they cannot fit)" if pruned
+          else "") + f", {goal} under {', '.join(map(str, plan.slos))}, -j {args.jobs}")
     with _terminate_as_interrupt():
         result = planning.run_plan(plan, out, executor, args.jobs)
     planning.plot(result, out)
-    choice = result["cheapest_meeting_target"]
     for row in result["points"]:
-        if row["goodput"] is None:
+        if row["status"] == "failed":
             print(f"point {row['point']} could not run and is not counted: {row['note'].removeprefix('failed: ')}",
                   file=sys.stderr)
-    if choice is None:
+    if plan.spec.search is not None:
+        print("rank  deployment           goodput  per GPU  per $M   cost")
+        for row in result["points"]:
+            if row["status"] == "ran":
+                print(f"{row['rank']:>4}  {row['deployment']:<18} {row['goodput']:>8.4g}{'+' if row['goodput_bound'] else ' '}"
+                      f" {row['goodput_per_gpu']:>8.3f} {row['goodput_per_musd']:>7.3f} ${row['cost_usd']:,.0f}")
+    choice = result["cheapest_meeting_target"]
+    if plan.spec.target is None:
+        best = result["best_per_gpu"]
+        print(f"best goodput per GPU: {best['point']} ({best['goodput']:.4g} in all)" if best else
+              "no configuration ran", end="")
+        print(f"; wrote {out / 'plan.csv'}, plan.json and plan.png")
+    elif choice is None:
         print(f"no configuration meets the target {plan.spec.target:g}; wrote {out / 'plan.csv'} and plan.png")
     else:
         print(f"cheapest meeting the target: point {choice['point']} (goodput {choice['goodput']:.4g}, "
@@ -586,12 +630,16 @@ def build_parser() -> argparse.ArgumentParser:
     goodput.add_argument("--tolerance", type=float, default=0.02,
                          help="stop when the bracket is within this relative width (default 0.02, at least 1e-4)")
     goodput.add_argument("-o", "--output", type=Path, help="folder (default results/goodput/<scenario name>)")
-    _add_executor_args(goodput, jobs_help="loads run in parallel per round")
+    _add_executor_args(goodput, jobs_help="loads run in parallel per round (with --seeds: searches run in parallel)")
+    _add_seeds_arg(goodput)
     goodput.set_defaults(func=_cmd_goodput)
 
     plan = commands.add_parser("plan", help="goodput and cost over a grid of configurations; the cheapest meeting "
                                             "a target")
-    plan.add_argument("spec", type=Path, help="plan YAML: base, grid/points, slo, target, costs")
+    plan.add_argument("spec", type=Path, help="plan YAML: base, grid/points, slo, target, costs, search")
+    plan.add_argument("--search", action="store_true",
+                      help="explore the deployments of the spec's search: section (aggregated or disaggregated, "
+                           "P:D ratio, TP degree) and rank them by goodput per GPU; target is then optional")
     plan.add_argument("-o", "--output", type=Path, help="folder (default results/plan/<spec name>)")
     _add_executor_args(plan, jobs_help="loads run in parallel per search round")
     plan.set_defaults(func=_cmd_plan)

@@ -118,30 +118,67 @@ def request_values(requests: pd.DataFrame, name: str) -> np.ndarray:
 def judge(folder: Path, slos: list[SLO], attainment: float) -> dict:
     """Whether the run in ``folder`` meets ``slos``, with the value behind each verdict."""
     summary = json.loads((folder / "summary.json").read_text())
-    unfinished = summary["requests"]["unfinished"]
-    verdict: dict = {"unfinished": unfinished, "values": {}}
-    met = unfinished == 0
+    verdict: dict = {"unfinished": summary["requests"]["unfinished"], "values": {}}
     steady = summary.get("steady_state") or _steady_from_table(folder)
     if steady is not None:
         verdict["steady"] = {key: steady[key] for key in ("verdict", "conclusive", "reason")}
-        met &= bool(steady["verdict"])
     per_request = [slo for slo in slos if slo.per_request]
     if per_request:
         requests = pd.read_csv(folder / "requests.csv")
         ok = np.ones(len(requests), dtype=bool)
         for slo in per_request:
             ok &= request_values(requests, slo.name) <= slo.limit  # NaN compares False: a miss
-        share = float(ok.mean()) if len(ok) else 0.0
-        verdict["attainment"] = share
-        met &= share >= attainment
+        verdict["attainment"] = float(ok.mean()) if len(ok) else 0.0
     for slo in slos:
         if not slo.per_request:
             metric, stat = slo.name.rsplit("_", 1)
-            value = summary[STATISTICS[metric]][stat]
-            verdict["values"][slo.name] = value
-            met &= value is not None and value <= slo.limit
-    verdict["met"] = bool(met)
+            verdict["values"][slo.name] = summary[STATISTICS[metric]][stat]
+    verdict["met"] = meets(verdict, slos, attainment)
     return verdict
+
+
+def meets(verdict: dict, slos: list[SLO], attainment: float) -> bool:
+    """Whether a judged run meets the SLOs at the attainment threshold ``attainment``: every request finished,
+    steady state reached, the share meeting every per-request SLO at least ``attainment``, and every statistic
+    within its limit. (The same run judged at another threshold: the attainment curve.)"""
+    met = verdict["unfinished"] == 0 and bool(verdict.get("steady", {"verdict": True})["verdict"])
+    if "attainment" in verdict:
+        met &= verdict["attainment"] >= attainment
+    for slo in slos:
+        if not slo.per_request:
+            value = verdict["values"][slo.name]
+            met &= value is not None and value <= slo.limit
+    return bool(met)
+
+
+def bracket(points: list[dict], met: Callable[[dict], bool], knob: str) -> tuple[float, float]:
+    """(highest load met, lowest load missed) of judged ``points`` with nothing in between tried: the loads
+    above the lowest miss do not count as met (meeting the SLOs is taken to be monotone in load)."""
+    high = min((p[knob] for p in points if not met(p)), default=math.inf)
+    return max((p[knob] for p in points if met(p) and p[knob] < high), default=0.0), high
+
+
+ATTAINMENT_THRESHOLDS = (0.80, 0.85, 0.90, 0.95, 0.99)
+"""The thresholds goodput.json's attainment curve judges the search's runs at (and the search's own)."""
+
+
+def attainment_curve(points: list[dict], slos: list[SLO], knob: str, attainment: float) -> list[dict]:
+    """Goodput as a function of the attainment threshold, from the runs a search made (no new runs): for each
+    threshold, the bracket (highest load met, lowest load missed) when the same runs are judged at it. A
+    threshold whose edge lies outside the runs has ``max_rate`` 0 (every load tried missed: the goodput is
+    below the lowest load tried) or ``lowest_missed`` None (every load met: it is above the highest); ``width``
+    is the bracket's relative width, narrow (the search's tolerance) only near the search's own threshold."""
+    curve = []
+    for threshold in sorted({*ATTAINMENT_THRESHOLDS, attainment}):
+        low, high = bracket(points, lambda p: meets(p, slos, threshold), knob)
+        entry = {"attainment": threshold, "max_rate": low, "lowest_missed": high,
+                 "width": high / low - 1 if 0 < low and high < math.inf else None}
+        if low == 0:
+            entry["edge"] = f"below the lowest load tried ({min(p[knob] for p in points):.6g})"
+        elif high == math.inf:
+            entry["edge"] = f"above the highest load tried ({max(p[knob] for p in points):.6g})"
+        curve.append(entry)
+    return curve
 
 
 def _steady_from_table(folder: Path) -> dict:
@@ -255,10 +292,7 @@ class GoodputSearch:
 
     def _bracket(self) -> tuple[float, float]:
         """(highest load met, lowest load missed) with nothing in between tried."""
-        missed = [load for load, v in self.tried.items() if not v["met"]]
-        high = min(missed, default=math.inf)
-        met = [load for load, v in self.tried.items() if v["met"] and load < high]
-        return max(met, default=0.0), high
+        return bracket(list(self.tried.values()), lambda v: v["met"], self.knob)
 
     def _load_insensitive(self) -> bool:
         """Whether the two lowest loads tried both miss with the same values (within 1%): the SLOs are missed
@@ -295,34 +329,119 @@ class GoodputSearch:
                   "slos": {slo.name: slo.limit for slo in self.slos}, "attainment": self.attainment,
                   "tolerance": self.tolerance, "max_rate": low, "lowest_missed": high,
                   "points": [self.tried[load] for load in sorted(self.tried)]}
+        if any(slo.per_request for slo in self.slos):
+            result["attainment_curve"] = attainment_curve(result["points"], self.slos, self.knob, self.attainment)
         write_atomic(self.out / "goodput.json", dump_json(finite_json(result)))
         return result
 
 
 def plot(result: dict, out: Path) -> list[Path]:
-    """Each SLO's value (or the attainment) against the load, with its limit and the goodput marked."""
+    """Each SLO's value (or the attainment) against the load, with its limit and the goodput marked, and the
+    goodput against the attainment threshold. With replications: one line per seed, and the goodput's mean
+    with its 95% interval."""
     from simcxl.metrics.plots import _pyplot, _save
+    from simcxl.metrics.replications import draw_interval
 
     plt = _pyplot()
-    knob, points = result["knob"], result["points"]
+    knob = result["knob"]
+    runs = [(f"seed {e['seed']}", e["points"]) for e in result["per_seed"]] if "per_seed" in result \
+        else [(None, result["points"])]
     panels = [name for name in result["slos"] if name not in PER_REQUEST]
     per_request = len(panels) < len(result["slos"])
     panels += ["attainment"] if per_request else []
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
-    loads = [p[knob] for p in points]
+    curve = result.get("attainment_curve")
+    fig, axes = plt.subplots(1, len(panels) + bool(curve), figsize=(4.5 * (len(panels) + bool(curve)), 3.6),
+                             squeeze=False)
+    goodput = f"goodput {result['max_rate']:.4g}" + (" (mean)" if "per_seed" in result else "")
     for ax, name in zip(axes[0], panels):
+        for label, points in runs:
+            loads = [p[knob] for p in points]
+            if name == "attainment":
+                ax.plot(loads, [p.get("attainment", 0) for p in points], "o-", label=label, alpha=0.8)
+            else:
+                ax.plot(loads, [(p["values"][name] or math.nan) * 1e3 for p in points], "o-", label=label, alpha=0.8)
         if name == "attainment":
-            ax.plot(loads, [p.get("attainment", 0) for p in points], "o-")
             ax.axhline(result["attainment"], color="red", linestyle="--", label="target")
             ax.set_ylabel("requests meeting every per-request SLO")
         else:
-            ax.plot(loads, [(p["values"][name] or math.nan) * 1e3 for p in points], "o-")
             ax.axhline(result["slos"][name] * 1e3, color="red", linestyle="--", label="SLO")
             ax.set_ylabel(f"{name} (ms)")
             ax.set_yscale("log")
-        ax.axvline(result["max_rate"], color="green", linestyle=":", label=f"goodput {result['max_rate']:.4g}")
+        ax.axvline(result["max_rate"], color="green", linestyle=":", label=goodput)
         ax.set_xlabel(knob)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
+    if curve:
+        ax = axes[0][-1]
+        thresholds = [entry["attainment"] for entry in curve]
+        if "per_seed" in result:
+            draw_interval(ax, thresholds, [entry["max_rate"] for entry in curve], label="mean, 95% interval")
+        else:
+            ax.plot(thresholds, [entry["max_rate"] for entry in curve], "o-", label="highest load met")
+            ax.fill_between(thresholds, [entry["max_rate"] for entry in curve],
+                            [_finite_or(entry["lowest_missed"], entry["max_rate"]) for entry in curve],
+                            alpha=0.2, label="bracket (to the lowest load missed)")
+        ax.axvline(result["attainment"], color="red", linestyle="--", label="search's threshold")
+        ax.set_xlabel("attainment threshold")
+        ax.set_ylabel(f"goodput ({knob})")
+        ax.legend(fontsize=7)
     fig.suptitle(f"goodput of {Path(result['config']).name}")
     fig.tight_layout()
     return _save(fig, out, "goodput")
+
+
+def _finite_or(value: float | None, fallback: float) -> float:
+    return value if value is not None and math.isfinite(value) else fallback
+
+
+def search_seed(config: str, overrides: list[str], slos: list[SLO], attainment: float, out: str,
+                tolerance: float) -> tuple[str, dict | None, str | None]:
+    """One replication's search, run in a worker: (out, goodput.json's content or None, error or None). It
+    tries one load at a time, so the loads it tries, and its answer, do not depend on ``-j``."""
+    from simcxl.sweep.executors import LocalExecutor
+
+    try:
+        search = GoodputSearch(Path(config), overrides, slos, attainment, Path(out), LocalExecutor(1), 1, tolerance,
+                               lambda line: None)
+        return out, search.run(), None
+    except SimcxlError as exc:
+        return out, None, str(exc)
+
+
+def replicated_goodput(config: Path, overrides: list[str], slos: list[SLO], attainment: float, out: Path,
+                       executor: Executor, tolerance: float, seeds: list[int],
+                       report: Callable[[str], None] = print) -> dict:
+    """Goodput with ``--seeds N``: one search per seed (``out/seed=K/``, the scenario with ``seed=K``), the
+    searches in parallel on ``executor``, and the goodput's mean and Student-t 95% interval over the seeds,
+    at the search's attainment and along the attainment curve. Writes ``out/goodput.json``."""
+    from simcxl.metrics.replications import interval, replications
+    from simcxl.sweep.runner import seed_dir
+
+    tasks = [(str(config), [*overrides, f"seed={seed}"], slos, attainment, str(seed_dir(out, seed)), tolerance)
+             for seed in seeds]
+    results: dict[str, dict] = {}
+    for folder, result, error in executor.run(search_seed, tasks):
+        if error is not None:
+            raise SimcxlError(f"{folder}: {error}")
+        results[folder] = result
+        report(f"  {Path(folder).name}: goodput {result['max_rate']:.4g} (missed at {result['lowest_missed']:.4g})")
+    per_seed = [{"seed": seed, **results[str(seed_dir(out, seed))]} for seed in seeds]
+    first = per_seed[0]
+    block = replications([{"max_rate": entry["max_rate"], "lowest_missed": entry["lowest_missed"]}
+                          for entry in per_seed], seeds, ("max_rate", "lowest_missed"))
+    combined = {"config": first["config"], "overrides": overrides, "knob": first["knob"], "slos": first["slos"],
+                "attainment": attainment, "tolerance": tolerance, "max_rate": block["metrics"]["max_rate"]["mean"],
+                "lowest_missed": block["metrics"]["lowest_missed"]["mean"], "replications": block}
+    if "attainment_curve" in first:
+        curve = []
+        for i, entry in enumerate(first["attainment_curve"]):
+            at = [seed_entry["attainment_curve"][i] for seed_entry in per_seed]
+            outside = [seed for seed, e in zip(seeds, at) if "edge" in e]
+            curve.append({"attainment": entry["attainment"], "max_rate": interval([e["max_rate"] for e in at]),
+                          "per_seed": [e["max_rate"] for e in at],
+                          "widest_bracket": max((e["width"] for e in at if e["width"] is not None), default=None),
+                          **({"edge_outside_runs_for_seeds": outside} if outside else {})})
+        combined["attainment_curve"] = curve
+    combined["per_seed"] = [{"seed": e["seed"], "max_rate": e["max_rate"], "lowest_missed": e["lowest_missed"],
+                             "points": e["points"]} for e in per_seed]
+    write_atomic(out / "goodput.json", dump_json(finite_json(combined)))
+    return combined
