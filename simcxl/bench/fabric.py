@@ -198,30 +198,32 @@ def reference_checks(spec: FabricSpec, rows: list[Row]) -> list[Check]:
 
 
 def plot(rows: list[Row], path: Path) -> None:
-    import matplotlib
+    """Bandwidth against item size per path, and per-reader bandwidth under contention. Paths that coincide
+    (the PCIe directions, the RDMA verbs past 4 KiB) get distinct markers and line styles, drawn from large and
+    hollow to small and filled, so that a later path's markers sit inside an earlier one's and none hides another."""
+    from simcxl.metrics.plots import legend_outside, series_style, use_style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (sizes, contention) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name in PATHS:
+    plt = use_style()
+    fig, (sizes, contention) = plt.subplots(1, 2, figsize=(11, 3.8))
+    drawn = [name for name in PATHS if any(r.path == name for r in rows)]
+    for i, name in enumerate(drawn):
         series = [r for r in rows if r.path == name]
-        if series:
-            sizes.loglog([r.item_bytes for r in series], [r.gbps for r in series], marker="o", label=name)
+        sizes.loglog([r.item_bytes for r in series], [r.gbps for r in series], label=name,
+                     markersize=9 - i, linewidth=2.2 - 0.25 * i,
+                     markerfacecolor="none" if i < len(drawn) - 1 else None, **series_style(i))
     sizes.set_xlabel("item size (bytes)")
     sizes.set_ylabel("effective bandwidth (GB/s)")
     sizes.set_title("one requester, stream of items")
     sizes.grid(True, which="both", alpha=0.3)
-    sizes.legend()
-    for name in sorted({r.path for r in rows if r.path.startswith("contention_")}):
+    legend_outside(sizes)
+    for i, name in enumerate(sorted({r.path for r in rows if r.path.startswith("contention_")})):
         series = [r for r in rows if r.path == name]
-        contention.loglog([r.concurrency for r in series], [r.gbps for r in series], marker="s",
-                          label=name.removeprefix("contention_"), base=2)
-    contention.set_xlabel("concurrent readers")
+        contention.loglog([r.concurrency for r in series], [r.gbps for r in series],
+                          label=name.removeprefix("contention_").replace("_", " "), base=2, **series_style(i))
+    contention.set_xlabel("concurrent readers (count)")
     contention.set_ylabel("bandwidth per reader (GB/s)")
     contention.set_title("contention on one shared resource (64 MiB reads)")
     contention.grid(True, which="both", alpha=0.3)
-    contention.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    legend_outside(contention)
+    fig.savefig(path)
     plt.close(fig)
