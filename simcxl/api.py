@@ -121,8 +121,9 @@ def scenario(source: ScenarioLike, overrides: Overrides = None, seed: int | None
 
 @dataclass(repr=False)
 class Result:
-    """One finished run: ``summary`` (summary.json's content), ``requests`` (requests.csv's rows) and
-    ``timeseries`` (timeseries.csv's), in memory; :meth:`write` writes the results folder."""
+    """One finished run: ``summary`` (summary.json's content), ``requests`` (requests.csv's rows),
+    ``timeseries`` (timeseries.csv's) and ``instances`` (instances.csv's), in memory; :meth:`write` writes the
+    results folder."""
 
     scenario: Scenario
     outcome: RunOutcome
@@ -145,6 +146,11 @@ class Result:
         """Utilization over time, the table timeseries.csv holds (read from the sampler's text, not a file)."""
         return pd.read_csv(io.StringIO(self.outcome.report.cluster.sampler.csv()))
 
+    @cached_property
+    def instances(self) -> pd.DataFrame:
+        """Each instance's series over time, the table instances.csv holds (KV in use, waiting, running, ...)."""
+        return pd.read_csv(io.StringIO(self.outcome.report.cluster.sampler.instances_csv()))
+
     @property
     def wall_s(self) -> float:
         return self.outcome.wall_s
@@ -157,26 +163,80 @@ class Result:
         return folder
 
 
+@dataclass(repr=False)
+class Replications:
+    """A scenario run with N seeds (``simcxl run --seeds N``): ``summary`` (summary.json: the first seed's
+    summary plus ``replications``), ``intervals`` (one row per headline metric: mean, ci95_low, ci95_high) and
+    ``per_seed`` (replications.csv: one row per seed)."""
+
+    scenario: Scenario
+    summary: dict
+    per_seed: pd.DataFrame
+
+    def __repr__(self) -> str:
+        block = self.summary["replications"]
+        return f"<simcxl.Replications {self.scenario.name}: {block['n']} seeds {block['seeds']}>"
+
+    @property
+    def intervals(self) -> pd.DataFrame:
+        return pd.DataFrame(self.summary["replications"]["metrics"]).T
+
+
+def _seeds(seeds: int) -> int:
+    """``seeds`` checked as the command line checks ``--seeds``, as a SimcxlError."""
+    from simcxl.metrics.replications import check_seeds
+
+    try:
+        return check_seeds(seeds, "seeds")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _replicate(chosen: Scenario, seeds: int, output: str | Path | None, jobs: int, executor: str,
+               address: str | None) -> Replications:
+    """``seeds`` replications of ``chosen`` (N > 1), read back from their folder."""
+    from simcxl.metrics.replications import replica_seeds
+    from simcxl.sweep.runner import run_replicated
+
+    with _folder(output) as folder:
+        summary = run_replicated(chosen.path, list(chosen.overrides), folder, replica_seeds(chosen.spec.seed, seeds),
+                                 _executor(executor, jobs, address))
+        return Replications(chosen, summary, pd.read_csv(folder / "replications.csv"))
+
+
 def run(source: ScenarioLike, overrides: Overrides = None, seed: int | None = None,
-        output: str | Path | None = None) -> Result:
+        output: str | Path | None = None, seeds: int = 1, jobs: int = 1, executor: str = "local",
+        address: str | None = None) -> Union[Result, Replications]:
     """Simulate a scenario (``simcxl run``). ``output``: also write its results folder, the request table
-    streamed into it as the run goes (as the command does); without it nothing touches the disk."""
+    streamed into it as the run goes (as the command does); without it nothing touches the disk.
+    ``seeds=N`` (N > 1): N replications with seeds S..S+N-1 (S the scenario's seed), ``jobs`` at once on
+    ``executor``, as ``simcxl run --seeds N``; returns their :class:`Replications` (each seed's folder is
+    ``output/seed=K/``; without ``output``, a temporary folder)."""
     chosen = scenario(source, overrides, seed)
+    if _seeds(seeds) > 1:
+        return _replicate(chosen, seeds, output, jobs, executor, address)
     return Result(chosen, simulate(chosen.loaded, output=Path(output) if output is not None else None))
 
 
 def compare(sources: Sequence[ScenarioLike], overrides: Overrides = None, seed: int | None = None,
-            output: str | Path | None = None) -> pd.DataFrame:
+            output: str | Path | None = None, seeds: int = 1, jobs: int = 1, executor: str = "local",
+            address: str | None = None) -> pd.DataFrame:
     """Run several scenarios with the same overrides (``simcxl compare``): one row per scenario, indexed by its
     name, with every summary metric flattened (``ttft_s.mean``, the columns of sweep.csv). Ratios to the first:
-    ``table / table.iloc[0]``. ``output``: also write each run's results folder under ``output/<name>/``."""
+    ``table / table.iloc[0]``. ``output``: also write each run's results folder under ``output/<name>/``.
+    ``seeds=N`` (N > 1): each scenario replicated as :func:`run` does; the columns are each headline metric's
+    ``KEY.mean``, ``KEY.ci95_low`` and ``KEY.ci95_high`` (``ttft_s.p99.ci95_high``)."""
     from simcxl.metrics.results import flatten
 
     rows = []
     for source in sources:
         chosen = scenario(source, overrides, seed)
         folder = Path(output) / chosen.name if output is not None else None
-        rows.append(flatten(run(chosen, output=folder).summary))
+        if _seeds(seeds) > 1:
+            replicated = _replicate(chosen, seeds, folder, jobs, executor, address)
+            rows.append({"scenario": chosen.name, **flatten(replicated.summary["replications"]["metrics"])})
+        else:
+            rows.append(flatten(run(chosen, output=folder).summary))
     return pd.DataFrame(rows).set_index("scenario")
 
 
@@ -258,7 +318,20 @@ class GoodputResult:
 
     @property
     def points(self) -> pd.DataFrame:
+        """One row per load tried (with ``seeds=N``: every seed's loads, with a ``seed`` column)."""
+        if "per_seed" in self.raw:
+            return pd.json_normalize([{"seed": e["seed"], **p} for e in self.raw["per_seed"] for p in e["points"]])
         return pd.json_normalize(self.raw["points"])
+
+    @property
+    def interval(self) -> dict | None:
+        """With ``seeds=N``: the goodput's mean, ci95_low and ci95_high (Student t over the seeds); else None."""
+        return self.raw["replications"]["metrics"]["max_rate"] if "replications" in self.raw else None
+
+    @property
+    def attainment_curve(self) -> pd.DataFrame:
+        """Goodput at each attainment threshold, judged on the same runs (per-request SLOs only)."""
+        return pd.json_normalize(self.raw.get("attainment_curve", []))
 
     def plot(self, folder: str | Path) -> list[Path]:
         """goodput.png (and .pdf), as ``simcxl goodput`` draws it."""
@@ -270,14 +343,24 @@ class GoodputResult:
 def goodput(source: ScenarioLike, slos: Mapping[str, str] | Sequence[str], overrides: Overrides = None,
             attainment: float = 0.9, tolerance: float = 0.02, output: str | Path | None = None, jobs: int = 1,
             executor: str = "local", address: str | None = None,
-            progress: Callable[[str], None] | None = None) -> GoodputResult:
+            progress: Callable[[str], None] | None = None, seeds: int = 1) -> GoodputResult:
     """The highest ``workload.rate`` (a trace's ``time_scale``) meeting the SLOs (``simcxl goodput``):
     ``slos`` as ``{"ttft_p99": "2s", "tpot": "100ms"}`` or ``["ttft_p99=2s"]``. ``progress`` receives the
-    line the command prints for each load tried. ``output``: its folder, resumable (default: a temporary one)."""
-    from simcxl.sweep.goodput import SLO, GoodputSearch
+    line the command prints for each load tried. ``output``: its folder, resumable (default: a temporary one).
+    ``seeds=N`` (N > 1): one search per seed, ``jobs`` at once, as ``simcxl goodput --seeds N``: ``max_rate`` is
+    their mean and ``interval`` its 95% interval."""
+    from simcxl.sweep.goodput import SLO, GoodputSearch, replicated_goodput
 
     texts = [f"{name}={limit}" for name, limit in slos.items()] if isinstance(slos, Mapping) else list(slos)
     chosen = scenario(source, overrides)
+    if _seeds(seeds) > 1:
+        from simcxl.metrics.replications import replica_seeds
+
+        parsed = [SLO.parse(text) for text in texts]
+        with _folder(output) as folder:
+            return GoodputResult(replicated_goodput(
+                chosen.path, list(chosen.overrides), parsed, attainment, folder, _executor(executor, jobs, address),
+                tolerance, replica_seeds(chosen.spec.seed, seeds), progress or (lambda line: None)))
     with _folder(output) as folder:
         search = GoodputSearch(chosen.path, list(chosen.overrides), [SLO.parse(text) for text in texts], attainment,
                                folder, _executor(executor, jobs, address), jobs, tolerance,

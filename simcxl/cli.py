@@ -474,7 +474,8 @@ def _goodput_replicated(args: argparse.Namespace, slos: list, out: Path, executo
     from simcxl.sweep import goodput
 
     loaded = load_scenario(args.config, args.overrides)
-    goodput.check_tolerance(args.tolerance)
+    knob = goodput.GoodputSearch(args.config, args.overrides, slos, args.attainment, out, executor, 1,
+                                 args.tolerance).knob  # bad options fail here, before any line is printed
     seeds = replica_seeds(loaded.scenario.seed, args.seeds)
     print(f"goodput of {args.config} under {', '.join(map(str, slos))}"
           + (f" (attainment >= {args.attainment:.0%})" if any(s.per_request for s in slos) else "")
@@ -483,7 +484,7 @@ def _goodput_replicated(args: argparse.Namespace, slos: list, out: Path, executo
         result = goodput.replicated_goodput(loaded.path, list(args.overrides), slos, args.attainment, out, executor,
                                             args.tolerance, seeds)
     goodput.plot(result, out)
-    print(f"goodput: {plus_minus(result['replications']['metrics']['max_rate'], digits=3)} {goodput.load_knob(loaded.resolved)[0]} "
+    print(f"goodput: {plus_minus(result['replications']['metrics']['max_rate'], digits=3)} {knob} "
           f"(mean ± 95% half-width over {args.seeds} seeds, Student t); wrote {out / 'goodput.json'} and goodput.png")
     for entry in result.get("attainment_curve", []):
         outside = f" (edge outside the runs for seeds {entry['edge_outside_runs_for_seeds']})" \

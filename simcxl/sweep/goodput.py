@@ -416,6 +416,7 @@ def replicated_goodput(config: Path, overrides: list[str], slos: list[SLO], atta
     from simcxl.metrics.replications import interval, replications
     from simcxl.sweep.runner import seed_dir
 
+    GoodputSearch(config, overrides, slos, attainment, out, executor, 1, tolerance)  # checks the arguments, runs nothing
     tasks = [(str(config), [*overrides, f"seed={seed}"], slos, attainment, str(seed_dir(out, seed)), tolerance)
              for seed in seeds]
     results: dict[str, dict] = {}
