@@ -231,7 +231,8 @@ class ModelSpec(Section):
     head_dim: PositiveInt
     intermediate: PositiveInt
     vocab: PositiveInt
-    dtype: Literal["bf16", "fp16", "fp8", "int4"] = "bf16"  # int4: 4-bit weights, 16-bit activations (AWQ, GPTQ)
+    dtype: Literal["bf16", "fp16", "fp8", "int4", "mxfp4"] = "bf16"  # int4: 4-bit weights, 16-bit activations (AWQ,
+    # GPTQ); mxfp4: MoE expert weights in MXFP4, every other weight bf16, bf16 activations (gpt-oss)
     kv_dtype: Literal["bf16", "fp16", "fp8"] | None = None
     attention: Literal["gqa", "mla"] = "gqa"
     mla: MLASpec | None = None
@@ -239,12 +240,21 @@ class ModelSpec(Section):
     sparse: SparseAttentionSpec | None = None
     kv_bytes_per_token_per_layer: PositiveInt | None = None  # as the engine stores it, when not dtype x dims
     context_window: PositiveInt | None = None  # tokens one sequence may hold, prompt + output (max_position_embeddings)
+    sliding_window: PositiveInt | None = None  # tokens a sliding-window layer attends to and keeps (HF sliding_window)
+    sliding_layers: Annotated[int, Field(ge=0)] | None = None  # layers that slide (HF layer_types); None: all
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelSpec":
-        if self.dtype == "int4" and self.kv_dtype is None:
-            raise ValueError("dtype 'int4' quantizes the weights only: give kv_dtype, the dtype the engine keeps the "
-                             "KV cache in (bf16 unless the engine is told otherwise)")
+        if self.dtype in ("int4", "mxfp4") and self.kv_dtype is None:
+            raise ValueError(f"dtype '{self.dtype}' quantizes the weights only: give kv_dtype, the dtype the engine "
+                             "keeps the KV cache in (bf16 unless the engine is told otherwise)")
+        if self.dtype == "mxfp4" and self.moe is None:
+            raise ValueError("dtype 'mxfp4' quantizes the MoE experts' weights (the rest stay bf16): it needs 'moe'")
+        if self.sliding_layers is not None and (self.sliding_window is None or self.sliding_layers > self.layers):
+            raise ValueError(f"sliding_layers ({self.sliding_layers}) needs sliding_window and at most layers "
+                             f"({self.layers})")
+        if self.sliding_window is not None and (self.attention != "gqa" or self.sparse is not None):
+            raise ValueError("sliding_window is modelled for grouped-query attention without sparse attention")
         if self.attention == "mla" and self.mla is None:
             raise ValueError("attention 'mla' needs an 'mla' section")
         if self.attention == "gqa" and self.heads % self.kv_heads:

@@ -197,7 +197,7 @@ class GPUCompute:
         if tokens == 0:
             return 0.0, 0.0, 0.0
         all_pairs = sum(n * c + n * (n + 1) / 2 for n, c in zip(new_tokens, cached))
-        pairs = all_pairs if not llm.topk else sum(_sparse_pairs(n, c, llm.topk) for n, c in zip(new_tokens, cached))
+        pairs = sum(map(llm.attention_pairs, new_tokens, cached))  # top-k and sliding windows: each layer's reach
         linear = self._linear(tokens, sampled=len(new_tokens))
         kv_bytes = (tokens + sum(cached)) * llm.kv_bytes_per_token / tp
         attention = self.roofline.attention((pairs * self._prefill_flops_per_pair
@@ -231,6 +231,7 @@ class GPUCompute:
         flops, bandwidth = roofline.attention_flops, roofline.kv_bandwidth
         costs: list[tuple[float, float, float]] = []  # (linear, fixed + elementwise, all-reduce) by batch size
         indexed = bool(indexer_flop_per_pair or indexer_bytes)
+        windowed = bool(llm.sliding_layers)  # sliding-window layers: decode_attended per step
 
         def batch_terms(batch_size: int) -> tuple[float, float, float]:
             while len(costs) <= batch_size:
@@ -253,6 +254,8 @@ class GPUCompute:
             if batch_size == 0:
                 return 0.0
             attended = total_context if attended_context is None else attended_context
+            if windowed:
+                attended = llm.decode_attended(batch_size, attended)
             linear, fixed, allreduce = costs[batch_size] if batch_size < len(costs) else batch_terms(batch_size)
             return linear + decode_attention(attended, total_context) + fixed + allreduce
 
@@ -271,7 +274,7 @@ class GPUCompute:
         def decode_stretch(batch_size: int, total_context: int, attended_context: int, count: int, overhead: float,
                            ends: list[float]) -> None:
             end = ends[-1]
-            if indexed or bound == "either":  # every step priced whole: with an indexer, or two terms within rounding
+            if indexed or windowed or bound == "either":  # every step priced whole: indexer, window, or a near tie
                 for i in range(1, count + 1):
                     end += overhead + decode_step_time(batch_size, total_context + i * batch_size,
                                                        attended_context + i * batch_size)
@@ -358,7 +361,7 @@ class GPUCompute:
         if tokens == 0:
             return 0.0, 0.0
         all_pairs = sum(n * c + n * (n + 1) / 2 for n, c in zip(new_tokens, cached))
-        pairs = all_pairs if not llm.topk else sum(_sparse_pairs(n, c, llm.topk) for n, c in zip(new_tokens, cached))
+        pairs = sum(map(llm.attention_pairs, new_tokens, cached))  # top-k and sliding windows: each layer's reach
         flops, nbytes = self.linear_work(tokens, len(new_tokens))
         flops += (pairs * self._prefill_flops_per_pair + all_pairs * self._indexer_flops_per_pair) * llm.layers
         return flops, nbytes + (tokens + sum(cached)) * llm.kv_bytes_per_token
@@ -371,10 +374,11 @@ class GPUCompute:
         if tokens == 0:
             return 0.0, 0.0
         flops, nbytes = self.linear_work(tokens, decode_seqs + sum(1 for _, _, last in chunks if last))
-        flops += decode_context * self._decode_flops_per_pair * llm.layers
-        nbytes += decode_context * llm.kv_bytes_per_token
+        attended = llm.decode_attended(decode_seqs, decode_context)
+        flops += attended * self._decode_flops_per_pair * llm.layers
+        nbytes += attended * llm.kv_bytes_per_token
         for new, cached, _ in chunks:
-            flops += (new * cached + new * (new + 1) / 2) * self._prefill_flops_per_pair * llm.layers
+            flops += llm.attention_pairs(new, cached) * self._prefill_flops_per_pair * llm.layers
             nbytes += (new + cached) * llm.kv_bytes_per_token
         return flops, nbytes
 
@@ -393,18 +397,11 @@ class GPUCompute:
         linear = self._linear(tokens, sampled)
         attention = 0.0
         if decode_seqs:
-            attention += self.decode_attention(decode_context, decode_context)
+            attention += self.decode_attention(llm.decode_attended(decode_seqs, decode_context), decode_context)
         if chunks:
-            pairs = sum(n * c + n * (n + 1) / 2 for n, c, _ in chunks)
+            pairs = sum(llm.attention_pairs(n, c) for n, c, _ in chunks)
             kv_tokens = sum(n + c for n, c, _ in chunks)
             attention += self.roofline.attention(pairs * llm.attention_flops_per_pair(decode=False) * llm.layers / tp,
                                                  kv_tokens * llm.kv_bytes_per_token / tp)
         return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
 
-
-def _sparse_pairs(new: int, cached: int, topk: int) -> float:
-    """(query, key) pairs of causal top-k attention: query at position p attends to min(p, topk) keys."""
-    first, last = cached + 1, cached + new  # positions of the new queries, 1-based
-    dense_end = min(last, topk)
-    dense = 0 if dense_end < first else (first + dense_end) * (dense_end - first + 1) / 2
-    return dense + max(0, last - max(first, topk + 1) + 1) * topk

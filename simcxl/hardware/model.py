@@ -5,6 +5,12 @@ Counts follow the HuggingFace configs. A multiply-accumulate is 2 FLOPs. Linear 
 makes prefill quadratic and decode linear in the context. Mixture-of-experts models count only the
 experts a token activates for FLOPs, but a decode step reads the weights of every expert that any
 token in the batch routes to.
+
+Sliding-window layers (gpt-oss alternates them with full ones) attend to and keep only the last
+``sliding_window`` tokens: a query at position p sees min(p, W) keys, as a top-k query sees min(p, k), so one
+rule (:meth:`LLM.attention_pairs`, :meth:`LLM.kv_bytes`) counts every layer's reach. Attention sinks
+(gpt-oss's learned per-head logit, ``self_attn.sinks``) add one term to each softmax denominator: no KV,
+one exp per (query, head), nothing next to the 4 x head_dim FLOPs of every (query, key) pair; not priced.
 """
 
 from __future__ import annotations
@@ -15,8 +21,14 @@ from simcxl.config.schema import ModelSpec
 
 # Bytes per parameter (or KV element). int4: AWQ's and GPTQ's packed 4-bit weights plus, per group of 128 input
 # channels and output column, a 16-bit scale and a 4-bit zero point: 0.5 + (2 + 0.5) / 128 (the AWQ GEMM layout of
-# qweight, qzeros and scales; arXiv 2306.00978, group size 128)
-DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "int4": 0.5 + 2.5 / 128}
+# qweight, qzeros and scales; arXiv 2306.00978, group size 128). mxfp4: OCP microscaling FP4, 4-bit E2M1 values with
+# one 8-bit E8M0 scale per block of 32 (vLLM mxfp4.py Mxfp4MoEMethod.create_weights: uint8 w13/w2 of in/2 bytes
+# per row and uint8 scales of in/32), 0.5 + 1/32; a checkpoint applies it to the MoE experts only
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "int4": 0.5 + 2.5 / 128, "mxfp4": 0.5 + 1 / 32}
+EXPERTS_ONLY = {"mxfp4"}
+"""Weight dtypes that quantize only the MoE experts; the other weights stay bf16 (gpt-oss's quantization_config
+modules_to_not_convert: self_attn, router, embed_tokens, lm_head; vLLM's Mxfp4Config gives those layers
+UnquantizedLinearMethod)."""
 
 
 class LLM:
@@ -26,8 +38,14 @@ class LLM:
     def __init__(self, spec: ModelSpec):
         self.spec = spec
         self.layers = spec.layers
-        self.weight_dtype_bytes = DTYPE_BYTES[spec.dtype]
+        experts_only = spec.dtype in EXPERTS_ONLY
+        self.weight_dtype_bytes = DTYPE_BYTES["bf16" if experts_only else spec.dtype]
+        self.expert_dtype_bytes = DTYPE_BYTES[spec.dtype]  # routed and shared experts' weights
         self.kv_dtype_bytes = DTYPE_BYTES[spec.kv_dtype or spec.dtype]
+        self.window = spec.sliding_window
+        self.sliding_layers = 0 if self.window is None else (
+            spec.layers if spec.sliding_layers is None else spec.sliding_layers)
+        self.full_layers = spec.layers - self.sliding_layers
 
     # ------------------------------------------------------------------ parameters
 
@@ -82,8 +100,15 @@ class LLM:
         return self.layers * self.attention_params_per_layer + mlp + self.lm_head_params
 
     @cached_property
+    def stored_expert_params(self) -> int:
+        """Routed and shared experts' weights, all MoE layers (the part a dtype like mxfp4 quantizes)."""
+        moe = self.spec.moe
+        return self.moe_layers * (moe.routed_experts + moe.shared_experts) * self.expert_params if moe else 0
+
+    @cached_property
     def weight_bytes(self) -> float:
-        return self.total_params * self.weight_dtype_bytes
+        return (self.total_params * self.weight_dtype_bytes
+                + self.stored_expert_params * (self.expert_dtype_bytes - self.weight_dtype_bytes))
 
     # ------------------------------------------------------------------ per-token costs
 
@@ -115,7 +140,7 @@ class LLM:
         if not moe:
             return 0.0
         experts = self.experts_touched(tokens) + moe.shared_experts
-        return self.moe_layers * experts * self.expert_params * self.weight_dtype_bytes
+        return self.moe_layers * experts * self.expert_params * self.expert_dtype_bytes
 
     @cached_property
     def replicated_linear_params(self) -> int:
@@ -178,8 +203,14 @@ class LLM:
         return self.layers * self.kv_bytes_per_token_per_layer
 
     def kv_bytes(self, tokens: int) -> int:
-        """KV cache bytes of ``tokens`` tokens, all layers: the one rule every manager sizes KV by."""
-        return tokens * self.kv_bytes_per_token
+        """KV cache bytes of a sequence of ``tokens`` tokens, all layers: the one rule every manager sizes KV by.
+        A sliding-window layer keeps only the last ``sliding_window`` tokens (vLLM v1's SlidingWindowManager frees
+        the blocks before computed - W + 1, get_num_skipped_tokens, vllm/v1/core/single_type_kv_cache_manager.py;
+        the partly-out block it still holds is not counted)."""
+        if not self.sliding_layers:
+            return tokens * self.kv_bytes_per_token
+        kept = self.full_layers * tokens + self.sliding_layers * min(tokens, self.window)
+        return kept * self.kv_bytes_per_token_per_layer
 
     @cached_property
     def topk(self) -> int | None:
@@ -189,6 +220,27 @@ class LLM:
     def attended(self, context: int) -> int:
         """Cached tokens a query over ``context`` of them attends to: all, or the top-k of sparse attention."""
         return context if self.topk is None else min(context, self.topk)
+
+    def decode_attended(self, sequences: int, attended: float) -> float:
+        """Keys per layer, averaged over the layers, that one decode step of ``sequences`` sequences reads when
+        they attend to ``attended`` cached tokens in all (:meth:`attended`, summed): a sliding-window layer reads
+        at most ``sliding_window`` per sequence. min(attended, sequences x W) is exact once every sequence is
+        past the window and an upper bound before (sum of min(c_i, W) <= min(sum c_i, n W))."""
+        if not self.sliding_layers:
+            return attended
+        windowed = min(attended, sequences * self.window)
+        return (self.full_layers * attended + self.sliding_layers * windowed) / self.layers
+
+    def attention_pairs(self, new: int, cached: int) -> float:
+        """(query, key) pairs per layer, averaged over the layers, of causal attention of ``new`` tokens after
+        ``cached`` ones: the query at position p sees p keys, min(p, k) with top-k sparse attention, min(p, W)
+        in a sliding-window layer (W keys including itself, HF's and vLLM's window)."""
+        if self.topk:
+            return _reach_pairs(new, cached, self.topk)
+        dense = new * cached + new * (new + 1) / 2
+        if not self.sliding_layers:
+            return dense
+        return (self.full_layers * dense + self.sliding_layers * _reach_pairs(new, cached, self.window)) / self.layers
 
     def indexer_flops_per_pair(self) -> float:
         """The lightning indexer's score of one (query, cached token) pair in one layer (0 without DSA)."""
@@ -222,6 +274,18 @@ class LLM:
         experts touch E * (1 - (1 - k/E)^B) distinct experts on average.
         """
         read = self.total_params - self.lm_head_params
-        if self.spec.moe:
-            read -= self.moe_layers * (self.spec.moe.routed_experts - self.experts_touched(batch_size)) * self.expert_params
-        return read * self.weight_dtype_bytes
+        if not self.spec.moe:
+            return read * self.weight_dtype_bytes
+        moe, touched = self.spec.moe, self.experts_touched(batch_size)
+        read -= self.moe_layers * (moe.routed_experts - touched) * self.expert_params
+        experts = self.moe_layers * (touched + moe.shared_experts) * self.expert_params  # at the experts' dtype
+        return read * self.weight_dtype_bytes + experts * (self.expert_dtype_bytes - self.weight_dtype_bytes)
+
+
+def _reach_pairs(new: int, cached: int, reach: int) -> float:
+    """(query, key) pairs of causal attention of ``new`` queries after ``cached`` keys when the query at position
+    p attends to min(p, reach) keys (top-k sparse attention; a sliding window of ``reach``)."""
+    first, last = cached + 1, cached + new  # positions of the new queries, 1-based
+    dense_end = min(last, reach)
+    dense = 0 if dense_end < first else (first + dense_end) * (dense_end - first + 1) / 2
+    return dense + max(0, last - max(first, reach + 1) + 1) * reach
