@@ -144,34 +144,36 @@ def write(path: Path, rows: list[dict]) -> None:
 
 
 def plot(points: list[dict], path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
-    for system in ("tract_nocache", "nixl"):
+    """Figs 5, 6, 7 and 9 side by side in simcxl's figure style, systems by their labels, one legend per pair."""
+    from simcxl.metrics.plots import label, legend_outside, series_style, use_style
+
+    plt = use_style()
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4), gridspec_kw={"width_ratios": [1, 1, 1, 1]})
+    for i, system in enumerate(("tract_nocache", "nixl")):
         p5 = [p for p in points if p["figure"] == "Fig 5" and p["system"] == system]
-        axes[0].plot([int(p["condition"][4:]) for p in p5], [p["ttft_mean_s"] for p in p5], "o-", label=system)
+        axes[0].plot([int(p["condition"][4:]) for p in p5], [p["ttft_mean_s"] for p in p5], label=label(system),
+                     **series_style(i))
         p6 = [p for p in points if p["figure"] == "Fig 6" and p["system"] == system]
-        axes[1].plot([float(p["condition"].split("qps=")[1]) for p in p6], [p["qps"] for p in p6], "o-", label=system)
-    axes[0].set(title="Fig 5: mean TTFT (1.0 req/s, output 3)", xlabel="input tokens", ylabel="s")
-    axes[1].set(title="Fig 6: throughput, 6000-token inputs", xlabel="offered QPS", ylabel="completed req/s")
+        axes[1].plot([float(p["condition"].split("qps=")[1]) for p in p6], [p["qps"] for p in p6],
+                     label=label(system), **series_style(i))
+    axes[0].set(title="Fig 5: mean TTFT (1.0 req/s, output 3)", xlabel="input length (tokens)", ylabel="mean TTFT (s)")
+    axes[1].set(title="Fig 6: throughput, 6000-token inputs", xlabel="offered load (req/s)",
+                ylabel="completed (req/s)")
+    legend_outside(axes[1])
     width = 0.25
     for i, system in enumerate(("tract", "lmcache", "nixl")):
         p9 = [next(p for p in points if p["figure"] == "Fig 9" and p["system"] == system
                    and p["condition"] == f"synthetic_{s}") for s in SETS]
         xs = [j + i * width for j in range(len(SETS))]
-        axes[2].bar(xs, [p["qps"] for p in p9], width, label=system)
-        axes[3].bar(xs, [p["ttft_mean_s"] for p in p9], width, label=system)
-    for ax, title in ((axes[2], "Fig 7: throughput at QPS 3.0 (req/s)"), (axes[3], "Fig 9: mean TTFT at QPS 3.0 (s)")):
-        ax.set_xticks([j + width for j in range(len(SETS))], [f"synthetic {s}" for s in SETS])
-        ax.set_title(title)
-    for ax in axes:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+        axes[2].bar(xs, [p["qps"] for p in p9], width, label=label(system), color=f"C{i + 2}")
+        axes[3].bar(xs, [p["ttft_mean_s"] for p in p9], width, label=label(system), color=f"C{i + 2}")
+    for ax, title, ylabel in ((axes[2], "Fig 7: throughput at 3.0 req/s", "completed (req/s)"),
+                              (axes[3], "Fig 9: mean TTFT at 3.0 req/s", "mean TTFT (s)")):
+        ax.set_xticks([j + width for j in range(len(SETS))], [f"set {s}" for s in SETS])
+        ax.set(title=title, ylabel=ylabel, xlabel="synthetic trace (set)")
+    legend_outside(axes[3])
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def main() -> None:

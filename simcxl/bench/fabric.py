@@ -209,8 +209,8 @@ def plot(rows: list[Row], path: Path) -> None:
     for i, name in enumerate(drawn):
         series = [r for r in rows if r.path == name]
         sizes.loglog([r.item_bytes for r in series], [r.gbps for r in series], label=name,
-                     markersize=9 - i, linewidth=2.2 - 0.25 * i,
-                     markerfacecolor="none" if i < len(drawn) - 1 else None, **series_style(i))
+                     **{**series_style(i), "markersize": 9 - i, "linewidth": 2.2 - 0.25 * i,
+                        "markerfacecolor": "none" if i < len(drawn) - 1 else None})
     sizes.set_xlabel("item size (bytes)")
     sizes.set_ylabel("effective bandwidth (GB/s)")
     sizes.set_title("one requester, stream of items")

@@ -73,8 +73,10 @@ def label(name: str) -> str:
 
 
 def series_style(i: int) -> dict:
-    """Marker and line style of the ``i``-th series: coincident lines stay distinguishable."""
-    return {"marker": MARKERS[i % len(MARKERS)], "linestyle": LINESTYLES[(i // 2) % len(LINESTYLES)]}
+    """Marker and line style of the ``i``-th series: coincident lines stay distinguishable (an earlier series'
+    markers are larger and hollow, so a later one's sit inside them)."""
+    return {"marker": MARKERS[i % len(MARKERS)], "linestyle": LINESTYLES[i % len(LINESTYLES)],
+            "markersize": max(3.5, 7 - 1.5 * i), **({"markerfacecolor": "none"} if i % 2 == 0 else {})}
 
 
 def _pyplot():
