@@ -14,14 +14,15 @@ RACK = ROOT / "experiments/rack/rack.yaml"
 
 def test_a_cxl_pool_design_pays_for_the_switch_devices_and_their_dram_and_nothing_else_does():
     cxl = bill(load_scenario(RACK, ["kv_manager={type: cxl_block, prefix_cache: {}}"]).resolved)
-    assert cxl == {"gpu": 64, "gpu_server": 8, "nic": 64, "cxl_switch": 1, "cxl_host_port": 8, "cxl_device": 8,
-                   "dram_gb": pytest.approx(8 * 256 * 2**30 / 1e9)}
-    prices = CostTable(gpu=30_000, gpu_server=50_000, nic=2_000, cxl_switch=10_000, cxl_host_port=500,
-                       cxl_device=1_000, dram_per_gb=4)
+    assert cxl == {"gpu": 64, "gpu_server": 8, "gpu_slot": 64, "nic": 64, "nic_100gbps": 64 * 4, "cxl_switch": 1,
+                   "cxl_host_port": 8, "cxl_device": 8, "dram_gb": pytest.approx(8 * 256 * 2**30 / 1e9)}
+    prices = CostTable(gpu=30_000, gpu_server=50_000, gpu_slot=0, nic=2_000, nic_100gbps=0, cxl_switch=10_000,
+                       cxl_host_port=500, cxl_device=1_000, dram_per_gb=4)
     assert capital_cost(cxl, prices) == pytest.approx(64 * 30_000 + 8 * 50_000 + 64 * 2_000 + 10_000 + 8 * 500
                                                       + 8 * 1_000 + 4 * 8 * 256 * 2**30 / 1e9)
     push = bill(load_scenario(RACK, ["kv_manager={type: rdma}"]).resolved)
-    assert push == {"gpu": 64, "gpu_server": 8, "nic": 64}  # the rack has a pool, but push does not use it
+    # the rack has a pool, but push does not use it
+    assert push == {"gpu": 64, "gpu_server": 8, "gpu_slot": 64, "nic": 64, "nic_100gbps": 64 * 4}
     pool = bill(load_scenario(RACK, ["kv_manager={type: rdma_pool, prefix_cache: {}}"]).resolved)
     assert pool["memory_server"] == 1 and pool["nic"] == 64 + 2 and pool["dram_gb"] == pytest.approx(2 * 2**40 / 1e9)
 

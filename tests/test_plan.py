@@ -40,8 +40,8 @@ def test_plan_prices_each_point_and_picks_the_cheapest_meeting_the_target(tmp_pa
     assert list(table["cluster.decode_nodes"]) == [1, 4]
     # cost: the bill of each configuration at the plan's prices (4 prefill + N decode one-GPU nodes)
     for _, row in table.iterrows():
-        counts = {"gpu": 4 + row["cluster.decode_nodes"], "gpu_server": (4 + row["cluster.decode_nodes"]) / 8,
-                  "nic": 4 + row["cluster.decode_nodes"]}
+        nodes = 4 + row["cluster.decode_nodes"]
+        counts = {"gpu": nodes, "gpu_server": nodes, "gpu_slot": nodes, "nic": nodes, "nic_100gbps": nodes * 4}
         assert row.cost_usd == pytest.approx(capital_cost(counts, CostTable(gpu=30000)))
         assert row.usd_per_goodput == pytest.approx(row.cost_usd / row.goodput)
         assert row.meets_target == (row.goodput >= 20)

@@ -23,7 +23,7 @@ the target; ``plan.png`` draws cost against goodput.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +35,9 @@ from simcxl.metrics.cost import CostTable, bill, capital_cost
 from simcxl.metrics.results import dump_json, write_atomic
 from simcxl.sweep.executors import Executor
 from simcxl.sweep.goodput import MIN_TOLERANCE, SLO, GoodputSearch, LoadDoesNotBind, finite_json
-from simcxl.sweep.spec import SweepSpec, invalid, read_spec, sweep_of
+from simcxl.sweep import search
+from simcxl.sweep.search import SearchSpec
+from simcxl.sweep.spec import Point, SweepSpec, invalid, read_spec, sweep_of
 
 
 class PlanSpec(SweepSpec):
@@ -43,18 +45,34 @@ class PlanSpec(SweepSpec):
 
     slo: dict[str, str] = Field(min_length=1)
     attainment: float = Field(0.9, gt=0, le=1)
-    target: float = Field(gt=0, allow_inf_nan=False)
+    target: float | None = Field(None, gt=0, allow_inf_nan=False)
     tolerance: float = Field(0.05, ge=MIN_TOLERANCE, allow_inf_nan=False)
     costs: dict[str, float] = Field(default_factory=dict)
+    search: SearchSpec | None = None
+
+
+@dataclass(frozen=True)
+class PlanPoint:
+    """One configuration to price and search: the scenario it starts from, its overrides, and (a deployment
+    search's) what it describes and why it was pruned unrun."""
+
+    id: str
+    base: Path
+    overrides: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+    pruned: str | None = None
+
+    def set_args(self) -> list[str]:
+        return Point(self.id, self.overrides).set_args()
 
 
 @dataclass
 class Plan:
-    """A loaded plan: its points (as a sweep's), SLOs, target and prices."""
+    """A loaded plan: its points (a sweep's, or a deployment search's candidates), SLOs, target and prices."""
 
     path: Path
     spec: PlanSpec
-    points: list
+    points: list[PlanPoint]
     base: Path
     slos: list[SLO]
     prices: CostTable
@@ -73,14 +91,25 @@ def load_plan(path: str | Path) -> Plan:
             slos.append(SLO.parse(f"{name}={limit}"))
         except ConfigError as exc:
             raise ConfigError(f"{path}: slo.{name}: {str(exc).split(': ', 1)[1]}") from None
+    if spec.target is None and spec.search is None:
+        raise ConfigError(f"{path}: target: missing: a plan without a search: section names the goodput to reach")
     sweep = sweep_of(path, spec)
-    return Plan(path, spec, sweep.points, sweep.base, slos, prices)
+    if spec.search is None:
+        points = [PlanPoint(p.id, sweep.base, p.overrides) for p in sweep.points]
+    else:
+        points = []
+        for candidate in search.candidates(path, sweep.base, spec.search):
+            for point_id, overrides in search.points_of(candidate, sweep.points):
+                args = Point(point_id, overrides).set_args()
+                points.append(PlanPoint(point_id, candidate.base, overrides, candidate.describe(),
+                                        search.prune(candidate, args, spec.search.min_kv_tokens)))
+    return Plan(path, spec, points, sweep.base, slos, prices)
 
 
-def pareto(rows: list[dict]) -> set[str]:
-    """Ids of the points no other point beats on both cost (lower) and goodput (higher)."""
+def pareto(rows: list[dict], by: str = "cost_usd") -> set[str]:
+    """Ids of the points no other point beats on both ``by`` (lower: cost, GPUs) and goodput (higher)."""
     frontier, best = set(), -math.inf
-    for row in sorted(rows, key=lambda r: (r["cost_usd"], -r["goodput"])):
+    for row in sorted(rows, key=lambda r: (r[by], -r["goodput"])):
         if row["goodput"] > best:
             frontier.add(row["point"])
             best = row["goodput"]
@@ -96,15 +125,22 @@ def run_plan(plan: Plan, out: Path, executor: Executor, jobs: int,
         report(f"point {point.id}: {' '.join(overrides) or '(the base scenario)'}")
         rows.append(_plan_point(plan, point, overrides, out, executor, jobs, report))
     ran = [row for row in rows if row["goodput"] is not None]
-    frontier = pareto(ran)
+    by = "gpus" if plan.spec.search and len(plan.spec.search.gpus) > 1 else "cost_usd"
+    frontier = pareto(ran, by)
     for row in rows:
         row["pareto"] = row["point"] in frontier
     meeting = [row for row in rows if row["meets_target"]]
     cheapest = min(meeting, key=lambda r: (r["cost_usd"], -r["goodput"], r["point"]), default=None)
+    if plan.spec.search is not None:  # best first: goodput per GPU, then per dollar; unrun points last
+        rows.sort(key=lambda r: (r["goodput"] is None, -(r["goodput_per_gpu"] or 0), -(r["goodput_per_musd"] or 0),
+                                 r["point"]))
+        for rank, row in enumerate(rows, 1):
+            row["rank"] = rank if row["goodput"] is not None else None
     _write_csv(out / "plan.csv", rows)
     result = {"plan": str(plan.path), "base": str(plan.base), "slos": {s.name: s.limit for s in plan.slos},
               "attainment": plan.spec.attainment, "target": plan.spec.target, "prices": plan.prices.model_dump(),
-              "cheapest_meeting_target": cheapest, "points": rows,
+              "pareto_by": by, "cheapest_meeting_target": cheapest,
+              "best_per_gpu": rows[0] if plan.spec.search is not None and ran else None, "points": rows,
               "failed_points": [row["point"] for row in rows if row["goodput"] is None]}
     write_atomic(out / "plan.json", dump_json(finite_json(result)))
     return result
@@ -115,33 +151,47 @@ def _plan_point(plan: Plan, point, overrides: list[str], out: Path, executor: Ex
     """One point's row. A point that cannot run (its model does not fit, an override it rejects) is a failed
     point: goodput None, the error in ``note``, never meeting the target. One whose SLOs hold at every load
     tried has that load as its goodput, marked as a lower bound."""
-    row: dict[str, Any] = {"point": point.id, **point.overrides}
-    goodput, bound, note = None, "", ""
+    row: dict[str, Any] = {"point": point.id, **point.info, **point.overrides}
+    goodput, bound, note, knob = None, "", "", ""
     try:
-        search = GoodputSearch(plan.base, overrides, plan.slos, plan.spec.attainment, out / "points" / point.id,
+        if point.pruned:
+            raise _Pruned(point.pruned)
+        finder = GoodputSearch(point.base, overrides, plan.slos, plan.spec.attainment, out / "points" / point.id,
                                executor, jobs, plan.spec.tolerance, report)
-        goodput = search.run()["max_rate"]
-        knob = search.knob
+        goodput = finder.run()["max_rate"]
+        knob = finder.knob
     except LoadDoesNotBind as exc:  # the SLOs hold at any load tried: the goodput is at least that load
-        goodput, bound, note, knob = exc.highest_met, "lower", str(exc), search.knob
+        goodput, bound, note, knob = exc.highest_met, "lower", str(exc), finder.knob
+    except _Pruned as exc:
+        note = str(exc)
     except SimcxlError as exc:
-        note, knob = f"failed: {exc}", ""
+        note = f"failed: {exc}"
     try:
-        counts = bill(load_scenario(plan.base, overrides).resolved)
+        counts = bill(load_scenario(point.base, overrides).resolved)
         cost = capital_cost(counts, plan.prices)
     except SimcxlError as exc:
         counts, cost = {}, None
         goodput, note = None, note or f"failed: {exc}"
-    meets = goodput is not None and goodput >= plan.spec.target
-    row.update({"goodput": goodput, "goodput_bound": bound, "cost_usd": cost,
+    target = plan.spec.target
+    meets = goodput is not None and target is not None and goodput >= target
+    gpus = counts.get("gpu")
+    status = "ran" if goodput is not None else "pruned" if point.pruned else "failed"
+    row.update({"status": status, "goodput": goodput, "goodput_bound": bound, "cost_usd": cost,
                 "usd_per_goodput": cost / goodput if goodput and cost is not None else None,
+                "goodput_per_gpu": goodput / gpus if goodput is not None and gpus else None,
+                "goodput_per_musd": goodput / cost * 1e6 if goodput is not None and cost else None,
                 "meets_target": meets, **{f"count.{item}": value for item, value in counts.items()}, "note": note})
     if goodput is None:
-        report(f"  failed (not counted): {note.removeprefix('failed: ')}")
+        report(f"  {status} (not counted): "
+               f"{note.removeprefix('failed: ').removeprefix('pruned: ')}")
     else:
         report(f"  goodput {'>= ' if bound else ''}{goodput:.4g} {knob}, ${cost:,.0f}"
                + (" (meets the target)" if meets else ""))
     return row
+
+
+class _Pruned(SimcxlError):
+    """A deployment search's candidate that cannot fit (search.prune's reason): not run, not counted."""
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -151,26 +201,33 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def plot(result: dict, out: Path) -> list[Path]:
-    """Capital cost against goodput: every point, the Pareto frontier joined, the target and the choice."""
+    """Goodput against what it costs (capital cost, or GPUs when a search tried several budgets): every point,
+    the Pareto frontier joined, the target and the choice (or a search's best per GPU)."""
     from simcxl.metrics.plots import _pyplot, _save
 
     plt = _pyplot()
+    by = result.get("pareto_by", "cost_usd")
+    scale, label = (1e6, "capital cost (million USD)") if by == "cost_usd" else (1, "GPUs")
     rows = [r for r in result["points"] if r["goodput"] is not None and math.isfinite(r["goodput"])]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    ax.scatter([r["goodput"] for r in rows], [r["cost_usd"] / 1e6 for r in rows], color="gray", label="points")
-    frontier = sorted((r for r in rows if r["pareto"]), key=lambda r: r["cost_usd"])
-    ax.plot([r["goodput"] for r in frontier], [r["cost_usd"] / 1e6 for r in frontier], "o-", color="C0",
+    ax.scatter([r["goodput"] for r in rows], [r[by] / scale for r in rows], color="gray", label="points")
+    frontier = sorted((r for r in rows if r["pareto"]), key=lambda r: r[by])
+    ax.plot([r["goodput"] for r in frontier], [r[by] / scale for r in frontier], "o-", color="C0",
             label="Pareto frontier")
     for r in rows:
-        ax.annotate(r["point"][:4], (r["goodput"], r["cost_usd"] / 1e6), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
-    ax.axvline(result["target"], color="red", linestyle="--", label=f"target {result['target']:g}")
+        ax.annotate(r.get("deployment") or r["point"][:4], (r["goodput"], r[by] / scale), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    if result["target"] is not None:
+        ax.axvline(result["target"], color="red", linestyle="--", label=f"target {result['target']:g}")
     choice = result["cheapest_meeting_target"]
+    name = "cheapest meeting it"
+    if result.get("best_per_gpu") and choice is None:
+        choice, name = result["best_per_gpu"], "best goodput per GPU"
     if choice and choice["goodput"] is not None and math.isfinite(choice["goodput"]):
-        ax.scatter([choice["goodput"]], [choice["cost_usd"] / 1e6], s=160, facecolors="none", edgecolors="green",
-                   label=f"cheapest meeting it ({choice['point'][:4]})")
+        ax.scatter([choice["goodput"]], [choice[by] / scale], s=160, facecolors="none", edgecolors="green",
+                   label=f"{name} ({choice.get('deployment') or choice['point'][:4]})")
     ax.set_xlabel("goodput (load meeting the SLOs)")
-    ax.set_ylabel("capital cost (million USD)")
+    ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

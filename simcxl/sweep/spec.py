@@ -26,7 +26,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from pydantic import BaseModel
 
 from simcxl.config.loader import read_yaml, unknown_key
-from simcxl.errors import ConfigError
+from simcxl.errors import ConfigError, describe_file
 
 
 class SweepSpec(BaseModel):
@@ -84,8 +84,9 @@ def sweep_of(path: Path, spec: SweepSpec) -> Sweep:
         if not values:
             raise ConfigError(f"{path}: grid.{key}: expected a non-empty list of values")
     base = Path(spec.base) if Path(spec.base).is_absolute() else path.parent / spec.base
-    if not base.is_file():
-        raise ConfigError(f"{path}: base: file not found: {base}")
+    problem = describe_file(base)  # a directory, a FIFO, unreadable... named as what it is
+    if problem is not None:
+        raise ConfigError(f"{path}: base: {problem}: {base} (expected a scenario YAML)")
     for where, key in [(f"grid.{key}", key) for key in spec.grid] + [
             (f"points[{i}].{key}", key) for i, extra in enumerate(spec.points) for key in extra]:
         problem = unknown_key(key)
