@@ -72,8 +72,8 @@ def interval(values: Sequence[float]) -> dict[str, float | None]:
         return {"mean": None, "ci95_low": None, "ci95_high": None}
     n = len(values)
     mean = math.fsum(values) / n
-    if n == 1:
-        return {"mean": mean, "ci95_low": mean, "ci95_high": mean}
+    if n == 1 or min(values) == max(values):  # no spread (exactly: the rounding of fsum / n would invent one)
+        return {"mean": values[0], "ci95_low": values[0], "ci95_high": values[0]}
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = t_quantile_975(n - 1) * sd / math.sqrt(n)
     return {"mean": mean, "ci95_low": mean - half, "ci95_high": mean + half}
