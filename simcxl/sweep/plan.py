@@ -103,6 +103,9 @@ def load_plan(path: str | Path) -> Plan:
                 args = Point(point_id, overrides).set_args()
                 points.append(PlanPoint(point_id, candidate.base, overrides, candidate.describe(),
                                         search.prune(candidate, args, spec.search.min_kv_tokens)))
+        if all(point.pruned for point in points):
+            raise ConfigError(f"{path}: search: every deployment is pruned, so there is nothing to run (e.g. "
+                              f"{points[0].info['deployment']}: {points[0].pruned.removeprefix('pruned: ')})")
     return Plan(path, spec, points, sweep.base, slos, prices)
 
 
@@ -209,7 +212,7 @@ def plot(result: dict, out: Path) -> list[Path]:
     by = result.get("pareto_by", "cost_usd")
     scale, label = (1e6, "capital cost (million USD)") if by == "cost_usd" else (1, "GPUs")
     rows = [r for r in result["points"] if r["goodput"] is not None and math.isfinite(r["goodput"])]
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")  # labels near the edge: no tight warning
     ax.scatter([r["goodput"] for r in rows], [r[by] / scale for r in rows], color="gray", label="points")
     frontier = sorted((r for r in rows if r["pareto"]), key=lambda r: r[by])
     ax.plot([r["goodput"] for r in frontier], [r[by] / scale for r in frontier], "o-", color="C0",
@@ -230,5 +233,4 @@ def plot(result: dict, out: Path) -> list[Path]:
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return _save(fig, out, "plan")
