@@ -61,6 +61,16 @@ def test_requests_and_timeseries_equal_the_files_the_cli_writes(tmp_path):
     assert len(result.requests) == 200 and len(result.timeseries) > 0
 
 
+def test_instances_equals_the_instances_csv_the_cli_writes(tmp_path, capsys):
+    result = simcxl.run("rdma", SMALL)
+    assert main(["run", "rdma", "-o", str(tmp_path), "--set", "workload.num_requests=200"]) == 0
+    assert "instances.csv" in capsys.readouterr().out.splitlines()[-1]  # the results line names the file
+    written = pd.read_csv(tmp_path / "instances.csv")
+    pd.testing.assert_frame_equal(result.instances, written)
+    roles = set(written.role)
+    assert roles == {"prefill", "decode"} and len(written) > len(roles)
+
+
 def test_write_gives_the_folder_simcxl_run_writes(tmp_path):
     result = simcxl.run("rdma", SMALL)
     folder = result.write(tmp_path / "api")
