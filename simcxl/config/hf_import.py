@@ -4,7 +4,8 @@
 (MLA + MoE + DSA) and gpt-oss configs onto ``ModelSpec`` fields, remembering which key each came from so
 that the written profile cites it. What a config.json cannot say (how an engine stores the KV cache, a
 quantization the roofline does not price) is either a rule stated here or a clear error; what the
-simulator does not model (sliding windows, attention sinks) is named in the profile's comments.
+simulator does not model (attention sinks, biases) is named in the profile's comments. Sliding-window layers
+(``layer_types``, or each family's transformers default) become ``sliding_window`` and ``sliding_layers``.
 """
 
 from __future__ import annotations
@@ -158,10 +159,15 @@ def model_from_hf(config: dict[str, Any], path: Path, name: str | None = None,
         _mla(read, put, model_type)
     elif kv_cache_fp8:
         put("kv_dtype", "fp8", "quantization_config: FP8 KV cache")
-    elif weights[0] in ("fp8", "int4"):
+    elif weights[0] in ("fp8", "int4", "mxfp4"):
         put("kv_dtype", "bf16", "engines keep the KV cache in bf16 unless told otherwise (kv_cache_dtype auto)")
     if model_type in MOE or model_type in MLA:
         _moe(read, put, model_type)
+    elif weights[0] == "mxfp4":
+        raise read.error("quantization_config.quant_method", "'mxfp4' is priced for MoE expert weights (gpt-oss); "
+                                                             "this model has no experts: give --dtype bf16")
+    if model_type not in MLA:
+        _sliding_window(read, put, model_type)
     _not_modelled(config, imported)
     return imported
 
@@ -195,8 +201,10 @@ def _weight_dtype(read: _Reader, override: str | None) -> tuple[tuple[str, str],
             return ("fp8", "quantization_config: compressed-tensors, 8-bit float weights"), kv_fp8
         if method in ("awq", "gptq") and quant.get("bits") == 4:
             return ("int4", f"quantization_config: {method}, 4-bit weights, 16-bit activations"), kv_fp8
+        if method == "mxfp4":
+            return ("mxfp4", "quantization_config: mxfp4 experts, the rest bf16 (modules_to_not_convert)"), kv_fp8
         raise read.error("quantization_config.quant_method",
-                         f"{method!r} is not priced by the roofline (bf16, fp16, fp8 and 4-bit awq/gptq are); "
+                         f"{method!r} is not priced by the roofline (bf16, fp16, fp8, mxfp4 and 4-bit awq/gptq are); "
                          "give --dtype bf16 or --dtype fp8 to price the weights as one of those")
     torch_dtype = read.config.get("torch_dtype", read.config.get("dtype"))
     if torch_dtype not in TORCH_DTYPES:
@@ -260,13 +268,41 @@ def _moe(read: _Reader, put: _Putter, model_type: str) -> None:
                                                     "mlp_only_layers) is modelled")
 
 
+def _sliding_window(read: _Reader, put: _Putter, model_type: str) -> None:
+    """Which layers attend over a sliding window: ``layer_types`` when given, else transformers' default for
+    the family (gpt-oss: even layers slide, GptOssConfig; Qwen2/3: layers from ``max_window_layers`` on when
+    ``use_sliding_window``; Mistral/Mixtral: every layer when ``sliding_window`` is set)."""
+    config, layers = read.config, read.config["num_hidden_layers"]
+    types = config.get("layer_types")
+    if types is not None:
+        kinds = ("full_attention", "sliding_attention")
+        if not isinstance(types, list) or len(types) != layers or any(kind not in kinds for kind in types):
+            raise read.error("layer_types", f"expected {layers} entries, each full_attention or sliding_attention")
+        sliding = types.count("sliding_attention")
+        source = f"layer_types: {sliding} of {layers} sliding_attention"
+    elif model_type == "gpt_oss":
+        sliding, source = (layers + 1) // 2, "GptOssConfig's default layer_types (even layers slide)"
+    elif model_type.startswith("qwen"):
+        if not config.get("use_sliding_window"):
+            return
+        first = read.int("max_window_layers", positive=False, most=layers)
+        sliding, source = layers - first, f"use_sliding_window: layers from max_window_layers ({first}) on"
+    else:
+        sliding, source = layers, "sliding_window set: every layer (Mistral's attention)"
+    if sliding == 0 or config.get("sliding_window") is None:
+        if sliding and types is not None:
+            raise read.error("sliding_window", f"missing, and layer_types lists {sliding} sliding_attention layers")
+        return
+    put("sliding_window", read.int("sliding_window"), "sliding_window: keys a sliding layer attends to and keeps")
+    if sliding < layers:
+        put("sliding_layers", sliding, source)
+
+
 def _not_modelled(config: dict[str, Any], imported: ImportedModel) -> None:
     """Architecture the config declares that the roofline does not price, said in the profile."""
-    window = config.get("sliding_window")
-    if window and config.get("use_sliding_window", True):
-        imported.notes.append(f"sliding_window {window} (every layer priced as full attention)")
     if config.get("model_type") == "gpt_oss":
-        imported.notes.append("attention sinks and MXFP4 expert weights (priced as the profile's dtype)")
+        imported.notes.append("attention sinks (one learned logit per head in each softmax: no KV, one exp per "
+                              "query and head) and the experts' biases")
     if config.get("num_nextn_predict_layers"):
         imported.notes.append(f"{config['num_nextn_predict_layers']} multi-token-prediction layer(s) "
                               "(speculative decoding is not simulated)")
