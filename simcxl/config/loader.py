@@ -254,7 +254,7 @@ def _unread_keys(loaded: LoadedScenario) -> list[str]:
     mode = _rank(loaded, ("serving", "mode"))
     warnings = []
     for key_path, why in unread:
-        if not _present(loaded.resolved, key_path):
+        if not _present(loaded.resolved, key_path) or (key_path == ("kv_manager",) and _tiered(loaded)):
             continue
         key = ".".join(key_path)
         message = f"{loaded.source_of(key_path)}: {key}: not read in serving.mode: " \
@@ -263,6 +263,13 @@ def _unread_keys(loaded: LoadedScenario) -> list[str]:
             raise ConfigError(f"{message}; remove it or change serving.mode")
         warnings.append(f"{message}; ignored (serving.mode was chosen after it)")
     return warnings
+
+
+def _tiered(loaded: LoadedScenario) -> bool:
+    """The chosen KV manager keeps KV in a tier outside HBM, which an aggregated instance asks too
+    (``KVConnector.tiered``, issue #38): then aggregated serving reads kv_manager."""
+    from simcxl.kvcache import connector_class
+    return connector_class(loaded.scenario.kv_manager.type).tiered
 
 
 def _present(resolved: dict, key_path: KeyPath) -> bool:

@@ -7,9 +7,8 @@ a NIC: prefill copies each prompt's new KV from HBM to host DRAM over its GPUs' 
 node's DRAM by default: a bounded resource, as in ``rdma_sparse``) and then swaps in each step's top-k misses
 with the measured zero-copy gather over each GPU's PCIe link (``rdma_sparse``'s per-step fetch, unchanged).
 
-What differs from SAC's one-server testbed: simcxl serves a sparse model only disaggregated, so prefill and
-decode are two nodes here; the prompt's KV is treated as already in the decode node's DRAM once prefill has
-copied it out (the rig shares one host's DRAM), so no node-to-node move is billed.
+Served disaggregated (two nodes) the prompt's KV is treated as already in the decode node's DRAM once prefill
+has copied it out, so no node-to-node move is billed; served aggregated (SAC's one server) that is exact.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from typing import Generator
 
 import simpy
 
+from simcxl.kvcache.pool import PooledKV
 from simcxl.kvcache.rdma_sparse import RDMASparse
 
 
@@ -32,6 +32,9 @@ class HostSparse(RDMASparse):
     def pool_io(self, gpu, nbytes: float, write: bool) -> simpy.Event:
         """The pool is the host's DRAM: a PCIe copy between the GPU and it."""
         return self.fabric.pcie.copy(gpu, nbytes, to_device=not write)
+
+    # prefix hits load from this host's DRAM over PCIe (pool_io), on one server too: no NIC prefetch
+    _load_blocks = PooledKV._load_blocks
 
     def sync(self, request, instance) -> Generator:
         """Publishing is a local radix-cache insert: no RPC."""

@@ -37,11 +37,14 @@ DIRECT, STORE = "direct", "store"
 
 @dataclass(frozen=True, slots=True)
 class InstanceView:
-    """What a connector may know of a serving instance: its index, its GPUs (in rank order), its node."""
+    """What a connector may know of a serving instance: its index, its GPUs (in rank order), its node, and
+    whether it also decodes what it prefills (``colocated``: an aggregated instance, one engine at both ends of
+    the hand-off, so a connector may stage a prefix once for both prefill and decode)."""
 
     index: int
     gpus: tuple["GPUPort", ...]
     node: int
+    colocated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,11 @@ class KVConnector(ABC):
     fetches_each_step = False  # True where step_fetch moves KV (decode workers skip the call otherwise)
     sender_waits = True  # False where the decode side pulls: a blocking send has nothing to wait for
     gpu_cache_tokens = 0  # HBM tokens each prefill instance sets aside for the connector (a prefix-cache tier)
+    # True where a request's KV lives in the connector's tier outside HBM (the sparse designs' pool or host
+    # memory), so an aggregated instance asks it as a disaggregated pair would: prefix hits at admission, the
+    # hand-off after prefill (write, sync, transfer to itself), each decode step's fetch, release. False: an
+    # aggregated instance keeps all KV in its own HBM and never calls the connector.
+    tiered = False
 
     bytes_moved: dict[str, float]
 

@@ -17,6 +17,12 @@ by RDMA straight into that host pool. So, per request:
    memory into HBM over each GPU's PCIe link: a zero-copy gather priced from the measurement
    ``simcxl.profiling.host_gathers`` (GPU ``host_gather_latency`` + bytes at ``host_gather_bandwidth``);
 5. when the request finishes its host-pool room frees.
+
+On one server (an aggregated instance, ``InstanceView.colocated``: SAC's own testbed, the pool a loopback over
+the host's one NIC) the prefix crosses the NIC once: a cached prefix is prefetched whole into local host memory
+before the prompt's last tokens are computed, and copied from there into HBM over PCIe; HiSparse's host tier
+keeps that copy, and the prompt's new KV passes through host memory on its host-staged way to the pool, so step
+3 moves nothing more.
 """
 
 from __future__ import annotations
@@ -79,9 +85,27 @@ class RDMASparse(SparseDecode, RDMAPool):
         self.host_pool_wait += self.env.now - waiting
         return nbytes
 
+    def _load_blocks(self, instance, node: int, blocks: int) -> simpy.Event:
+        if not instance.colocated:
+            return super()._load_blocks(instance, node, blocks)
+        return self.env.process(self._prefetch_prefix(instance, blocks))
+
+    def _prefetch_prefix(self, instance, blocks: int) -> Generator:
+        """One server: the cached prefix from the pool into local host memory over the NIC (P1, host-staged:
+        no GPUDirect), then into the GPUs over PCIe."""
+        nbytes = blocks * self.prefix_cache.block_bytes
+        rdma, shard = self.fabric.rdma, nbytes / len(instance.gpus)
+        yield self.all_of([rdma.bulk_read(gpu, self.port_of[gpu.name], shard, target_gpu=False, gpu_memory=False)
+                           for gpu in instance.gpus])
+        self.bytes_moved[f"{self.medium}_prefix_read"] += nbytes
+        yield self.all_of([self.fabric.pcie.copy(gpu, shard, to_device=True) for gpu in instance.gpus])
+        self.bytes_moved["host_prefix_load"] += nbytes
+
     def _deliver(self, request, decode) -> Generator:
-        """Room in the host pool, then the whole prefix into it."""
+        """Room in the host pool, then the whole prefix into it (one server: it is there already)."""
         nbytes = yield from self._hold_host_room(request, decode)
+        if decode.colocated:
+            return
         rdma, shard = self.fabric.rdma, nbytes / len(decode.gpus)
         yield self.all_of([rdma.bulk_read(gpu, self.port_of[gpu.name], shard, target_gpu=False, gpu_memory=False)
                            for gpu in decode.gpus])

@@ -10,6 +10,16 @@ running sequence is preempted by recompute: its blocks are freed and it returns 
 queue, to prefill its prompt and the tokens it already generated again. No new prompt is admitted in
 an iteration that preempted (as vLLM v1).
 
+With a connector whose KV lives in a tier outside HBM (``KVConnector.tiered``: the sparse designs, SGLang
+HiSparse's host or pool tier) the instance asks it what a disaggregated pair would: a new prompt's cached
+prefix (the prefix cache is the connector's, not this HBM's) is loaded into HBM before it prefills; once the
+prompt is computed the hand-off runs with this instance at both ends (:meth:`Handoffs.colocate`: the KV is
+written to the tier and HBM keeps only what decode holds, the hot buffer and the generated tokens, as SGLang
+HiSparse frees a request's device KV after prefill), the request decoding again once it is delivered; each
+decode iteration asks ``step_fetch`` for its top-k misses. A sparse-attention model's iterations are priced as
+the disaggregated workers price theirs (``decode_step_time`` with top-k, ``prefill_time``), which needs
+prefill-only iterations (``mixed_prefill: false``, SGLang's default).
+
 Work per iteration is linear in the running sequences, as an engine's own scheduler is.
 """
 
@@ -25,6 +35,7 @@ from simpy.events import Timeout  # made directly: env.timeout binds a new calla
 from simcxl.config.schema import AggregatedSpec
 from simcxl.fabric.topology import GPUPort
 from simcxl.hardware.gpu import GPUCompute
+from simcxl.kvcache.protocol import InstanceView, KVConnector, StepView
 from simcxl.sim.environment import Wakeup
 from simcxl.sim.integral import StepIntegral
 from simcxl.serving.kv_blocks import KVBlocks, PrefixCachingBlocks
@@ -32,6 +43,7 @@ from simcxl.sim.request import Request
 
 if TYPE_CHECKING:
     from simcxl.metrics.timeline import Timeline
+    from simcxl.serving.handoff import Handoffs
 
 
 class AggregatedWorker:
@@ -39,15 +51,26 @@ class AggregatedWorker:
 
     def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: AggregatedSpec,
                  iteration_overhead: float, gpus: list[GPUPort], on_finished: Callable[[Request], None],
-                 hash_tokens: int | None = None):
+                 hash_tokens: int | None = None, connector: KVConnector | None = None,
+                 handoffs: "Handoffs | None" = None):
         self.env = env
+        self.connector = connector  # a tiered connector (see the module docstring), or None: all KV in HBM
+        self.handoffs = handoffs
+        self.view = InstanceView(index, tuple(gpus), gpus[0].node if gpus else -1, colocated=True)
+        self.topk = compute.llm.topk
+        self.attended = compute.llm.attended  # one top-k rule, the model's
+        self._offloaded: dict[int, int] = {}  # request id -> prompt tokens whose KV is in the tier, not in HBM
+        self._fresh: set[int] = set()  # ids whose next decode step finds an empty hot buffer (StepView.joined_attended)
+        self.loading = 0  # admitted prompts whose cached prefix is still loading into HBM
+        self.handing_off = 0  # computed prompts whose KV is still being written to / delivered from the tier
         self.index = index
         self.compute = compute
         self.spec = spec
         self.iteration_overhead = iteration_overhead
         self.gpus = gpus
         self.on_finished = on_finished
-        self.caching = spec.prefix_caching and hash_tokens is not None  # prompts' block hashes cover hash_tokens
+        self.caching = (spec.prefix_caching and hash_tokens is not None  # prompts' block hashes cover hash_tokens
+                        and connector is None)  # with a tier, the prefix cache is the connector's
         self.kv = (PrefixCachingBlocks(compute.kv_capacity_tokens, spec.block_tokens, hash_tokens) if self.caching
                    else KVBlocks(compute.kv_capacity_tokens, spec.block_tokens))
         self.waiting: deque[Request] = deque()
@@ -65,6 +88,8 @@ class AggregatedWorker:
         self.tokens_computed = 0  # tokens those iterations processed (decodes and prompt chunks)
         self._queue_time = StepIntegral(env)  # integral of len(waiting) over time (Little's law)
         self._work = getattr(compute, "forward_work", lambda *_: (0.0, 0.0))  # a test's stand-in may not count work
+        if self.topk is not None:  # sparse attention: the disaggregated workers' pricing (top-k pairs, indexer)
+            self._price = self._price_sparse
         self._wakeup = Wakeup(env)
         self.timeline: "Timeline | None" = None  # set by the cluster when a run records one
         env.process(self.run())
@@ -104,6 +129,9 @@ class AggregatedWorker:
         """Drop ``victim``'s KV; it waits at the front of the queue to recompute prompt + generated tokens."""
         self.running.remove(victim)
         self.kv.release(victim)
+        self._offloaded.pop(victim.id, None)  # it recomputes its whole KV in HBM
+        if self.connector is not None:
+            self.connector.preempted(victim)
         if victim.join_iteration >= 0:  # it was emitting tokens: that stint ends with the last iteration
             victim.end_stint(self.iteration - 1)
         self.recomputed_tokens += victim.computed
@@ -147,8 +175,10 @@ class AggregatedWorker:
         for request in [r for r in self.running if r.computed >= r.target][:budget]:
             if request.computed < request.target:  # preempted for an older sequence's block
                 continue
-            if not self._allocate(request, request.computed + 1):
+            if not self._allocate(request, request.computed + 1 - self._offloaded.get(request.id, 0)):
                 break
+            if request.join_iteration < 0:  # back from its hand-off: its second token's stint starts here
+                request.join_iteration = self.iteration
             scheduled.append(request)
         return scheduled
 
@@ -163,8 +193,16 @@ class AggregatedWorker:
             chunks.append((request, tokens))
             budget -= tokens
         while (self.waiting and budget > 0 and self.preemptions == preemptions
-               and len(self.running) < self.spec.max_num_seqs):
+               and len(self.running) + self.loading + self.handing_off < self.spec.max_num_seqs):
             request = self.waiting[0]
+            if self.connector is not None:
+                tokens = self._admit_from_tier(request, budget)
+                if tokens is None:
+                    break
+                if tokens:
+                    chunks.append((request, tokens))
+                    budget -= tokens
+                continue
             if self.caching:  # a cached prefix of its prompt is referenced, not computed
                 request.computed = self.kv.admit(request)
             tokens = min(request.target - request.computed, budget)
@@ -187,10 +225,64 @@ class AggregatedWorker:
             budget -= tokens
         return chunks
 
+    def _admit_from_tier(self, request: Request, budget: int) -> int | None:
+        """The queue's head, admitted with a tiered connector: blocks for its cached prefix and first chunk (None:
+        too few free, it waits), then its prefix loads from the tier into HBM; returns the tokens it computes in
+        this pass (0 while its prefix loads: it joins the running sequences once loaded)."""
+        connector, first = self.connector, request.generated == 0  # a preempted sequence recomputes it all here
+        cached = connector.cached_prefix_tokens(request, self.view) if first else 0
+        tokens = min(request.target - cached, budget)
+        if not self.kv.grow(request, cached + tokens):
+            return None
+        self._queue_time.step(len(self.waiting))
+        self.waiting.popleft()
+        self.queued_tokens -= request.target
+        if request.prefill_start != request.prefill_start:  # NaN: its first schedule
+            request.prefill_start = request.prefix_load_end = self.env.now
+        load = connector.load_prefix(request, self.view) if first else None  # sets request.cached_tokens
+        request.computed = request.cached_tokens if first else 0
+        if first:
+            self.prefix_hit_tokens += request.cached_tokens
+            self.prefix_looked_up_tokens += request.input_tokens
+        if load is None:
+            self.running.append(request)
+            return tokens
+        self.loading += 1
+        load.callbacks.append(lambda _event: self._loaded(request))
+        return 0
+
+    def _loaded(self, request: Request) -> None:
+        """The cached prefix is in HBM: the prompt's remaining tokens can be scheduled."""
+        self.loading -= 1
+        request.prefix_load_end = self.env.now
+        self.running.append(request)
+        self._wakeup.wake()
+
+    def release(self, request: Request) -> None:
+        """The prompt's KV is in the connector's tier (the hand-off's write): HBM keeps only what decode holds,
+        ``decode_kv_tokens`` (the hot buffer and the generated tokens; 0: all of it, dense attention)."""
+        if not request.decode_kv_tokens:
+            return
+        offloaded = request.input_tokens - (request.decode_kv_tokens - request.output_tokens)
+        self._offloaded[request.id] = offloaded
+        keep = self.kv.blocks_for(request.computed - offloaded)
+        self.kv.free += request.blocks - keep
+        request.blocks = keep
+        if self.waiting:
+            self._wakeup.wake()
+
+    def _delivered(self, request: Request) -> None:
+        """The hand-off has delivered the request's KV back to this instance: it decodes from the next pass,
+        its first step with an empty hot buffer."""
+        self.handing_off -= 1
+        self._fresh.add(request.id)
+        self.running.append(request)
+        self._wakeup.wake()
+
     def _advance(self, decodes: list[Request], chunks: list[tuple[Request, int]]) -> None:
         """The pass has ended: every scheduled sequence holds its new KV; each one that completed its prompt,
         and each decoding one, emitted a token."""
-        now = self.env.now
+        now, handoffs = self.env.now, []
         for request in decodes:
             request.computed += 1
             request.generated += 1
@@ -201,6 +293,10 @@ class AggregatedWorker:
                     self.kv.publish(request)
                 if request.generated == 0:
                     request.prefill_end = now
+                    if self.connector is not None and request.output_tokens > 1:
+                        handoffs.append(request)
+                elif self.connector is not None:  # recomputed after a preemption: its KV is in the tier already
+                    self.release(request)
                 request.join_iteration = self.iteration
                 request.generated += 1
         finished = [r for r in self.running if r.generated == r.output_tokens]
@@ -209,7 +305,46 @@ class AggregatedWorker:
             request.finish = now
             self.running.remove(request)
             self.kv.release(request)
+            self._offloaded.pop(request.id, None)
+            self._fresh.discard(request.id)
             self.on_finished(request)
+        for request in handoffs:  # the first token is out; the KV goes to the tier before the second
+            request.end_stint(self.iteration)
+            self.running.remove(request)
+            self.handing_off += 1
+            self.handoffs.colocate(request, self).callbacks.append(lambda _event, r=request: self._delivered(r))
+
+    def _price(self, decodes: list[Request], chunks: list[tuple[Request, int]], context: int
+               ) -> tuple[float, float, float]:
+        """Seconds, FLOPs and HBM bytes of one forward pass of dense attention: decodes and chunks in one pass."""
+        shape = [(tokens, r.computed, r.computed + tokens == r.target) for r, tokens in chunks]
+        duration = self.compute.forward_time(len(decodes), context, shape)
+        return (duration, *self._work(len(decodes), context, shape))
+
+    def _price_sparse(self, decodes: list[Request], chunks: list[tuple[Request, int]], context: int
+                      ) -> tuple[float, float, float]:
+        """One pass of a sparse-attention model, priced as the disaggregated workers price theirs: a decode
+        step over the top-k (``decode_step_time``), or a prefill pass of prompt chunks (``prefill_priced``);
+        never both (the cluster requires mixed_prefill: false)."""
+        compute = self.compute
+        if decodes:
+            attended = sum(self.attended(r.computed + 1) for r in decodes)
+            return (compute.decode_step_time(len(decodes), context, attended),
+                    *compute.decode_work(len(decodes), attended, context))
+        return compute.prefill_priced([tokens for _, tokens in chunks], [r.computed for r, _ in chunks])
+
+    def _step(self, decodes: list[Request], context: int) -> StepView:
+        """The coming decode step as the connector sees it; sequences back from their hand-off find their hot
+        buffer empty (``joined_attended``), as a sequence joining a disaggregated decode batch does."""
+        attended = joined = 0
+        fresh = self._fresh
+        for request in decodes:
+            tokens = self.attended(request.computed + 1)
+            attended += tokens
+            if request.id in fresh:
+                joined += tokens
+                fresh.discard(request.id)
+        return StepView(self.view, len(decodes), context, attended, joined)
 
     def run(self):
         """SimPy process: one timeout per iteration (one forward pass of decodes and prompt chunks)."""
@@ -220,13 +355,19 @@ class AggregatedWorker:
                 yield self._wakeup.wait()
                 continue
             context = sum(r.computed + 1 for r in decodes)
-            duration = self.compute.forward_time(len(decodes), context, [
-                (tokens, r.computed, r.computed + tokens == r.target) for r, tokens in chunks])
+            duration, flops, nbytes = self._price(decodes, chunks, context)
             duration += self.iteration_overhead
-            yield Timeout(env, duration)
+            fetch = None
+            if decodes and self.connector is not None and self.connector.fetches_each_step:
+                step = self._step(decodes, context)
+                fetch = self.connector.step_fetch(step)
+            if fetch is None:
+                yield Timeout(env, duration)
+            else:  # the top-k misses swapped in during the step, as the connector overlaps them
+                start = env.now
+                yield from self.connector.fetch_and_compute(step, fetch, duration)
+                duration = env.now - start
             self.busy_time += duration
-            flops, nbytes = self._work(len(decodes), context, [
-                (tokens, r.computed, r.computed + tokens == r.target) for r, tokens in chunks])
             self.flops += flops
             self.hbm_bytes += nbytes
             self.tokens_computed += len(decodes) + sum(tokens for _, tokens in chunks)

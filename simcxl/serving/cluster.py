@@ -58,9 +58,11 @@ class Cluster:
                                f"the workload hashes prompts every {block_tokens} tokens, which is not a whole number "
                                f"of the engine's {caching.block_tokens}-token KV blocks; set prefix_caching: false or "
                                f"a workload.block_tokens that is a multiple of serving.aggregated.block_tokens")
-        if aggregated and self.llm.topk:
-            raise loaded.error("serving.mode", f"aggregated serving of a sparse-attention model ({self.llm.spec.name}) "
-                                               "is not modelled yet; use disaggregated serving")
+        if aggregated and self.llm.topk and caching.mixed_prefill:
+            raise loaded.error("serving.aggregated.mixed_prefill",
+                               f"a sparse-attention model ({self.llm.spec.name}) is served aggregated with prefill-only "
+                               f"iterations (SGLang's default; its decode steps are priced over the top-k): set "
+                               f"mixed_prefill: false")
         nodes = cluster.nodes if aggregated else cluster.prefill_nodes + cluster.decode_nodes
         self.fabric = Fabric(self.env, scenario.fabric, nodes, cluster.gpus_per_node, cluster.nics_per_node)
         manager = connector_class(scenario.kv_manager.type)
@@ -79,8 +81,10 @@ class Cluster:
         self.decode = [] if aggregated else [
             DecodeWorker(self.env, i, self.compute, serving.decode, gpus, self._on_finished, self.kv_manager, overhead)
             for i, gpus in enumerate(instances[first_decode:])]
+        # an aggregated instance asks the connector only where the KV lives in its tier (KVConnector.tiered)
+        tier = self.kv_manager if self.kv_manager.tiered else None
         self.aggregated = [AggregatedWorker(self.env, i, self.compute, serving.aggregated, overhead, gpus,
-                                            self._on_finished, block_tokens)
+                                            self._on_finished, block_tokens, tier, self.handoffs)
                            for i, gpus in enumerate(instances)] if aggregated else []
         try:
             self.router = Router(serving.router, self.prefill or self.aggregated, self.decode, self._affinity())
@@ -114,14 +118,14 @@ class Cluster:
     def _affinity(self):
         """The cache-aware router's measure of a request's cached prefix on an instance (None: no cache to
         route by): the connector's answer, or an aggregated instance's own HBM cache."""
-        if self.aggregated:
+        if self.aggregated and not self.kv_manager.tiered:
             if not all(worker.caching for worker in self.aggregated):
                 return None
             return lambda request, worker: worker.affinity_tokens(request)
         if self.kv_manager.prefix_cache is None:
             return None
         affinity = self.kv_manager.affinity_tokens
-        return lambda request, worker: affinity(request, worker.view)
+        return lambda request, worker: affinity(request, worker.view)  # a prefill or a tiered aggregated instance
 
     # ------------------------------------------------------------------ feasibility
 

@@ -12,6 +12,11 @@ Two properties of the engine's connector are decided here once (vLLM v0's interf
   (``direct``: landed on decode; ``store``: written and synced). A pulling connector has nothing to wait for;
 - a *blocking receive*: the decode instance receives the KV on its own loop, stalling its batch.
 
+An aggregated instance whose connector keeps KV in a tier outside HBM (``KVConnector.tiered``) runs the same
+steps with itself at both ends (:meth:`Handoffs.colocate`): no decode instance is chosen, the ``store`` shape's
+write and sync are this module's, and the transfer is the connector's delivery into the same instance (host
+room, a whole-prefix prefetch), after which the request decodes.
+
 Each hand-off runs as an :class:`EagerProcess` (its first step at once) where somebody waits for it, else as
 a :class:`DetachedProcess` (no end event): over a million requests, those events add up.
 """
@@ -28,6 +33,7 @@ from simcxl.sim.request import Request
 
 if TYPE_CHECKING:
     from simcxl.config.schema import KVManagerSpec
+    from simcxl.serving.aggregated import AggregatedWorker
     from simcxl.hardware.model import LLM
     from simcxl.serving.decode import DecodeWorker
     from simcxl.serving.prefill import PrefillWorker
@@ -59,6 +65,28 @@ class Handoffs:
             return EagerProcess(self.env, self._direct(request, prefill))
         DetachedProcess(self._direct(request, prefill))
         return None
+
+    def colocate(self, request: Request, worker: "AggregatedWorker") -> simpy.Event:
+        """``request``'s prompt is computed on aggregated ``worker``, which decodes it too: the hand-off's steps
+        with ``worker`` at both ends. The event fires once the request may decode there."""
+        handoff = self.connector.after_prefill(request, worker.view)
+        request.decode_kv_tokens = handoff.decode_kv_tokens
+        return EagerProcess(self.env, self._colocated(request, worker, handoff.shape))
+
+    def _colocated(self, request: Request, worker: "AggregatedWorker", shape: str) -> Generator:
+        """(``store``: write, HBM down to what decode holds, sync), then the connector's delivery to ``worker``."""
+        env, connector = self.env, self.connector
+        if shape == STORE:
+            yield from self._write(request, worker)
+        else:
+            request.kv_transfer_start = env.now
+            request.kv_bytes = self.llm.kv_bytes(request.input_tokens)
+            worker.release(request)
+        request.decode_wait = 0.0  # no instance to wait for; a host pool adds its wait for room
+        yield connector.transfer(request, worker.view, worker.view)
+        connector.landed(request)
+        # decode_admit and kv_transfer_end stay unset: the first token came out of the prefill pass, so none of
+        # this is TTFT's (the summary's breakdown is queue, prefix load, prefill); it delays the second token
 
     def _direct(self, request: Request, prefill: "PrefillWorker") -> Generator:
         """Reserve decode, move the KV there; the prefill copy frees once it has landed."""
