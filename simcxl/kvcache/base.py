@@ -36,6 +36,11 @@ class KVManager(KVConnector):
 
     # the fabric section this manager moves KV through, what it is, and a profile that provides it
     fabric_section: tuple[str, str, str] | None = None
+    # the kv_manager keys this design reads; setting one it does not read is refused at load
+    # (simcxl.config.applicability). Here: the host-DRAM prefix tier, the hand-off's blocking, host staging and
+    # the per-descriptor posting cost with its page size.
+    reads: frozenset[str] = frozenset({"type", "prefix_cache", "blocking_send", "blocking_receive", "host_staging",
+                                       "descriptor_time", "page_tokens"})
 
     @classmethod
     def missing(cls, scenario: "Scenario") -> str | None:

@@ -27,6 +27,7 @@ class CXLBlock(PooledKV):
     name = "cxl_block"
     medium = "cxl"
     fabric_section = ("cxl", "a CXL pool", "hardware/cxl_xc50256_pool.yaml")
+    reads = PooledKV.reads | {"intra_node_lock"}
 
     def __init__(self, env, scenario, llm, fabric, block_tokens: int):
         self.pool = fabric.cxl

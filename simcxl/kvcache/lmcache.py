@@ -28,6 +28,7 @@ class LMCachePD(RDMAPush):
 
     name = path = "lmcache"
     own_messages = True
+    reads = RDMAPush.reads - {"messages", "host_staging"}
 
     def transfer(self, request, prefill, decode) -> simpy.Event:
         chunks = -(-request.input_tokens // self.page_tokens)

@@ -26,6 +26,7 @@ class NIXLRead(RDMAPush):
     name = path = "nixl"
     own_messages = True
     sender_waits = False  # the decode side reads: a blocking send has nothing to wait for
+    reads = RDMAPush.reads - {"messages", "host_staging", "blocking_send"}
 
     def transfer(self, request, prefill, decode) -> simpy.Event:
         reads = self.descriptors(request.input_tokens)

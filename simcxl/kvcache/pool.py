@@ -24,6 +24,7 @@ class PooledKV(KVManager):
     """A rack-wide pool: one prefix-cache store, written by prefill and read by decode."""
 
     medium = "pool"  # prefix of this manager's bytes_moved keys
+    reads = KVManager.reads - {"descriptor_time", "page_tokens"}  # whole-shard DMA or bulk READs, no descriptors
 
     @property
     @abstractmethod

@@ -26,6 +26,7 @@ from simcxl.kvcache.base import KVManager
 
 class RDMAPush(KVManager):
     name = path = "rdma"
+    reads = KVManager.reads | {"messages"}
     own_messages = False  # True: a subclass moves GPU memory in messages of its own (no staging, no per-layer sends)
 
     @classmethod

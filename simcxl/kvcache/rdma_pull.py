@@ -19,6 +19,7 @@ class RDMAPull(RDMAPush):
 
     name = path = "rdma_pull"
     sender_waits = False  # the decode GPU reads: nothing for the prefill worker to wait for
+    reads = RDMAPush.reads - {"messages", "blocking_send", "descriptor_time", "page_tokens"}  # one READ per shard
 
     def descriptors(self, tokens: int) -> int:
         """Tensor-centric: a shard is one registered region, read in large chunks, not per block."""
