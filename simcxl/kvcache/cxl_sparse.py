@@ -23,6 +23,7 @@ from simcxl.kvcache.sparse_decode import SparseDecode
 
 class CXLSparse(SparseDecode, CXLBlock):
     name = "cxl_sparse"
+    reads = CXLBlock.reads | SparseDecode.sparse_keys | {"sparse_fetch", "page_tokens"}
 
     def __init__(self, env, scenario, llm, fabric, block_tokens: int):
         super().__init__(env, scenario, llm, fabric, block_tokens)

@@ -37,6 +37,7 @@ from simcxl.kvcache.sparse_decode import SparseDecode
 
 class RDMASparse(SparseDecode, RDMAPool):
     name = "rdma_sparse"
+    reads = RDMAPool.reads | SparseDecode.sparse_keys | {"host_pool"}
 
     @classmethod
     def missing(cls, scenario) -> str | None:

@@ -34,6 +34,7 @@ class SparseDecode:
     """Mixin for a :class:`KVManager` whose decode steps fetch their top-k misses into a hot buffer."""
 
     fetches_each_step = True
+    sparse_keys = frozenset({"hot_buffer_tokens", "topk_overlap", "fetch_overlap"})  # added to a design's ``reads``
     tiered = True  # the full KV is in the far tier, only the hot buffer in HBM: aggregated instances ask too
 
     @classmethod
