@@ -68,7 +68,7 @@ def _tiered(merged: dict) -> bool:
     """The chosen design keeps KV in a tier outside HBM, which an aggregated instance asks too
     (``KVConnector.tiered``; issue #38, docs/notes/sac_aggregated.md): then aggregated serving reads kv_manager."""
     chosen = _value(merged, ("kv_manager", "type"), KVManagerSpec.model_fields["type"].default)
-    return chosen in CONNECTORS and getattr(connector_class(chosen), "tiered", False)
+    return chosen in CONNECTORS and connector_class(chosen).tiered
 
 
 def manager_readers(key: str) -> list[str]:

@@ -9,7 +9,6 @@ each key, so that an error names the file the user must edit, not just the key.
 from __future__ import annotations
 
 import copy
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from simcxl.config.applicability import models_in, unread_keys
 from simcxl.config.schema import Scenario
 from simcxl.errors import ConfigError, describe_file, read_text_checked
 
@@ -194,14 +194,11 @@ class LoadedScenario:
     resolved: dict[str, Any]
     path: Path
     provenance: dict[KeyPath, str]
-    warnings: tuple[str, ...] = ()  # keys the mode does not read, set before the mode was chosen (ignored)
+    warnings: tuple[str, ...] = ()  # keys the scenario's choices do not read, set before the choice (ignored)
 
     def source_of(self, key_path: KeyPath) -> str:
         """The file (or --set) that set ``key_path``, or its nearest ancestor, or the scenario file."""
-        for end in range(len(key_path), 0, -1):
-            if key_path[:end] in self.provenance:
-                return self.provenance[key_path[:end]]
-        return str(self.path)
+        return _source_of(self.provenance, self.path, key_path)
 
     def resolve_path(self, key_path: KeyPath, written: str) -> Path:
         """The file path set at ``key_path``: relative to the file that set it (or to the working
@@ -231,61 +228,44 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
             patch = {key: patch}
         _merge(merged, patch, provenance, _all_from(patch, f"--set {text}"))
     _import_hf_model(merged, provenance, path)
+    warnings = _unread_keys(merged, provenance, path)
     try:
         scenario = Scenario.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, merged, provenance, path)) from None
-    loaded = LoadedScenario(scenario, merged, path, provenance)
-    return LoadedScenario(scenario, merged, path, provenance, tuple(_unread_keys(loaded)))
+    return LoadedScenario(scenario, merged, path, provenance, tuple(warnings))
 
 
-def _unread_keys(loaded: LoadedScenario) -> list[str]:
-    """Sections the serving mode never reads. Where the scenario sets one itself (or the same --set that picks
-    the mode does), it is an error: the knob would silently do nothing. Where it comes from a file the scenario
-    builds on and the mode was chosen later (``--set serving.mode=aggregated`` over a disaggregated scenario),
-    a warning line each."""
-    aggregated = loaded.scenario.serving.mode == "aggregated"
-    unread = ((("serving", "prefill"), "aggregated serving has no prefill workers (serving.aggregated applies)"),
-              (("serving", "decode"), "aggregated serving has no decode workers (serving.aggregated applies)"),
-              (("kv_manager",), "aggregated serving hands no KV between instances (each instance's own prefix cache "
-                                "is serving.aggregated.prefix_caching)")) if aggregated else (
-             (("serving", "aggregated"), "disaggregated serving runs prefill and decode workers (serving.prefill, "
-                                         "serving.decode apply)"),)
-    mode = _rank(loaded, ("serving", "mode"))
+def _source_of(provenance: dict[KeyPath, str], path: Path, key_path: KeyPath) -> str:
+    for end in range(len(key_path), 0, -1):
+        if key_path[:end] in provenance:
+            return provenance[key_path[:end]]
+    return str(path)
+
+
+def _unread_keys(merged: dict, provenance: dict[KeyPath, str], path: Path) -> list[str]:
+    """Keys that the scenario's own choices (serving.mode, kv_manager.type, workload.type, a length's dist) do
+    not read (``simcxl.config.applicability``), decided by who set them. Where the key was set as late as the
+    choice or later (by the same file, or the same --set), it is an error: the knob would silently do nothing.
+    Where it comes from a file the scenario builds on and the choice was made later (``--set
+    serving.mode=aggregated`` over a disaggregated scenario, a shared profile under another manager), a
+    warning line each."""
     warnings = []
-    for key_path, why in unread:
-        if not _present(loaded.resolved, key_path) or (key_path == ("kv_manager",) and _tiered(loaded)):
-            continue
-        key = ".".join(key_path)
-        message = f"{loaded.source_of(key_path)}: {key}: not read in serving.mode: " \
-                  f"{loaded.scenario.serving.mode}: {why}"
-        if _rank(loaded, key_path) >= mode:
-            raise ConfigError(f"{message}; remove it or change serving.mode")
-        warnings.append(f"{message}; ignored (serving.mode was chosen after it)")
+    for unread in unread_keys(merged):
+        key, chooser = ".".join(unread.key), ".".join(unread.chooser)
+        message = (f"{_source_of(provenance, path, unread.key)}: {key}: not read in {chooser}: {unread.chosen}: "
+                   f"{unread.why}")
+        if _rank(provenance, path, unread.key) >= _rank(provenance, path, unread.chooser):
+            raise ConfigError(f"{message}; remove it or change {chooser}")
+        warnings.append(f"{message}; ignored ({chooser} was chosen after it)")
     return warnings
 
 
-def _tiered(loaded: LoadedScenario) -> bool:
-    """The chosen KV manager keeps KV in a tier outside HBM, which an aggregated instance asks too
-    (``KVConnector.tiered``, issue #38): then aggregated serving reads kv_manager."""
-    from simcxl.kvcache import connector_class
-    return connector_class(loaded.scenario.kv_manager.type).tiered
-
-
-def _present(resolved: dict, key_path: KeyPath) -> bool:
-    node: Any = resolved
-    for key in key_path:
-        if not isinstance(node, dict) or key not in node:
-            return False
-        node = node[key]
-    return node is not None
-
-
-def _rank(loaded: LoadedScenario, key_path: KeyPath) -> int:
+def _rank(provenance: dict[KeyPath, str], path: Path, key_path: KeyPath) -> int:
     """How late a key (or the latest key inside a section) was set: -1 never (a default), 0 by an included
     file, 1 by the scenario file, 2 by --set."""
-    sources = [source for p, source in loaded.provenance.items() if p[:len(key_path)] == key_path]
-    return max((2 if source.startswith("--set") else 1 if source == str(loaded.path) else 0 for source in sources),
+    sources = [source for p, source in provenance.items() if p[:len(key_path)] == key_path]
+    return max((2 if source.startswith("--set") else 1 if source == str(path) else 0 for source in sources),
                default=-1)
 
 
@@ -313,13 +293,6 @@ def _import_hf_model(merged: dict, provenance: dict[KeyPath, str], path: Path) -
     merged["model"] = imported
 
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The config sections a field's type can hold (through Optional, unions and Annotated)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
-
-
 def unknown_key(key_path: str) -> str | None:
     """Why ``key_path`` (``workload.rate``) names no setting of a scenario, or None if some scenario has it.
     Lets a sweep reject a misspelt key at load instead of failing each of its points."""
@@ -330,7 +303,7 @@ def unknown_key(key_path: str) -> str | None:
         if not fields:
             where = ".".join(keys[:depth]) or "a scenario"
             return f"unknown key {key!r} in {where} (check the spelling; see the config reference in README.md)"
-        sections = [model for field in fields for model in _models_in(field.annotation)]
+        sections = [model for field in fields for model in models_in(field.annotation)]
         if not sections and depth < len(keys) - 1:
             return f"{'.'.join(keys[:depth + 1])} is a value, not a section: it has no key {keys[depth + 1]!r}"
     return None
