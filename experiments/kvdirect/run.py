@@ -55,7 +55,8 @@ def plot(at: dict, pairs: list, grid: list, path: Path) -> None:
         for i, system in enumerate(("pull", "push", "vllm_v0")):
             ys = [at[(system, f"isl={isl},osl={osl},qps={q:g}")]["e2e_mean_s"] for q in grid]
             ax.plot(grid, ys, label=label(system), **series_style(i))
-        ax.set(title=f"input {isl}, output {osl} token{'s' * (osl != 1)}", xlabel="offered load (req/s)", ylabel="mean E2E (s)")
+        ax.set(title=f"input {isl}, output {osl} token{'s' * (osl != 1)}", xlabel="offered load (req/s)",
+               ylabel="mean E2E (s)")
     for ax in list(axes.flat)[len(pairs):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()

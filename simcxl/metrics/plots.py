@@ -132,6 +132,12 @@ def draw_series(ax, table: pd.DataFrame, x: str, column: str, scale: float = 1.0
     return ax.lines[-1].get_color()
 
 
+def time_unit(seconds) -> tuple[str, float]:
+    """The unit to show durations in: ms below 10 s at the largest, else s (no 1e6 offsets on an axis)."""
+    largest = max((float(v) for v in seconds if pd.notna(v)), default=0.0)
+    return ("ms", 1e3) if largest < 10 else ("s", 1.0)
+
+
 def log_ticks(axis) -> None:
     """Plain-number labels on a log axis at 1, 2, 5 per decade, minor ticks unlabelled: labels that do not
     collide (matplotlib labels every minor tick of a log axis spanning less than a decade)."""
@@ -211,17 +217,18 @@ def plot_sweep(folder: Path, out: Path, x: str | None = None) -> list[Path]:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
     groups = table.groupby(series, sort=False) if series else [((), table)]
+    units = [time_unit(table.get(f"{metric}.p99", table[f"{metric}.mean"])) for metric in ("ttft_s", "tbt_s")]
     for i, (values, group) in enumerate(groups):
         group = group.sort_values(x)
         style = {**series_style(i), "label": _series_name(series, values)}
-        for ax, metric in zip(axes[:2], ("ttft_s", "tbt_s")):
-            color = draw_series(ax, group, x, f"{metric}.mean", 1e3, **style)
+        for ax, metric, (_, scale) in zip(axes[:2], ("ttft_s", "tbt_s"), units):
+            color = draw_series(ax, group, x, f"{metric}.mean", scale, **style)
             if f"{metric}.p50" in group and f"{metric}.p99" in group:
-                ax.fill_between(group[x], group[f"{metric}.p50"] * 1e3, group[f"{metric}.p99"] * 1e3, alpha=0.12,
+                ax.fill_between(group[x], group[f"{metric}.p50"] * scale, group[f"{metric}.p99"] * scale, alpha=0.12,
                                 color=color, linewidth=0)
         draw_series(axes[2], group, x, "throughput.output_tokens_per_s", **style)
-    for ax, ylabel, title in zip(axes, ("TTFT (ms)", "TBT (ms)", "throughput (output tokens/s)"),
-                                 ("TTFT: mean, P50-P99 band", "TBT: mean, P50-P99 band", "throughput")):
+    ylabels = (f"TTFT ({units[0][0]})", f"TBT ({units[1][0]})", "throughput (output tokens/s)")
+    for ax, ylabel, title in zip(axes, ylabels, ("TTFT: mean, P50-P99 band", "TBT: mean, P50-P99 band", "throughput")):
         ax.set_xlabel(label(x))
         ax.set_ylabel(ylabel)
         ax.set_title(title)
@@ -355,6 +362,61 @@ def plot_instances(folder: Path, out: Path) -> list[Path]:
         ax.set_xlabel("simulated time (s)")
     fig.suptitle(f"{run_label(folder, {})}: per instance, mean over each role's instances")
     return _save(fig, out, f"instances_{folder.name}")
+
+
+def plot_rate_sweep(rows: list[dict], path: Path, rate_label: str) -> None:
+    """experiments/rate_sweep.py's rows (scenario, rate, ttft_mean_s, ttft_p99_s, throughput_rps; 95% intervals
+    where ``*_ci95_low/high`` keys are present): mean TTFT, P99 TTFT and throughput against the offered load."""
+    table = pd.DataFrame(rows)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    mean_unit, mean_scale = time_unit(table.ttft_mean_s)
+    p99_unit, p99_scale = time_unit(table.ttft_p99_s)
+    for i, (scenario, group) in enumerate(table.groupby("scenario", sort=False)):
+        style = {**series_style(i), "label": label(str(scenario))}
+        draw_series(axes[0], group, "rate", "ttft_mean_s", mean_scale, **style)
+        draw_series(axes[1], group, "rate", "ttft_p99_s", p99_scale, **style)
+        draw_series(axes[2], group, "rate", "throughput_rps", **style)
+    for ax, ylabel in zip(axes, (f"mean TTFT ({mean_unit})", f"P99 TTFT ({p99_unit})", "throughput (req/s)")):
+        ax.set_xlabel(rate_label)
+        ax.set_ylabel(ylabel)
+    for ax in axes[:2]:
+        ax.set_yscale("log")
+        log_ticks(ax.yaxis)
+    figure_legend(fig, axes[0])
+    fig.savefig(path)
+    plt.close(fig)
+
+
+BREAKDOWN_PARTS = ("queue_s", "prefix_load_s", "prefill_s", "decode_wait_s", "kv_sync_s", "kv_transfer_s",
+                   "first_decode_s")
+
+
+def plot_rate_breakdown(rows: list[dict], rate: float, path: Path, rate_label: str) -> None:
+    """Stacked mean-TTFT parts of every scenario at one offered load (``rate``, in ``rate_label``'s unit), each
+    bar's total above it."""
+    at = [r for r in rows if r["rate"] == rate]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.8, 1.2 * len(at) + 3), 3.6))
+    bottoms = [0.0] * len(at)
+    unit, scale = time_unit([sum(r[part] for part in BREAKDOWN_PARTS) for r in at])
+    for part in BREAKDOWN_PARTS:
+        values = [r[part] * scale for r in at]
+        ax.bar(range(len(at)), values, bottom=bottoms, label=part.removesuffix("_s").replace("_", " "))
+        bottoms = [b + v for b, v in zip(bottoms, values)]
+    for x, total in enumerate(bottoms):
+        text = f"{total:,.0f} {unit}" if total >= 10 else f"{total:.2g} {unit}"
+        ax.annotate(text, (x, total), xytext=(0, 2), textcoords="offset points", ha="center",
+                    va="bottom", fontsize=7)
+    ax.set_ylim(0, max(bottoms, default=1) * 1.12)
+    ax.set_xticks(range(len(at)), [label(r["scenario"]) for r in at], rotation=20 if len(at) > 2 else 0,
+                  ha="right" if len(at) > 2 else "center")
+    ax.set_ylabel(f"mean TTFT ({unit})")
+    rate_unit = rate_label[rate_label.rfind("(") + 1:-1] if rate_label.endswith(")") else ""
+    ax.set_title(f"where TTFT goes at {rate:g} {rate_unit}".rstrip())
+    legend_outside(ax)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def plot_timeline(folder: Path, out: Path, span: float = 0.2) -> list[Path]:
