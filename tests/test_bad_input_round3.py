@@ -277,3 +277,15 @@ def test_a_huge_wrong_value_is_named_not_reprinted(tmp_path, capsys):
     path.write_text(f"include: {RDMA}\nmodel: [" + ", ".join(map(str, range(50_000))) + "]\n")
     err = bad_input(capsys, "validate", str(path))
     assert f"{path}: model: input should be a valid dictionary" in err and "characters)" in err and len(err) < 400
+
+
+def test_a_trace_path_that_is_a_directory_or_a_fifo_is_named_as_what_it_is(tmp_path, capsys):
+    beluga = str(ROOT / "configs/beluga.yaml")
+    err = bad_input(capsys, "validate", beluga, "--set", f"workload.path={tmp_path}")
+    assert f"{tmp_path}: trace file: a directory, not a regular file" in err
+    err = bad_input(capsys, "validate", beluga, "--set", f"workload.path={tmp_path / 'nope.jsonl'}")
+    assert f"{tmp_path / 'nope.jsonl'}: trace file not found" in err
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.jsonl")
+        err = bad_input(capsys, "validate", beluga, "--set", f"workload.path={tmp_path / 'pipe.jsonl'}")
+        assert f"{tmp_path / 'pipe.jsonl'}: trace file: a FIFO (named pipe), not a regular file" in err

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from simcxl.errors import WorkloadError
+from simcxl.errors import WorkloadError, describe_file
 from simcxl.workload.workload import Workload
 
 MOONCAKE_BLOCK_TOKENS = 512  # tokens per hash_id in the Mooncake traces (FAST'25 release README)
@@ -233,8 +233,10 @@ def load_trace(path: Path, fmt: str, *, skip_bad_rows: bool = False, first: int 
     """The requests of a trace as a workload (arrivals relative to the window start, divided by
     ``time_scale``), with the bad rows it skipped; columns, no request objects. A request whose prompt and
     output (after the ``max_*`` clips) exceed the model's ``context_window`` is an error at its line."""
-    if not path.is_file():
-        raise WorkloadError(f"{path}: trace file not found")
+    problem = describe_file(path)
+    if problem is not None:  # named as what it is: missing, a directory, a FIFO, unreadable...
+        raise WorkloadError(f"{path}: trace {problem}" if problem.startswith("file not found")
+                            else f"{path}: trace file: {problem}")
     loaded = READERS[fmt](path, skip_bad_rows)
     previous = -math.inf
     for row in loaded.rows:
