@@ -148,6 +148,34 @@ def log_ticks(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+OFFSETS = ((4, 4), (4, -10), (-4, 4), (-4, -10), (4, 14), (-4, 14), (4, -20), (-4, -20), (12, -3), (-12, -3))
+"""Where :func:`label_points` tries a label, in points from its marker: right-above first, then around it."""
+
+
+def label_points(ax, xs, ys, texts, fontsize: float = 7) -> list:
+    """Label each point with its text at the first of OFFSETS where it overlaps no label placed before it
+    (plan.png's point labels overprinted when points crowd); a label with no free place is drawn at the last
+    offset tried. Returns the text artists."""
+    fig = ax.figure
+    fig.draw_without_rendering()  # settle the layout first, so that the boxes compared are the final ones
+    renderer = fig.canvas.get_renderer()
+    placed, artists = [], []
+    for x, y, text in zip(xs, ys, texts):
+        for dx, dy in OFFSETS:
+            artist = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                                 ha="left" if dx >= 0 else "right", va="bottom" if dy >= 0 else "top")
+            box = artist.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            artist.remove()
+        else:
+            artist = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize)
+            box = artist.get_window_extent(renderer)
+        placed.append(box)
+        artists.append(artist)
+    return artists
+
+
 def _save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
@@ -341,7 +369,7 @@ def plot_instances(folder: Path, out: Path) -> list[Path]:
                          mfu_percent=100 * table.mfu, mbu_percent=100 * table.mbu)
     means = table.groupby(["role", "time_s"], sort=False).mean(numeric_only=True).reset_index()
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(11, 5.6), sharex=True)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 5.8))
     panels = [(axes[0][0], [("kv_percent", "")], "KV blocks in use", "KV blocks in use (% of HBM KV room)"),
               (axes[0][1], [("waiting", "waiting"), ("running", "running")], "queue and batch",
                "requests per instance (count)"),
@@ -358,7 +386,7 @@ def plot_instances(folder: Path, out: Path) -> list[Path]:
         if "tokens" in ylabel:  # a prefill pass is ~100x a decode iteration
             ax.set_yscale("log")
         legend_outside(ax)
-    for ax in axes[1]:
+    for ax in axes.flat:
         ax.set_xlabel("simulated time (s)")
     fig.suptitle(f"{run_label(folder, {})}: per instance, mean over each role's instances")
     return _save(fig, out, f"instances_{folder.name}")
