@@ -56,14 +56,15 @@ def fixed_load(overrides: list[str]) -> dict:
     counts = bill(loaded.resolved)
     links = {kind: u["max"] for kind, u in s["utilization"]["link"].items()}
     steady = s["steady_state"]
-    return {"steady_at_fixed_load": steady["verdict"], "completed_per_offered_at_fixed_load":
-            steady["completed_rate"] / steady["offered_rate"] if steady["offered_rate"] else None,
-            "ttft_breakdown_s": json.dumps({k: round(v, 4) for k, v in s["ttft_breakdown_s"].items()}),
-            "ttft_p99_s": s["ttft_s"]["p99"], "tbt_p99_s": s["tbt_s"]["p99"], "tpot_mean_s": s["tpot_s"]["mean"],
+    return {"ttft_p99_s": s["ttft_s"]["p99"], "tbt_p99_s": s["tbt_s"]["p99"], "tpot_mean_s": s["tpot_s"]["mean"],
             "requests_per_s_at_time_scale_1": rate / FIXED_LOAD, "prefix_hit_rate": s["kv"].get("prefix_hit_rate", s["kv"].get("prefix_hit_rate_tokens", 0.0)),
             "bytes_moved": json.dumps({k: round(v) for k, v in s["kv"]["bytes_moved"].items()}, sort_keys=True),
             "link_max_utilization": json.dumps({k: round(v, 4) for k, v in links.items()}, sort_keys=True),
-            "capital_cost_usd": capital_cost(counts), "bill": json.dumps(counts, sort_keys=True)}
+            "capital_cost_usd": capital_cost(counts), "bill": json.dumps(counts, sort_keys=True),
+            "steady_at_fixed_load": steady["verdict"], "completed_per_offered_at_fixed_load":
+            steady["completed_rate"] / steady["offered_rate"] if steady["offered_rate"] else None,
+            "ttft_breakdown_s": json.dumps({k: round(v, 4) for k, v in s["ttft_breakdown_s"].items()
+                                            if v is not None})}
 
 
 def search(name: str, overrides: list[str], jobs: int, attainment: float = ATTAINMENT) -> dict:
