@@ -71,23 +71,23 @@ def test_hbm_design_never_asks_a_connector():
 
 
 def test_hot_buffer_only_in_hbm_after_prefill():
-    """SGLang HiSparse frees a request's device KV after prefill: what it holds while decoding is the hot buffer
-    and its generated tokens, not its prompt."""
-    cluster, _ = _run("sac", ["workload.input_tokens={dist: fixed, value: 40000}",
-                              "workload.output_tokens={dist: fixed, value: 200}", "workload.num_requests=1",
-                              "workload.concurrency=1"])
-    worker, kv = cluster.aggregated[0], cluster.aggregated[0].kv
-    assert worker._offloaded == {} and kv.free == kv.total
-    # mid-run check: replay with a probe at the last decode iteration is costly; the accounting is the release rule
-    buffer = cluster.kv_manager.buffer_tokens
-    from simcxl.sim.request import Request
-    request = Request(0, 0.0, 40000, 200)
-    request.decode_kv_tokens = min(request.total_tokens, buffer + request.output_tokens)
-    request.computed, free = 40000, kv.free
-    assert kv.grow(request, 40000)
-    worker.release(request)
-    assert request.blocks == kv.blocks_for(buffer) and kv.free == free - kv.blocks_for(buffer)
-    kv.release(request)
+    """SGLang HiSparse frees a request's device KV after prefill: while decoding it holds its hot buffer and its
+    generated tokens, not its prompt; while prefilling, the whole prompt."""
+    cluster, workload = prepare(load_scenario(RIG / "sac.yaml", [
+        "workload.input_tokens={dist: fixed, value: 40000}", "workload.output_tokens={dist: fixed, value: 200}",
+        "workload.num_requests=2", "workload.concurrency=2"]), None)
+    worker, kv, buffer = cluster.aggregated[0], cluster.aggregated[0].kv, cluster.kv_manager.buffer_tokens
+    seen, release = [], worker.release
+
+    def probe(request):  # the hand-off's write has put the prompt in the pool: HBM shrinks now
+        before = request.blocks
+        release(request)
+        seen.append((before, request.blocks))
+    worker.release = probe
+    table = RequestTable(cluster, None)
+    cluster.run(workload, None, table.block_recorded)
+    assert seen == [(kv.blocks_for(40000), kv.blocks_for(buffer))] * 2
+    assert kv.free == kv.total and cluster.completed == 2
 
 
 def test_decode_step_time_closed_form():

@@ -54,3 +54,15 @@ def test_tract_nocache_pays_the_shared_device_twice():
     cxl = _static("tract_nocache")["ttft_breakdown_s"]["kv_transfer"]
     nixl = _static("nixl")["ttft_breakdown_s"]["kv_transfer"]
     assert 0.14 < cxl < 0.17 and nixl < cxl
+
+
+@pytest.mark.parametrize("system", ["sac", "rdma", "local_dram", "hbm"])
+def test_sac_is_one_aggregated_server(system):
+    """SAC's rig (configs/papers/sac/_rig.yaml) is one SGLang server of 8 H20 (TP 8): one aggregated instance,
+    whose KV connector is asked where the design keeps KV outside HBM (issue #38)."""
+    from simcxl.serving.cluster import Cluster
+    loaded = load_scenario(CONFIGS / "papers/sac" / f"{system}.yaml", few(CONFIGS / "papers/sac" / f"{system}.yaml"))
+    cluster = Cluster(loaded, block_tokens=64)
+    assert not cluster.prefill and not cluster.decode and len(cluster.aggregated) == 1
+    assert len(cluster.aggregated[0].gpus) == 8 and not cluster.scenario.serving.aggregated.mixed_prefill
+    assert (cluster.aggregated[0].connector is cluster.kv_manager) == (system != "hbm")

@@ -84,7 +84,8 @@ def run_point(args: tuple) -> dict:
         if rounds and done == requests and not snap:  # round 1 has finished; round 2 starts now
             snap.update({f: getattr(kvm, f, 0.0) for f in SPARSE_COUNTERS}, bytes_moved=dict(kvm.bytes_moved))
     cluster.run(workload, progress, table.block_recorded)
-    s = _outcome(cluster, workload, table, time.perf_counter()).summary
+    outcome = _outcome(cluster, workload, table, time.perf_counter())
+    s = outcome.summary
     kv = dict(s["kv"])
     if snap and hasattr(kvm, "missed_entries"):
         d = {f: getattr(kvm, f) - snap[f] for f in SPARSE_COUNTERS}
@@ -96,15 +97,23 @@ def run_point(args: tuple) -> dict:
                                  "step": d["step_s"] / tokens}
     if snap:
         kv["bytes_moved"] = {k: v - snap["bytes_moved"].get(k, 0.0) for k, v in kvm.bytes_moved.items()}
+    # The summary's TBT covers every token interval of the run, round 1's included (on one server round 1's
+    # cold prefill passes pause the decodes for seconds); Fig 10 is round 2's: the measured rows' token intervals.
+    df = outcome.report.requests
+    measured = df.iloc[workload.round_requests:] if rounds else df
+    gaps = (measured["output_tokens"] - 1).clip(lower=0)
+    tbt = float((measured["tbt_mean_s"] * gaps).sum() / gaps.sum())
+    worker = cluster.aggregated[0] if cluster.aggregated else None
     return {
         "system": system, "context": context, "concurrency": concurrency, "requests": requests,
         "output_tok_s": s["throughput"]["output_tokens_per_s"], "ttft_mean_s": s["ttft_s"]["mean"],
-        "tbt_mean_s": s["tbt_s"]["mean"], "completed": s["requests"]["completed"],
+        "tbt_mean_s": tbt, "completed": s["requests"]["completed"],
         "ttft_breakdown_s": s["ttft_breakdown_s"], "hot_buffer_hit_rate": kv.get("hot_buffer_hit_rate"),
         "fetched_bytes_per_decode_step": kv.get("fetched_bytes_per_decode_step"),
         "fetching_step_s": kv.get("fetching_step_s"), "bytes_moved": kv.get("bytes_moved"),
         "prefix_hit_rate_tokens": kv.get("prefix_hit_rate_tokens"), "preemptions": s.get("preemptions"),
         "decode_batch_mean": s.get("decode_batch_mean"),
+        "preemptions_aggregated": worker.preemptions if worker else None,
     }
 
 
@@ -166,7 +175,7 @@ def main(quick: bool = False, paper_count: bool = False) -> list[dict]:
             for k, v in r.items():
                 if isinstance(v, dict):
                     for kk, vv in v.items():
-                        w.writerow([f"{r['system']},n={r['requests']}", f"{k}.{kk}", f"{vv:.6g}"])
+                        w.writerow([f"{r['system']},n={r['requests']}", f"{k}.{kk}", "" if vv is None else f"{vv:.6g}"])
                 elif k != "system":
                     w.writerow([f"{r['system']},n={r['requests']}", k, v if not isinstance(v, float) else f"{v:.6g}"])
     print(f"rounds: {'populate at 8, measured round 2' if rounds else 'NOT supported: cold round measured'}")
