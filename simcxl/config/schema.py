@@ -85,6 +85,7 @@ class GPUSpec(Section):
     fp8_compute_efficiency: Fraction | None = None
     fused_elementwise_efficiency: PositiveFloat | None = None
     fused_layer_overhead: Seconds | None = None
+    graph_kernel_floor: Seconds | None = None  # one trivial kernel replayed from a CUDA graph (LayerKernels)
     host_gather_bandwidth: BytesPerSecond | None = None
     host_gather_latency: Seconds = 0.0
     allreduce: list[AllReducePoint] = []
@@ -220,6 +221,17 @@ class SparseAttentionSpec(Section):
     topk: PositiveInt
 
 
+class LayerKernels(Section):
+    """The kernels one decoder layer launches as engines implement this architecture (counted from their source),
+    in two kinds: ``heavy`` (GEMMs, batched matmuls and attention, each with its ramp-up and tail) and ``light``
+    (norms, quantization, RoPE, cache stores, routing: small kernels near the launch floor). The grouped expert
+    GEMMs are not counted: ``GPUSpec.moe_gemm`` prices them whole. Unset: a Llama layer's, which is what the
+    GPU profile's ``fused_layer_overhead`` was measured on (``simcxl.hardware.gpu.CALIBRATION_LAYER``)."""
+
+    heavy: Annotated[int, Field(ge=1)]
+    light: Annotated[int, Field(ge=0)]
+
+
 class ModelSpec(Section):
     """An LLM's architecture, as in its HuggingFace config.json."""
 
@@ -242,6 +254,7 @@ class ModelSpec(Section):
     context_window: PositiveInt | None = None  # tokens one sequence may hold, prompt + output (max_position_embeddings)
     sliding_window: PositiveInt | None = None  # tokens a sliding-window layer attends to and keeps (HF sliding_window)
     sliding_layers: Annotated[int, Field(ge=0)] | None = None  # layers that slide (HF layer_types); None: all
+    layer_kernels: LayerKernels | None = None  # the fixed cost of a graph-replayed layer scales with its kernels
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelSpec":
@@ -666,6 +679,11 @@ class Scenario(Section):
             raise ValueError(f"serving.execution: fused needs the GPU profile's fused_layer_overhead and "
                              f"fused_elementwise_efficiency, which {self.gpu.name}'s lacks; measure them with "
                              f"`python -m simcxl.profiling.compiled_layer` or set serving.execution: eager")
+        if (self.serving.execution == "fused" and self.model.layer_kernels is not None
+                and self.gpu.graph_kernel_floor is None):
+            raise ValueError(f"model.layer_kernels prices a fused layer by its kernels, which needs the GPU profile's "
+                             f"graph_kernel_floor; {self.gpu.name}'s lacks it (measure it with "
+                             f"`python -m simcxl.profiling.moe_kernels`, table launch.csv)")
         return self
 
     @field_validator("name")

@@ -23,9 +23,14 @@ from functools import lru_cache
 from operator import mul
 from typing import Callable
 
-from simcxl.config.schema import GPUSpec
+from simcxl.config.schema import GPUSpec, LayerKernels
 from simcxl.hardware.model import LLM
 
+# The layer GPUSpec.fused_layer_overhead is measured on (simcxl.profiling.compiled_layer: a Llama-3.1-70B TP-4
+# layer through torch.compile, replayed from a CUDA graph): 4 FP8 GEMMs and the attention kernel (heavy); the
+# fused norm + quantization, RoPE, KV-cache store, attention-output quantization, residual + norm + quantization
+# and SiLU x up + quantization kernels (light).
+CALIBRATION_LAYER = LayerKernels(heavy=5, light=6)
 ALLREDUCES_PER_LAYER = 2  # after attention and after the MLP (Megatron-style tensor parallelism)
 ACTIVATION_BYTES = 2  # activations travel in bf16, also in FP8-weight models
 PREFILL_MEMO = 1 << 16  # prefill batches whose price is kept (~150 bytes each)
@@ -68,7 +73,7 @@ class GPUCompute:
             elementwise_bandwidth=gpu.hbm_bandwidth * (gpu.fused_elementwise_efficiency if fused
                                                         else gpu.elementwise_efficiency),
         )
-        self.layer_overhead = gpu.fused_layer_overhead if fused else gpu.layer_overhead
+        self.layer_overhead = fused_layer_overhead(gpu, llm.spec.layer_kernels) if fused else gpu.layer_overhead
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
         self._prefill_flops_per_pair = llm.attention_flops_per_pair(decode=False)
         self._indexer_flops_per_pair = llm.indexer_flops_per_pair()
@@ -405,3 +410,15 @@ class GPUCompute:
                                                  kv_tokens * llm.kv_bytes_per_token / tp)
         return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
 
+
+def fused_layer_overhead(gpu: GPUSpec, kernels: LayerKernels | None) -> float:
+    """The fixed cost of one graph-replayed layer launching ``kernels``: the profile's measured one (a Llama
+    layer's, CALIBRATION_LAYER) split into its light kernels at the measured graph launch floor and its heavy
+    ones sharing the rest; an architecture with more kernels per layer (MLA, MoE routing) pays for each."""
+    if kernels is None or kernels == CALIBRATION_LAYER:
+        return gpu.fused_layer_overhead
+    light = gpu.graph_kernel_floor
+    if light is None:
+        raise ValueError(f"model.layer_kernels needs {gpu.name}'s graph_kernel_floor")
+    heavy = (gpu.fused_layer_overhead - CALIBRATION_LAYER.light * light) / CALIBRATION_LAYER.heavy
+    return kernels.heavy * heavy + kernels.light * light
