@@ -389,7 +389,9 @@ class ServingSpec(Section):
     IPC in; detokenization and streaming out): a request reaches the engine that long after it is sent,
     and its tokens reach the client that long after they are sampled (TTFT and E2E are the client's).
     ``frontend`` prices that path stage by stage (its entry grows with the prompt), ``step_cpu`` the
-    iteration's CPU stages; both add to the two scalars."""
+    iteration's CPU stages; both add to the two scalars. ``prefill_host_floor``: a pass with prompt chunks lasts at
+    least this long, the CPU's dispatch of an engine that runs prefill eagerly (SGLang: no CUDA graph for extend
+    batches), overlapped with the GPU's work."""
 
     mode: Literal["disaggregated", "aggregated"] = "disaggregated"
     router: Literal["round_robin", "least_loaded", "cache_aware"] = "round_robin"
@@ -401,6 +403,7 @@ class ServingSpec(Section):
     frontend_latency: Seconds = 0.0
     frontend: FrontendSpec = FrontendSpec()
     step_cpu: StepCPUSpec = StepCPUSpec()
+    prefill_host_floor: Seconds = 0.0
 
 
 class PrefixCacheSpec(Section):

@@ -56,7 +56,8 @@ class Roofline:
 class GPUCompute:
     """Prefill and decode-step latency of one model instance (``tensor_parallel`` GPUs)."""
 
-    def __init__(self, gpu: GPUSpec, llm: LLM, tensor_parallel: int = 1, fused: bool = False):
+    def __init__(self, gpu: GPUSpec, llm: LLM, tensor_parallel: int = 1, fused: bool = False,
+                 prefill_host_floor: float = 0.0):
         if tensor_parallel < 1:
             raise ValueError(f"tensor_parallel must be >= 1, got {tensor_parallel}")
         if fused and gpu.fused_layer_overhead is None:
@@ -73,6 +74,7 @@ class GPUCompute:
             elementwise_bandwidth=gpu.hbm_bandwidth * (gpu.fused_elementwise_efficiency if fused
                                                         else gpu.elementwise_efficiency),
         )
+        self.prefill_host_floor = prefill_host_floor  # a pass with prompt chunks lasts at least this (serving spec)
         self.layer_overhead = fused_layer_overhead(gpu, llm.spec.layer_kernels) if fused else gpu.layer_overhead
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
         self._prefill_flops_per_pair = llm.attention_flops_per_pair(decode=False)
@@ -210,7 +212,8 @@ class GPUCompute:
         flops, nbytes = self.linear_work(tokens, len(new_tokens))
         flops += (pairs * self._prefill_flops_per_pair + all_pairs * self._indexer_flops_per_pair) * llm.layers
         nbytes += (tokens + sum(cached)) * llm.kv_bytes_per_token
-        return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens), flops, nbytes
+        gpu_time = linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
+        return max(gpu_time, self.prefill_host_floor), flops, nbytes
 
     def _decode_step_pricers(self) -> tuple[Callable[..., float], Callable[..., None]]:
         """``decode_step_time(batch_size, total_context, attended_context=None)``: one decode iteration, one new
@@ -408,7 +411,8 @@ class GPUCompute:
             kv_tokens = sum(n + c for n, c, _ in chunks)
             attention += self.roofline.attention(pairs * llm.attention_flops_per_pair(decode=False) * llm.layers / tp,
                                                  kv_tokens * llm.kv_bytes_per_token / tp)
-        return linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
+        gpu_time = linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
+        return max(gpu_time, self.prefill_host_floor) if chunks else gpu_time
 
 
 def fused_layer_overhead(gpu: GPUSpec, kernels: LayerKernels | None) -> float:

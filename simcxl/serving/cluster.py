@@ -47,7 +47,8 @@ class Cluster:
         self.env = CountingEnvironment()
         self.llm = LLM(scenario.model)
         self.compute = GPUCompute(scenario.gpu, self.llm, scenario.cluster.tensor_parallel,
-                                  fused=scenario.serving.execution == "fused")
+                                  fused=scenario.serving.execution == "fused",
+                                  prefill_host_floor=scenario.serving.prefill_host_floor)
         self._check_weights_fit(loaded)
         cluster = scenario.cluster
         aggregated = scenario.serving.mode == "aggregated"
