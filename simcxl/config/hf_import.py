@@ -20,6 +20,9 @@ from simcxl.errors import ConfigError, read_text_checked
 DENSE = {"llama", "mistral", "qwen2", "qwen3"}
 MOE = {"mixtral", "qwen2_moe", "qwen3_moe", "gpt_oss"}
 MLA = {"deepseek_v3", "deepseek_v32"}
+# Kernels of one decoder layer as SGLang runs the family (model.layer_kernels: heavy, light), counted from its source:
+# docs/notes/layer_kernels.md. Families not listed launch a Llama layer's (the GPU profiles' calibration layer).
+LAYER_KERNELS = {"deepseek_v3": (7, 17), "deepseek_v32": (11, 23)}
 SUPPORTED = sorted(DENSE | MOE | MLA)
 TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16"}
 MAX_VALUE = 10**7
@@ -168,6 +171,10 @@ def model_from_hf(config: dict[str, Any], path: Path, name: str | None = None,
                                                              "this model has no experts: give --dtype bf16")
     if model_type not in MLA:
         _sliding_window(read, put, model_type)
+    if model_type in LAYER_KERNELS:
+        heavy, light = LAYER_KERNELS[model_type]
+        put("layer_kernels.heavy", heavy, "GEMMs, bmm and attention of one layer as SGLang runs it (docs/notes/layer_kernels.md)")
+        put("layer_kernels.light", light, "norms, quantizations, RoPE, cache store, routing (same count)")
     _not_modelled(config, imported)
     return imported
 

@@ -159,7 +159,7 @@ gpu:
 
 
 def _kept_from_base(base: GPUSpec) -> str:
-    """The base profile's FP8 rates, fused-op figures, all-reduce and expert-GEMM tables: other measurements than this
+    """The base profile's FP8 rates, fused-op figures and graph launch floor, all-reduce and expert-GEMM tables: other measurements than this
     fit's, kept as they are."""
     lines = []
     if base.fp8_peak_flops is not None:
@@ -170,6 +170,9 @@ def _kept_from_base(base: GPUSpec) -> str:
         lines += [f"  fused_elementwise_efficiency: {base.fused_elementwise_efficiency!r}   # kept from the base "
                   f"profile (simcxl.profiling.compiled_layer)",
                   f"  fused_layer_overhead: {base.fused_layer_overhead!r} s   # kept from the base profile"]
+    if base.graph_kernel_floor is not None:
+        lines.append(f"  graph_kernel_floor: {base.graph_kernel_floor!r} s   # kept from the base profile "
+                     f"(simcxl.profiling.moe_kernels, launch.csv)")
     if base.allreduce:
         lines.append("  allreduce:   # kept from the base profile (see its sources)")
         lines += [f"    - {{tensor_parallel: {p.tensor_parallel}, bytes: {p.bytes!r} B, time: {p.time!r} s}}"
