@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from simcxl.cli import main
+from simcxl.errors import ConfigError
 from simcxl.kvcache import CONNECTORS, connector_class
 from simcxl.simulate import simulate
 
@@ -34,19 +35,22 @@ def test_with_32_kib_pages_the_reads_are_bandwidth_bound_as_a_bulk_pull_is():
 
 def test_one_token_pages_make_the_read_credits_the_bound():
     """2 KiB READs: 64 credits x 2 KiB per round trip is below line rate, so the pull slows by that ratio."""
-    nixl, pull = transfer_s("nixl", "kv_manager.page_tokens=1"), transfer_s("rdma_pull", "kv_manager.page_tokens=1")
+    nixl, pull = transfer_s("nixl", "kv_manager.page_tokens=1"), transfer_s("rdma_pull")  # rdma_pull reads no pages
     assert nixl > 1.2 * pull
 
 
 def test_the_decode_instance_posts_one_descriptor_per_page_layer_and_tensor():
     """256 pages x 32 layers x (K, V) = 16,384 descriptors at 10 us each, posted by the reader."""
     assert transfer_s("nixl", "kv_manager.descriptor_time=10 us") == pytest.approx(16_384 * 10e-6, rel=0.01)
-    assert transfer_s("rdma_pull", "kv_manager.descriptor_time=10 us") < 0.02  # one region per shard
+    assert transfer_s("rdma_pull") < 0.02  # one region per shard: no descriptors, so descriptor_time is refused
+    with pytest.raises(ConfigError, match="kv_manager.descriptor_time: not read in kv_manager.type: rdma_pull"):
+        transfer_s("rdma_pull", "kv_manager.descriptor_time=10 us")
 
 
 def test_prefill_never_waits_for_a_reading_decode_and_the_bytes_are_the_prompts():
-    run = simulate(scenario("kvdirect.yaml", "workload.num_requests=200", "kv_manager.type=nixl",
-                            "kv_manager.blocking_send=true"))
+    with pytest.raises(ConfigError, match="kv_manager.blocking_send: not read in kv_manager.type: nixl"):
+        scenario("kvdirect.yaml", "kv_manager.type=nixl", "kv_manager.blocking_send=true")  # nothing to wait for
+    run = simulate(scenario("kvdirect.yaml", "workload.num_requests=200", "kv_manager.type=nixl"))
     assert sum(worker.blocked_time for worker in run.report.cluster.prefill) == 0
     requests = run.report.requests
     assert run.summary["kv"]["bytes_moved"] == {"nixl": float((requests.input_tokens * 131_072).sum())}

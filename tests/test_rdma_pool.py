@@ -60,6 +60,5 @@ def test_decode_holds_the_whole_prefix_so_scarce_hbm_makes_requests_wait_unlike_
 
 
 def test_rdma_pool_needs_memory_servers(capsys):
-    assert main(["run", str(CONFIGS / "sac.yaml"), "--set", "kv_manager.type=rdma_pool", "--set",
-                 "kv_manager.hot_buffer_tokens=4096"]) == 2
+    assert main(["run", str(CONFIGS / "sac.yaml"), "--set", "kv_manager.type=rdma_pool"]) == 2
     assert "'rdma_pool' needs memory servers" in capsys.readouterr().err
