@@ -320,13 +320,16 @@ class AggregatedSpec(Section):
     KV in blocks of ``block_tokens`` allocated as sequences grow (preemption by recompute). ``mixed_prefill``
     false: prompt chunks run in prefill-only iterations, decodes paused (SGLang without mixed chunks).
     ``prefix_caching``: cached prompt prefixes are reused from HBM (vLLM v1's automatic prefix caching and
-    SGLang's radix cache, both on by default)."""
+    SGLang's radix cache, both on by default). ``async_scheduling``: the next iteration's batch is formed when this
+    one is launched (vLLM v1's --async-scheduling, SGLang's overlap scheduler), so a prompt that arrives while an
+    iteration runs waits for the one after next."""
 
     max_num_batched_tokens: PositiveInt = 8192
     max_num_seqs: PositiveInt = 256
     block_tokens: PositiveInt = 16
     mixed_prefill: bool = True
     prefix_caching: bool = True
+    async_scheduling: bool = False
 
     @model_validator(mode="after")
     def _decodes_fit_the_budget(self) -> "AggregatedSpec":

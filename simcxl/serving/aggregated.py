@@ -74,6 +74,9 @@ class AggregatedWorker:
         self.kv = (PrefixCachingBlocks(compute.kv_capacity_tokens, spec.block_tokens, hash_tokens) if self.caching
                    else KVBlocks(compute.kv_capacity_tokens, spec.block_tokens))
         self.waiting: deque[Request] = deque()
+        self._unseen = 0  # the queue's newest prompts, submitted after the next batch was formed (async scheduling)
+        self._admissible = 0  # prompts at the queue's head this iteration's batch may take
+        self._busy = False  # the last iteration ran (its successor's batch was formed at its launch)
         self.running: list[Request] = []  # in admission order: the newest is last, and preempted first
         self.queued_tokens = 0
         self.iteration = 0
@@ -107,6 +110,7 @@ class AggregatedWorker:
         request.prefill_instance = request.decode_instance = self.index
         self._queue_time.step(len(self.waiting))
         self.waiting.append(request)
+        self._unseen += 1
         self.queued_tokens += request.input_tokens
         self._wakeup.wake()
 
@@ -139,6 +143,7 @@ class AggregatedWorker:
         victim.target = victim.input_tokens + victim.generated
         self._queue_time.step(len(self.waiting))
         self.waiting.appendleft(victim)
+        self._admissible += 1  # the scheduler knows what it preempts
         self.queued_tokens += victim.target
         self.preemptions += 1
         if self.timeline is not None:
@@ -161,6 +166,10 @@ class AggregatedWorker:
         token every iteration, then prompt chunks fill the rest of the budget. Unmixed (SGLang's default):
         an iteration is a prefill batch whenever a prompt chunk can run, and a decode batch otherwise."""
         budget = self.spec.max_num_batched_tokens
+        # with async scheduling this batch was formed when the last one was launched: prompts submitted since are
+        # not in it (an engine that was idle forms its batch at once)
+        self._admissible = len(self.waiting) - (self._unseen if self.spec.async_scheduling and self._busy else 0)
+        self._unseen = 0
         if not self.spec.mixed_prefill:
             chunks = self._schedule_chunks(budget, self.preemptions)
             return ([], chunks) if chunks else (self._schedule_decodes(budget), [])
@@ -192,7 +201,7 @@ class AggregatedWorker:
                 break
             chunks.append((request, tokens))
             budget -= tokens
-        while (self.waiting and budget > 0 and self.preemptions == preemptions
+        while (self.waiting and budget > 0 and self.preemptions == preemptions and self._admissible > 0
                and len(self.running) + self.loading + self.handing_off < self.spec.max_num_seqs):
             request = self.waiting[0]
             if self.connector is not None:
@@ -217,6 +226,7 @@ class AggregatedWorker:
                 self.prefix_looked_up_tokens += request.input_tokens
             self._queue_time.step(len(self.waiting))
             self.waiting.popleft()
+            self._admissible -= 1
             self.queued_tokens -= request.target
             self.running.append(request)
             if request.prefill_start != request.prefill_start:  # NaN: its first schedule
@@ -236,6 +246,7 @@ class AggregatedWorker:
             return None
         self._queue_time.step(len(self.waiting))
         self.waiting.popleft()
+        self._admissible -= 1
         self.queued_tokens -= request.target
         if request.prefill_start != request.prefill_start:  # NaN: its first schedule
             request.prefill_start = request.prefix_load_end = self.env.now
@@ -352,8 +363,13 @@ class AggregatedWorker:
         while True:
             decodes, chunks = self._schedule()
             if not decodes and not chunks:
+                if self.spec.async_scheduling and self._busy and self.waiting:  # nothing formed ahead: an idle engine schedules what has arrived
+                    self._busy = False
+                    continue
+                self._busy = False
                 yield self._wakeup.wait()
                 continue
+            self._busy = True
             context = sum(r.computed + 1 for r in decodes)
             duration, flops, nbytes = self._price(decodes, chunks, context)
             duration += self.iteration_overhead
