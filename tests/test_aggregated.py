@@ -138,7 +138,8 @@ def test_unmixed_prefill_pauses_decodes_for_whole_prefill_passes():
     """SGLang without mixed chunks: a prompt runs in an iteration of its own, so a decoding sequence waits
     a whole prefill pass between two tokens, while the prompt's first token comes sooner."""
     args = ("workload={type: closed_loop, concurrency: 4, num_requests: 40, input_tokens: {dist: uniform, min: 1500, "
-            "max: 2000}, output_tokens: {dist: uniform, min: 100, max: 200}}", "serving.frontend_latency=0 s")
+            "max: 2000}, output_tokens: {dist: uniform, min: 100, max: 200}}", "serving.frontend_latency=0 s",
+            "serving.aggregated.async_scheduling=false")  # a batch formed as the last ends: the pause alone
     mixed = simulate(scenario(ENGINE, *args)).report
     unmixed = simulate(scenario(ENGINE, *args, "serving.aggregated.mixed_prefill=false")).report
     shortest_prefill = unmixed.cluster.compute.forward_time(0, 0, [(1500, 0, True)])

@@ -43,16 +43,17 @@ from simcxl.sim.request import Request
 
 if TYPE_CHECKING:
     from simcxl.metrics.timeline import Timeline
-    from simcxl.serving.handoff import Handoffs
 
 
 class AggregatedWorker:
-    """One colocated instance (``tensor_parallel`` GPUs) with continuous batching and chunked prefill."""
+    """One colocated instance (``tensor_parallel`` GPUs) with continuous batching and chunked prefill. ``handoffs``
+    is the cluster's :class:`~simcxl.serving.handoff.Handoffs` when a tiered connector keeps KV outside HBM (not
+    imported here: the hand-off runner refers to this class)."""
 
     def __init__(self, env: simpy.Environment, index: int, compute: GPUCompute, spec: AggregatedSpec,
                  iteration_overhead: float, gpus: list[GPUPort], on_finished: Callable[[Request], None],
                  hash_tokens: int | None = None, connector: KVConnector | None = None,
-                 handoffs: "Handoffs | None" = None):
+                 handoffs=None):
         self.env = env
         self.connector = connector  # a tiered connector (see the module docstring), or None: all KV in HBM
         self.handoffs = handoffs
