@@ -127,15 +127,16 @@ def test_decode_attention_reads_the_kv_of_every_context_token():
 def test_a_dense_decode_step_is_the_general_roofline_bit_for_bit(name, tp):
     """The pricer skips the indexer's terms for a model without one; they would add exactly +0.0, so every
     step time is the very float of the general expression (decode stretches and goldens rely on it). Llama's
-    decode attention is bound by KV bytes; DeepSeek-V3's absorbed MLA, on a GPU with little attention
-    efficiency, by FLOPs: both terms are checked."""
+    decode attention is bound by KV bytes (split over its GPUs); DeepSeek-V3's absorbed MLA, on a GPU with little
+    attention efficiency, by FLOPs (its latent read whole on each GPU): both terms are checked."""
     model = llm(name)
-    compute = GPUCompute(gpu(attention_efficiency=0.05 if name == "deepseek-v3" else 0.25), model, tensor_parallel=tp)
+    compute = GPUCompute(gpu(attention_efficiency=0.005 if name == "deepseek-v3" else 0.25), model, tensor_parallel=tp)
     roofline = compute.roofline
     for batch, context in [(1, 0), *((1 + i % 256, 977 * i * i + 1) for i in range(1, 400))]:
         flops = (context * model.attention_flops_per_pair(decode=True) + context * 0.0) * float(model.layers) \
             / float(tp) / roofline.attention_flops
-        memory = (context * float(model.kv_bytes_per_token) + context * 0.0) / float(tp) / roofline.kv_bandwidth
+        memory = (context * float(model.kv_bytes_per_token) + context * 0.0) / float(compute.kv_shards) \
+            / roofline.kv_bandwidth
         if context:
             assert (flops > memory) == (name == "deepseek-v3")
         attention = max(flops, memory)
@@ -197,3 +198,23 @@ def test_tensor_parallel_splits_work_and_adds_two_ring_allreduces_per_layer():
                                                              + four.allreduce_time(64))
     assert one.kv_capacity_bytes == pytest.approx(80e9 - model.weight_bytes)
     assert four.kv_capacity_bytes == pytest.approx(4 * 80e9 - model.weight_bytes)
+
+
+def test_mla_under_tensor_parallel_attention_keeps_every_latent_on_every_gpu():
+    """MLA's latent has no head dimension: with TP attention each of the 8 GPUs stores and reads every token's
+    latent, so the instance holds 1/8 the tokens and a memory-bound decode step reads 8x per GPU; DP attention
+    spreads the requests instead."""
+    model = llm("deepseek-v3")
+    tp_attention = GPUCompute(gpu(hbm_capacity="141 GB"), model, tensor_parallel=8)
+    dp_attention = GPUCompute(gpu(hbm_capacity="141 GB"), model, tensor_parallel=8, dp_attention=True)
+    assert (tp_attention.kv_shards, dp_attention.kv_shards) == (1, 8)
+    room = tp_attention.kv_capacity_bytes  # the same HBM after the same weights
+    assert tp_attention.kv_capacity_tokens == int(room // (model.kv_bytes_per_token * 8))
+    assert dp_attention.kv_capacity_tokens == int(room // model.kv_bytes_per_token)
+    memory = 1_000_000 * model.kv_bytes_per_token / tp_attention.roofline.kv_bandwidth
+    assert tp_attention.decode_attention(1_000_000, 1_000_000) == pytest.approx(memory, rel=1e-12)
+    assert dp_attention.decode_attention(1_000_000, 1_000_000) == pytest.approx(memory / 8, rel=1e-12)
+    # DP attention reads the attention weights whole on every GPU and computes only its own tokens' projections
+    extra = (model.layers * model.attention_params_per_layer - model.replicated_linear_params) * 7 / 8 \
+        * model.weight_dtype_bytes
+    assert dp_attention.linear_work(1, 1)[1] - tp_attention.linear_work(1, 1)[1] == pytest.approx(extra * 8, rel=1e-9)

@@ -394,7 +394,9 @@ class ServingSpec(Section):
     ``frontend`` prices that path stage by stage (its entry grows with the prompt), ``step_cpu`` the
     iteration's CPU stages; both add to the two scalars. ``prefill_host_floor``: a pass with prompt chunks lasts at
     least this long, the CPU's dispatch of an engine that runs prefill eagerly (SGLang: no CUDA graph for extend
-    batches), overlapped with the GPU's work."""
+    batches), overlapped with the GPU's work. ``dp_attention``: attention runs data-parallel over the instance's
+    GPUs (SGLang --enable-dp-attention): each GPU attends for its own requests with the attention weights whole, so
+    an MLA model's latent KV is kept once, not on every GPU."""
 
     mode: Literal["disaggregated", "aggregated"] = "disaggregated"
     router: Literal["round_robin", "least_loaded", "cache_aware"] = "round_robin"
@@ -407,6 +409,7 @@ class ServingSpec(Section):
     frontend: FrontendSpec = FrontendSpec()
     step_cpu: StepCPUSpec = StepCPUSpec()
     prefill_host_floor: Seconds = 0.0
+    dp_attention: bool = False
 
 
 class PrefixCacheSpec(Section):

@@ -57,7 +57,7 @@ class GPUCompute:
     """Prefill and decode-step latency of one model instance (``tensor_parallel`` GPUs)."""
 
     def __init__(self, gpu: GPUSpec, llm: LLM, tensor_parallel: int = 1, fused: bool = False,
-                 prefill_host_floor: float = 0.0):
+                 prefill_host_floor: float = 0.0, dp_attention: bool = False):
         if tensor_parallel < 1:
             raise ValueError(f"tensor_parallel must be >= 1, got {tensor_parallel}")
         if fused and gpu.fused_layer_overhead is None:
@@ -75,6 +75,17 @@ class GPUCompute:
                                                         else gpu.elementwise_efficiency),
         )
         self.prefill_host_floor = prefill_host_floor  # a pass with prompt chunks lasts at least this (serving spec)
+        # Where the KV lives. Grouped-query attention splits its KV heads over the GPUs; MLA's latent has no head
+        # dimension, so under tensor-parallel attention every GPU keeps and reads every token's latent (SGLang's
+        # MLATokenToKVPool per rank). DP attention (SGLang --enable-dp-attention) gives each GPU its own requests:
+        # their KV is on that GPU only, and each GPU holds the attention weights whole (replicated_weights).
+        self.kv_shards = tensor_parallel if (llm.spec.attention != "mla" or dp_attention) else 1
+        self.dp_attention = dp_attention
+        self._kv_copies = tensor_parallel // self.kv_shards  # GPUs that read each token's KV (work counted on each)
+        # GEMM parameters every GPU reads whole (MLA's q_a + kv_a; with DP attention all of attention's) and those
+        # it also computes for every token (not with DP attention: each GPU computes its own requests' tokens)
+        self._rep_read = llm.layers * llm.attention_params_per_layer if dp_attention else llm.replicated_linear_params
+        self._rep_computed = 0 if dp_attention else llm.replicated_linear_params
         self.layer_overhead = fused_layer_overhead(gpu, llm.spec.layer_kernels) if fused else gpu.layer_overhead
         self._activation_bytes_per_token = llm.spec.hidden * ACTIVATION_BYTES
         self._prefill_flops_per_pair = llm.attention_flops_per_pair(decode=False)
@@ -84,8 +95,8 @@ class GPUCompute:
         self._linear_flops_of: list[float] = []  # the same, as two lists
         # linear_work's constants: FLOPs per token (and per sampled token), weight bytes read by every pass (None:
         # an MoE's depend on the tokens), elementwise bytes per token; work every GPU repeats counted on each
-        replicated = llm.replicated_linear_params * (tensor_parallel - 1)
-        self._replicated_weight_bytes = replicated * llm.weight_dtype_bytes
+        replicated = self._rep_computed * (tensor_parallel - 1)
+        self._replicated_weight_bytes = self._rep_read * (tensor_parallel - 1) * llm.weight_dtype_bytes
         self._linear_work_terms = (
             llm.linear_flops_per_token - llm.lm_head_flops_per_token + 2.0 * replicated, llm.lm_head_flops_per_token,
             replicated, None if llm.spec.moe else self._replicated_weight_bytes + llm.decode_weight_bytes(1),
@@ -98,7 +109,7 @@ class GPUCompute:
         # down-projection, computed whole on every GPU. Without either, one roofline over all the GEMMs.
         self._moe_points = sorted((p.tokens, p.efficiency) for p in gpu.moe_gemm) if llm.spec.moe else []
         self._expert_flops_rate = gpu.fp8_peak_flops if fp8 else gpu.peak_flops
-        self._grouped = bool(self._moe_points or llm.replicated_linear_params)
+        self._grouped = bool(self._moe_points or self._rep_read)
         self.decode_step_time, self.decode_stretch = self._decode_step_pricers()
         # Most prefill batches are one prompt, and a long run sees each prompt length many times over: priced
         # once each (a pure function of the batch), as the decode pricers keep their batch-size terms.
@@ -115,7 +126,9 @@ class GPUCompute:
 
     @property
     def kv_capacity_tokens(self) -> int:
-        return max(0, int(self.kv_capacity_bytes // self.llm.kv_bytes_per_token))
+        """Tokens whose KV fits the instance: each is kept on tp / kv_shards GPUs (MLA under TP attention: all)."""
+        copies = self.tp // self.kv_shards
+        return max(0, int(self.kv_capacity_bytes // (self.llm.kv_bytes_per_token * copies)))
 
     # ------------------------------------------------------------------ latency
 
@@ -160,8 +173,7 @@ class GPUCompute:
             expert_flops, expert_bytes = tokens * llm.expert_flops_per_token, llm.expert_weight_bytes(tokens)
             flops, nbytes = flops - expert_flops, nbytes - expert_bytes
             experts = self.expert_gemm_time(tokens, expert_flops / tp, expert_bytes / tp)
-        replicated = llm.replicated_linear_params
-        rep_flops, rep_bytes = 2.0 * tokens * replicated, replicated * llm.weight_dtype_bytes
+        rep_flops, rep_bytes = 2.0 * tokens * self._rep_computed, self._rep_read * llm.weight_dtype_bytes
         rest = self.roofline.linear((flops - rep_flops) / tp + rep_flops, (nbytes - rep_bytes) / tp + rep_bytes)
         return rest + experts
 
@@ -206,12 +218,12 @@ class GPUCompute:
         all_pairs = sum(n * c + n * (n + 1) / 2 for n, c in zip(new_tokens, cached))
         pairs = sum(map(llm.attention_pairs, new_tokens, cached))  # top-k and sliding windows: each layer's reach
         linear = self._linear(tokens, sampled=len(new_tokens))
-        kv_bytes = (tokens + sum(cached)) * llm.kv_bytes_per_token / tp
+        kv_bytes = (tokens + sum(cached)) * llm.kv_bytes_per_token / self.kv_shards
         attention = self.roofline.attention((pairs * self._prefill_flops_per_pair
                                              + all_pairs * self._indexer_flops_per_pair) * llm.layers / tp, kv_bytes)
         flops, nbytes = self.linear_work(tokens, len(new_tokens))
         flops += (pairs * self._prefill_flops_per_pair + all_pairs * self._indexer_flops_per_pair) * llm.layers
-        nbytes += (tokens + sum(cached)) * llm.kv_bytes_per_token
+        nbytes += (tokens + sum(cached)) * llm.kv_bytes_per_token * self._kv_copies
         gpu_time = linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
         return max(gpu_time, self.prefill_host_floor), flops, nbytes
 
@@ -233,6 +245,7 @@ class GPUCompute:
         # as floats: every product and quotient below is then the same float as with the integer counts (they
         # are exact below 2**53), without multi-digit integer arithmetic
         llm, tp, roofline = self.llm, float(self.tp), self.roofline
+        shards = float(self.kv_shards)  # the GPUs the batch's KV is spread over (tp, or 1: MLA's latent on each)
         flop_per_pair, indexer_flop_per_pair = llm.attention_flops_per_pair(decode=True), llm.indexer_flops_per_pair()
         layers, kv_bytes = float(llm.layers), float(llm.kv_bytes_per_token)
         indexer_bytes = float(llm.indexer_bytes_per_token)
@@ -252,10 +265,10 @@ class GPUCompute:
             an indexer, scores all ``total_context``); bytes or FLOPs, whichever bounds (Roofline.attention)."""
             if indexed:
                 compute = (attended * flop_per_pair + total_context * indexer_flop_per_pair) * layers / tp / flops
-                memory = (attended * kv_bytes + total_context * indexer_bytes) / tp / bandwidth
+                memory = (attended * kv_bytes + total_context * indexer_bytes) / shards / bandwidth
             else:  # the indexer's terms would add exactly +0.0
                 compute = attended * flop_per_pair * layers / tp / flops
-                memory = attended * kv_bytes / tp / bandwidth
+                memory = attended * kv_bytes / shards / bandwidth
             return compute if compute >= memory else memory
 
         def decode_step_time(batch_size: int, total_context: int, attended_context: int | None = None) -> float:
@@ -270,14 +283,15 @@ class GPUCompute:
         # Without an indexer, attention's FLOPs and bytes are both proportional to the context, so the roofline
         # term that wins does not depend on it unless the two rates are within float rounding of each other
         # (each side is rounded four times at most: a margin of 1e-9 leaves that far behind).
-        compute_rate, memory_rate = flop_per_pair * layers / tp / flops, kv_bytes / tp / bandwidth
+        compute_rate, memory_rate = flop_per_pair * layers / tp / flops, kv_bytes / shards / bandwidth
         bound = ("memory" if compute_rate < memory_rate * (1 - 1e-9) else
                  "compute" if memory_rate < compute_rate * (1 - 1e-9) else "either")
 
-        # decode_attention's winning term as (per, scale, rate): attended x per x scale / tp / rate, the same
-        # float (x 1.0 is exact); the loops below sum it in place of a call per iteration
-        per, scale, rate = (kv_bytes, 1.0, bandwidth) if bound == "memory" else (flop_per_pair, layers, flops)
-        plain = scale == 1.0 and tp == 1.0  # bound by bytes on one GPU: the term is attended x per / rate
+        # decode_attention's winning term as (per, scale, split, rate): attended x per x scale / split / rate, the
+        # same float (x 1.0 is exact); the loops below sum it in place of a call per iteration
+        per, scale, split, rate = ((kv_bytes, 1.0, shards, bandwidth) if bound == "memory"
+                                   else (flop_per_pair, layers, tp, flops))
+        plain = scale == 1.0 and split == 1.0  # bound by bytes on one GPU: the term is attended x per / rate
 
         def decode_stretch(batch_size: int, total_context: int, attended_context: int, count: int, overhead: float,
                            ends: list[float]) -> None:
@@ -300,7 +314,7 @@ class GPUCompute:
                 return
             for _ in range(count):  # decode_step_time's terms without the one that loses, summed in place
                 attended += grow
-                end += overhead + (linear + attended * per * scale / tp / rate + fixed + allreduce)
+                end += overhead + (linear + attended * per * scale / split / rate + fixed + allreduce)
                 ends.append(end)
 
         self.decode_attention = decode_attention
@@ -339,9 +353,10 @@ class GPUCompute:
         while len(work) <= batch_size:
             work.append(self.linear_work(len(work), len(work)))
         flops, nbytes = work[batch_size]
-        layers = llm.layers
+        layers, copies = llm.layers, self._kv_copies
         return (count * flops + (attended * self._decode_flops_per_pair + context * self._indexer_flops_per_pair) * layers,
-                count * nbytes + attended * llm.kv_bytes_per_token + context * llm.indexer_bytes_per_token)
+                count * nbytes + attended * llm.kv_bytes_per_token * copies
+                + context * llm.indexer_bytes_per_token * copies)
 
     def decode_work_totals(self, iterations_of: list[int], attended: int, context: int) -> tuple[float, float]:
         """FLOPs and HBM bytes of decode iterations given as counts: ``iterations_of[b]`` iterations of batch size b,
@@ -352,10 +367,11 @@ class GPUCompute:
             flops_of.append(f)
             bytes_of.append(b)
         llm = self.llm
+        copies = self._kv_copies
         return (sum(map(mul, iterations_of, flops_of))
                 + (attended * self._decode_flops_per_pair + context * self._indexer_flops_per_pair) * llm.layers,
-                sum(map(mul, iterations_of, bytes_of)) + attended * llm.kv_bytes_per_token
-                + context * llm.indexer_bytes_per_token)
+                sum(map(mul, iterations_of, bytes_of)) + attended * llm.kv_bytes_per_token * copies
+                + context * llm.indexer_bytes_per_token * copies)
 
     def prefill_work(self, new_tokens: list[int] | tuple[int, ...], cached_tokens: list[int] | tuple[int, ...] = ()
                      ) -> tuple[float, float]:
@@ -372,7 +388,7 @@ class GPUCompute:
         pairs = sum(map(llm.attention_pairs, new_tokens, cached))  # top-k and sliding windows: each layer's reach
         flops, nbytes = self.linear_work(tokens, len(new_tokens))
         flops += (pairs * self._prefill_flops_per_pair + all_pairs * self._indexer_flops_per_pair) * llm.layers
-        return flops, nbytes + (tokens + sum(cached)) * llm.kv_bytes_per_token
+        return flops, nbytes + (tokens + sum(cached)) * llm.kv_bytes_per_token * self._kv_copies
 
     def forward_work(self, decode_seqs: int, decode_context: int, chunks: list[tuple[int, int, bool]]
                      ) -> tuple[float, float]:
@@ -384,10 +400,10 @@ class GPUCompute:
         flops, nbytes = self.linear_work(tokens, decode_seqs + sum(1 for _, _, last in chunks if last))
         attended = llm.decode_attended(decode_seqs, decode_context)
         flops += attended * self._decode_flops_per_pair * llm.layers
-        nbytes += attended * llm.kv_bytes_per_token
+        nbytes += attended * llm.kv_bytes_per_token * self._kv_copies
         for new, cached, _ in chunks:
             flops += llm.attention_pairs(new, cached) * self._prefill_flops_per_pair * llm.layers
-            nbytes += (new + cached) * llm.kv_bytes_per_token
+            nbytes += (new + cached) * llm.kv_bytes_per_token * self._kv_copies
         return flops, nbytes
 
     def forward_time(self, decode_seqs: int, decode_context: int, chunks: list[tuple[int, int, bool]]) -> float:
@@ -410,7 +426,7 @@ class GPUCompute:
             pairs = sum(llm.attention_pairs(n, c) for n, c, _ in chunks)
             kv_tokens = sum(n + c for n, c, _ in chunks)
             attention += self.roofline.attention(pairs * llm.attention_flops_per_pair(decode=False) * llm.layers / tp,
-                                                 kv_tokens * llm.kv_bytes_per_token / tp)
+                                                 kv_tokens * llm.kv_bytes_per_token / self.kv_shards)
         gpu_time = linear + attention + self._fixed_and_elementwise(tokens) + self.allreduce_time(tokens)
         return max(gpu_time, self.prefill_host_floor) if chunks else gpu_time
 

@@ -48,7 +48,8 @@ class Cluster:
         self.llm = LLM(scenario.model)
         self.compute = GPUCompute(scenario.gpu, self.llm, scenario.cluster.tensor_parallel,
                                   fused=scenario.serving.execution == "fused",
-                                  prefill_host_floor=scenario.serving.prefill_host_floor)
+                                  prefill_host_floor=scenario.serving.prefill_host_floor,
+                                  dp_attention=scenario.serving.dp_attention)
         self._check_weights_fit(loaded)
         cluster = scenario.cluster
         aggregated = scenario.serving.mode == "aggregated"
