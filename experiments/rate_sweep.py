@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simcxl.config.loader import load_scenario  # noqa: E402
+from simcxl.metrics.plots import BREAKDOWN_PARTS, plot_rate_breakdown, plot_rate_sweep  # noqa: E402
 from simcxl.metrics.results import write_atomic  # noqa: E402
 from simcxl.simulate import simulate  # noqa: E402
 
@@ -24,7 +25,7 @@ COLUMNS = ("scenario", "rate", "ttft_mean_s", "ttft_p99_s", "tbt_mean_s", "e2e_m
            "output_tokens_per_s", "prefill_blocked",
            "prefix_hit_rate", "queue_s", "prefix_load_s", "prefill_s", "decode_wait_s", "kv_sync_s", "kv_transfer_s",
            "first_decode_s", "completed", "arrived")
-BREAKDOWN = ("queue_s", "prefix_load_s", "prefill_s", "decode_wait_s", "kv_sync_s", "kv_transfer_s", "first_decode_s")
+BREAKDOWN = BREAKDOWN_PARTS  # the mean-TTFT parts each row carries (plots.py stacks them)
 
 
 def run_point(config: Path, rate: float, overrides: list[str]) -> dict:
@@ -82,53 +83,6 @@ def ratios(rows: list[dict], system: str, baseline: str) -> list[dict]:
     return out
 
 
-def plot(rows: list[dict], out: Path, rate_label: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for scenario in dict.fromkeys(r["scenario"] for r in rows):
-        series = [r for r in rows if r["scenario"] == scenario]
-        x = [r["rate"] for r in series]
-        axes[0].semilogy(x, [r["ttft_mean_s"] for r in series], marker="o", label=scenario)
-        axes[1].semilogy(x, [r["ttft_p99_s"] for r in series], marker="o", label=scenario)
-        axes[2].plot(x, [r["throughput_rps"] for r in series], marker="o", label=scenario)
-    for ax, title in zip(axes, ("mean TTFT (s)", "P99 TTFT (s)", "throughput (req/s)")):
-        ax.set_xlabel(rate_label)
-        ax.set_title(title)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-
-
-def plot_breakdown(rows: list[dict], rate: float, out: Path) -> None:
-    """Stacked mean-TTFT components of every scenario at one offered load: where each system's TTFT goes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    at = [r for r in rows if r["rate"] == rate]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    bottoms = [0.0] * len(at)
-    for part in BREAKDOWN:
-        values = [r[part] * 1e3 for r in at]
-        ax.bar([r["scenario"] for r in at], values, bottom=bottoms, label=part.removesuffix("_s"))
-        bottoms = [b + v for b, v in zip(bottoms, values)]
-    for x, total in enumerate(bottoms):
-        ax.annotate(f"{total:,.0f} ms", (x, total), ha="center", va="bottom", fontsize=8)
-    ax.set_ylabel("mean TTFT (ms)")
-    ax.set_title(f"where TTFT goes at {rate:g}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-
-
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         return [{k: (v if k == "scenario" else float(v)) for k, v in row.items()} for row in csv.DictReader(handle)]
@@ -180,6 +134,6 @@ def sweep_scenarios(results: Path, names: list[str], rates: list[float], rate_la
     ttft_breakdown.png at the headline's ``operating_point`` (one of ``rates``)."""
     configs = [ROOT / "configs" / f"{name}.yaml" for name in names]
     rows = sweep(configs, rates, results)
-    plot(rows, results / "ttft_throughput.png", rate_label)
-    plot_breakdown(rows, operating_point, results / "ttft_breakdown.png")
+    plot_rate_sweep(rows, results / "ttft_throughput.png", rate_label)
+    plot_rate_breakdown(rows, operating_point, results / "ttft_breakdown.png", rate_label)
     return configs, rows

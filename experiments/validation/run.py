@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from experiments.rate_sweep import write_rows  # noqa: E402
 from simcxl.config.loader import load_scenario  # noqa: E402
+from simcxl.metrics.plots import legend_outside, use_style  # noqa: E402
 from simcxl.metrics.results import write_atomic  # noqa: E402
 from simcxl.simulate import simulate  # noqa: E402
 
@@ -93,14 +94,11 @@ def markdown(rows: list[dict], config: Path, measurements: Path = MEASUREMENTS) 
 
 
 def plot(rows: list[dict], path: Path, title: str = SETS["llama"][3]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    """Measured (solid) vs simulated (dashed) mean TTFT and TPOT against concurrency, one colour per length pair."""
+    plt = use_style()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, metric in zip(axes, ("ttft", "tpot")):
-        for label in LENGTHS:
+        for i, label in enumerate(LENGTHS):
             points = [r for r in rows if r["label"] == label]
             if not points:
                 continue
@@ -109,15 +107,15 @@ def plot(rows: list[dict], path: Path, title: str = SETS["llama"][3]) -> None:
             ax.plot(x, [r[f"{metric}_simulated_s"] * 1e3 for r in points], marker="x", linestyle="--",
                     color=line.get_color(), label=f"{label} simcxl")
         ax.set_xscale("log", base=2)
+        levels = sorted({int(r["concurrency"]) for r in rows})
+        ax.set_xticks(levels, [str(c) for c in levels])
         ax.set_xlabel("concurrency (closed-loop clients)")
         ax.set_ylabel(f"mean {metric.upper()} (ms)")
         ax.set_title(f"{metric.upper()}: InferenceX measured vs simcxl")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
     axes[0].set_yscale("log")
+    legend_outside(axes[1])
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path)
     plt.close(fig)
 
 
