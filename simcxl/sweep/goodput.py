@@ -340,6 +340,7 @@ def plot(result: dict, out: Path) -> list[Path]:
     goodput against the attainment threshold. With replications: one line per seed, and the goodput's mean
     with its 95% interval."""
     from simcxl.metrics.plots import _pyplot, _save
+    from simcxl.metrics.plots import label as human
     from simcxl.metrics.replications import draw_interval
 
     plt = _pyplot()
@@ -368,7 +369,7 @@ def plot(result: dict, out: Path) -> list[Path]:
             ax.set_ylabel(f"{name} (ms)")
             ax.set_yscale("log")
         ax.axvline(result["max_rate"], color="green", linestyle=":", label=goodput)
-        ax.set_xlabel(knob)
+        ax.set_xlabel(human(knob))
         ax.legend(fontsize=7)
     if curve:
         ax = axes[0][-1]
@@ -382,7 +383,7 @@ def plot(result: dict, out: Path) -> list[Path]:
                             alpha=0.2, label="bracket (to the lowest load missed)")
         ax.axvline(result["attainment"], color="red", linestyle="--", label="search's threshold")
         ax.set_xlabel("attainment threshold")
-        ax.set_ylabel(f"goodput ({knob})")
+        ax.set_ylabel(f"goodput: {human(knob)}")
         ax.legend(fontsize=7)
     fig.suptitle(f"goodput of {Path(result['config']).name}")
     fig.tight_layout()

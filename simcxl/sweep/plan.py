@@ -207,11 +207,11 @@ def plot(result: dict, out: Path) -> list[Path]:
     """Goodput against what it costs (capital cost, or GPUs when a search tried several budgets): every point,
     the Pareto frontier joined, the target and the choice (or a search's best per GPU). A search adds a
     second panel: goodput per GPU of each deployment, best first (one budget puts every point at one cost)."""
-    from simcxl.metrics.plots import _pyplot, _save
+    from simcxl.metrics.plots import _pyplot, _save, label, label_points, legend_outside
 
     plt = _pyplot()
     by = result.get("pareto_by", "cost_usd")
-    scale, label = (1e6, "capital cost (million USD)") if by == "cost_usd" else (1, "GPUs")
+    scale, axis = (1e6, "capital cost (million USD)") if by == "cost_usd" else (1, "GPUs")
     rows = [r for r in result["points"] if r["goodput"] is not None and math.isfinite(r["goodput"])]
     searched = result.get("best_per_gpu") is not None
     fig, axes = plt.subplots(1, 2 if searched else 1, figsize=(12 if searched else 6.5, 4.5), squeeze=False,
@@ -221,9 +221,8 @@ def plot(result: dict, out: Path) -> list[Path]:
     frontier = sorted((r for r in rows if r["pareto"]), key=lambda r: r[by])
     ax.plot([r["goodput"] for r in frontier], [r[by] / scale for r in frontier], "o-", color="C0",
             label="Pareto frontier")
-    for i, r in enumerate(sorted(rows, key=lambda r: r["goodput"])):  # staggered: equal costs share a line
-        ax.annotate(r.get("deployment") or r["point"][:4], (r["goodput"], r[by] / scale), fontsize=7,
-                    xytext=(3, 4 + 9 * (i % 3)), textcoords="offset points")
+    label_points(ax, [r["goodput"] for r in rows], [r[by] / scale for r in rows],
+                 [r.get("deployment") or r["point"][:4] for r in rows])
     if result["target"] is not None:
         ax.axvline(result["target"], color="red", linestyle="--", label=f"target {result['target']:g}")
     choice = result["cheapest_meeting_target"]
@@ -233,15 +232,16 @@ def plot(result: dict, out: Path) -> list[Path]:
     if choice and choice["goodput"] is not None and math.isfinite(choice["goodput"]):
         ax.scatter([choice["goodput"]], [choice[by] / scale], s=160, facecolors="none", edgecolors="green",
                    label=f"{name} ({choice.get('deployment') or choice['point'][:4]})")
-    ax.set_xlabel("goodput (load meeting the SLOs)")
-    ax.set_ylabel(label)
+    ax.set_xlabel(f"goodput: {label(result.get('knob', 'workload.rate'))} meeting the SLOs")
+    ax.set_ylabel(axis)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_outside(ax, fontsize=8)
     if searched:
         bars = axes[0][1]
         ranked = [r for r in result["points"] if r["status"] == "ran"][::-1]
         bars.barh([r["deployment"] for r in ranked], [r["goodput_per_gpu"] for r in ranked],
                   color=["C1" if r["mode"] == "aggregated" else "C0" for r in ranked])
-        bars.set_xlabel("goodput per GPU (blue: disaggregated, orange: aggregated)")
+        bars.set_xlabel(f"goodput per GPU ({label(result.get('knob', 'workload.rate')).rsplit('(', 1)[-1].rstrip(')')}"
+                        " per GPU; blue: disaggregated, orange: aggregated)")
         bars.grid(alpha=0.3, axis="x")
     return _save(fig, out, "plan")
