@@ -383,6 +383,11 @@ class PlanResult:
     def cheapest(self) -> dict | None:
         return self.raw["cheapest_meeting_target"]
 
+    @property
+    def best_per_gpu(self) -> dict | None:
+        """A search's answer (``search:`` in the spec): the deployment with the most goodput per GPU, or None."""
+        return self.raw.get("best_per_gpu")
+
     def plot(self, folder: str | Path) -> list[Path]:
         """plan.png (and .pdf), as ``simcxl plan`` draws it."""
         from simcxl.sweep.plan import plot
@@ -392,8 +397,9 @@ class PlanResult:
 
 def plan(spec: str | Path, output: str | Path | None = None, jobs: int = 1, executor: str = "local",
          address: str | None = None, progress: Callable[[str], None] | None = None) -> PlanResult:
-    """Goodput and cost of each configuration of a plan YAML (``simcxl plan``). ``output``: its folder,
-    resumable (default: a temporary one); ``progress`` receives the lines the command prints."""
+    """Goodput and cost of each configuration of a plan YAML (``simcxl plan``; with a ``search:`` section the
+    deployments it describes, as ``simcxl plan --search``: ``best_per_gpu``). ``output``: its folder, resumable
+    (default: a temporary one); ``progress`` receives the lines the command prints."""
     from simcxl.sweep.plan import load_plan, run_plan
 
     loaded = load_plan(spec)

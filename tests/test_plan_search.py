@@ -95,6 +95,9 @@ def test_a_search_ranks_by_goodput_per_gpu_and_resumes_to_the_same_bytes(tmp_pat
     before = (out / "plan.csv").read_bytes(), (out / "plan.json").read_bytes()
     assert main(args) == 0  # resumed: every load found already run, the same answer to the byte
     assert ((out / "plan.csv").read_bytes(), (out / "plan.json").read_bytes()) == before
+    import simcxl  # the Python API answers the same search from the same folder
+
+    assert simcxl.plan(spec, output=out, jobs=2).best_per_gpu == result["best_per_gpu"]
 
 
 BAD = [
