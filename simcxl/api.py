@@ -396,13 +396,15 @@ class PlanResult:
 
 
 def plan(spec: str | Path, output: str | Path | None = None, jobs: int = 1, executor: str = "local",
-         address: str | None = None, progress: Callable[[str], None] | None = None) -> PlanResult:
+         address: str | None = None, progress: Callable[[str], None] | None = None, seeds: int = 1) -> PlanResult:
     """Goodput and cost of each configuration of a plan YAML (``simcxl plan``; with a ``search:`` section the
     deployments it describes, as ``simcxl plan --search``: ``best_per_gpu``). ``output``: its folder, resumable
-    (default: a temporary one); ``progress`` receives the lines the command prints."""
+    (default: a temporary one); ``progress`` receives the lines the command prints; ``seeds`` > 1: each point's
+    goodput is the mean of that many searches, with its 95% interval (``goodput_ci95_low/high`` in ``.table``)."""
     from simcxl.sweep.plan import load_plan, run_plan
 
     loaded = load_plan(spec)
     runner = _executor(executor, jobs, address)
     with _folder(output) as folder:
-        return PlanResult(run_plan(loaded, folder, runner, jobs, progress or (lambda line: None)))
+        return PlanResult(run_plan(loaded, folder, runner, jobs, progress or (lambda line: None),
+                                   seeds=_seeds(seeds)))

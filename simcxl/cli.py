@@ -507,8 +507,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     pruned = sum(point.pruned is not None for point in plan.points)
     print(f"plan {args.spec}: {len(plan.points)} configuration(s)" + (f" ({pruned} pruned: they cannot fit)" if pruned
           else "") + f", {goal} under {', '.join(map(str, plan.slos))}, -j {args.jobs}")
+    if args.seeds > 1:
+        print(f"  each point: {args.seeds} goodput searches (seeds S..S+{args.seeds - 1}), the mean ranked, "
+              "its 95% interval (Student t) in plan.csv")
     with _terminate_as_interrupt():
-        result = planning.run_plan(plan, out, executor, args.jobs)
+        result = planning.run_plan(plan, out, executor, args.jobs, seeds=args.seeds)
     planning.plot(result, out)
     for row in result["points"]:
         if row["status"] == "failed":
@@ -518,8 +521,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print("rank  deployment           goodput  per GPU  per $M   cost")
         for row in result["points"]:
             if row["status"] == "ran":
+                spread = (f"  [{row['goodput_ci95_low']:.4g}, {row['goodput_ci95_high']:.4g}]"
+                          if "goodput_ci95_low" in row else "")
                 print(f"{row['rank']:>4}  {row['deployment']:<18} {row['goodput']:>8.4g}{'+' if row['goodput_bound'] else ' '}"
-                      f" {row['goodput_per_gpu']:>8.3f} {row['goodput_per_musd']:>7.3f} ${row['cost_usd']:,.0f}")
+                      f" {row['goodput_per_gpu']:>8.3f} {row['goodput_per_musd']:>7.3f} ${row['cost_usd']:,.0f}{spread}")
     choice = result["cheapest_meeting_target"]
     if plan.spec.target is None:
         best = result["best_per_gpu"]
@@ -642,7 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="explore the deployments of the spec's search: section (aggregated or disaggregated, "
                            "P:D ratio, TP degree) and rank them by goodput per GPU; target is then optional")
     plan.add_argument("-o", "--output", type=Path, help="folder (default results/plan/<spec name>)")
-    _add_executor_args(plan, jobs_help="loads run in parallel per search round")
+    _add_seeds_arg(plan)
+    _add_executor_args(plan, jobs_help="loads run in parallel per search round (with --seeds: searches in parallel)")
     plan.set_defaults(func=_cmd_plan)
 
     model = commands.add_parser("model", help="model profiles").add_subparsers(dest="what", required=True)

@@ -157,3 +157,23 @@ def test_a_base_that_is_not_a_file_is_named_as_what_it_is(tmp_path, capsys):
         spec.write_text(json.dumps({"base": str(base)}))
         assert main(["sweep", str(spec), "-o", str(tmp_path / "out")]) == 2
         assert f"spec.yaml: base: {what}: {base}" in capsys.readouterr().err
+
+
+def test_plan_seeds_ranks_the_mean_of_its_searches_and_gives_their_interval(tmp_path):
+    """--seeds 2 on a one-deployment search: the point's goodput is the mean of the two seeds' searches (each in
+    points/ID/seed=S/), inside its 95% interval, and the CLI and the API agree to the byte."""
+    spec = write_search(tmp_path, {"gpus": 8, "tensor_parallel": 4}, grid={"workload.num_requests": [200]},
+                        tolerance=0.25)
+    out = tmp_path / "out"
+    assert main(["plan", spec, "--search", "--seeds", "2", "-o", str(out), "-j", "2"]) == 0
+    row = pd.read_csv(out / "plan.csv").iloc[0]
+    per_seed = [json.loads(p.read_text())["max_rate"] for p in sorted((out / "points" / row.point).glob("seed=*/goodput.json"))]
+    assert len(per_seed) == 2 and row.goodput == pytest.approx(sum(per_seed) / 2)
+    assert row.goodput_ci95_low <= row.goodput <= row.goodput_ci95_high
+    assert row.goodput_per_gpu == pytest.approx(row.goodput / 8)
+    import simcxl
+
+    assert simcxl.plan(spec, output=tmp_path / "api", jobs=2, seeds=2).table.goodput.iloc[0] == row.goodput
+    with pytest.raises(SystemExit) as refused:
+        main(["plan", spec, "--seeds", "0"])
+    assert refused.value.code == 2

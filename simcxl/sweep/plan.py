@@ -32,9 +32,10 @@ from pydantic import ConfigDict, Field, ValidationError
 from simcxl.config.loader import load_scenario
 from simcxl.errors import ConfigError, SimcxlError
 from simcxl.metrics.cost import CostTable, bill, capital_cost
+from simcxl.metrics.replications import replica_seeds
 from simcxl.metrics.results import dump_json, write_atomic
 from simcxl.sweep.executors import Executor
-from simcxl.sweep.goodput import MIN_TOLERANCE, SLO, GoodputSearch, LoadDoesNotBind, finite_json
+from simcxl.sweep.goodput import MIN_TOLERANCE, SLO, GoodputSearch, LoadDoesNotBind, finite_json, replicated_goodput
 from simcxl.sweep import search
 from simcxl.sweep.search import SearchSpec
 from simcxl.sweep.spec import Point, SweepSpec, invalid, read_spec, sweep_of
@@ -120,13 +121,15 @@ def pareto(rows: list[dict], by: str = "cost_usd") -> set[str]:
 
 
 def run_plan(plan: Plan, out: Path, executor: Executor, jobs: int,
-             report: Callable[[str], None] = print) -> dict[str, Any]:
-    """Goodput and cost of every point, the plan's CSV and summary, and the cheapest point meeting the target."""
+             report: Callable[[str], None] = print, seeds: int = 1) -> dict[str, Any]:
+    """Goodput and cost of every point, the plan's CSV and summary, and the cheapest point meeting the target.
+    ``seeds`` > 1: each point's goodput is the mean of that many searches (seeds S, S+1, ... of its scenario's S,
+    simcxl.metrics.replications), with its 95% interval in ``goodput_ci95_low/high``; the ranking uses the mean."""
     rows = []
     for point in plan.points:
         overrides = point.set_args()
         report(f"point {point.id}: {' '.join(overrides) or '(the base scenario)'}")
-        rows.append(_plan_point(plan, point, overrides, out, executor, jobs, report))
+        rows.append(_plan_point(plan, point, overrides, out, executor, jobs, report, seeds))
     ran = [row for row in rows if row["goodput"] is not None]
     by = "gpus" if plan.spec.search and len(plan.spec.search.gpus) > 1 else "cost_usd"
     frontier = pareto(ran, by)
@@ -150,7 +153,7 @@ def run_plan(plan: Plan, out: Path, executor: Executor, jobs: int,
 
 
 def _plan_point(plan: Plan, point, overrides: list[str], out: Path, executor: Executor, jobs: int,
-                report: Callable[[str], None]) -> dict[str, Any]:
+                report: Callable[[str], None], seeds: int = 1) -> dict[str, Any]:
     """One point's row. A point that cannot run (its model does not fit, an override it rejects) is a failed
     point: goodput None, the error in ``note``, never meeting the target. One whose SLOs hold at every load
     tried has that load as its goodput, marked as a lower bound."""
@@ -161,7 +164,16 @@ def _plan_point(plan: Plan, point, overrides: list[str], out: Path, executor: Ex
             raise _Pruned(point.pruned)
         finder = GoodputSearch(point.base, overrides, plan.slos, plan.spec.attainment, out / "points" / point.id,
                                executor, jobs, plan.spec.tolerance, report)
-        goodput = finder.run()["max_rate"]
+        if seeds > 1:
+            replicated = replicated_goodput(point.base, overrides, plan.slos, plan.spec.attainment,
+                                            out / "points" / point.id, executor, plan.spec.tolerance,
+                                            replica_seeds(load_scenario(point.base, overrides).scenario.seed, seeds),
+                                            report)
+            spread = replicated["replications"]["metrics"]["max_rate"]
+            row.update(goodput_ci95_low=spread["ci95_low"], goodput_ci95_high=spread["ci95_high"])
+            goodput = replicated["max_rate"]
+        else:
+            goodput = finder.run()["max_rate"]
         knob = finder.knob
     except LoadDoesNotBind as exc:  # the SLOs hold at any load tried: the goodput is at least that load
         goodput, bound, note, knob = exc.highest_met, "lower", str(exc), finder.knob
