@@ -59,7 +59,7 @@ def run(config: str, *overrides: str) -> dict:
 def main() -> None:
     start = time.perf_counter()
     out = Path(__file__).resolve().parent / "results"
-    _, rows = sweep_scenarios(out, ["sac", "sac_rdma", "sac_rdma_hbm"], RATES, "offered load (requests/s)", 12)
+    _, rows = sweep_scenarios(out, ["sac", "sac_rdma", "sac_rdma_hbm"], RATES, "offered load (req/s)", 12)
     for baseline in ("sac_rdma", "sac_rdma_hbm"):
         print(f"\n{baseline} / sac (paper: TTFT {PAPER['ttft']}x, TBT {PAPER['tbt']}x lower; "
               f"throughput {PAPER['throughput']}x)")
@@ -94,24 +94,27 @@ def main() -> None:
     print(f"{time.perf_counter() - start:.0f} s; wrote {out}")
 
 
+AXES = {"kv_manager.hot_buffer_tokens": "hot buffer (tokens per request)",
+        "kv_manager.topk_overlap": "top-k overlap between steps (fraction)",
+        "fabric.cxl.device_latency": "CXL device latency"}
+
+
 def plot(rows: list[str], path: Path) -> None:
-    import matplotlib
+    """SAC's TBT relative to the RDMA baseline's against each swept parameter, in simcxl's figure style."""
+    from simcxl.metrics.plots import use_style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = use_style()
     table = [r.split(",") for r in rows[1:]]
-    fig, axes = plt.subplots(1, len(SWEEPS), figsize=(5 * len(SWEEPS), 3.8))
+    fig, axes = plt.subplots(1, len(SWEEPS), figsize=(3.6 * len(SWEEPS), 3.2), sharey=True)
     for ax, key in zip(axes, SWEEPS):
         points = [r for r in table if r[0] == key]
-        ax.plot([r[1] for r in points], [float(r[-1]) for r in points], marker="o")
+        ax.plot(range(len(points)), [float(r[-1]) for r in points], marker="o", label="SAC (CXL, sparse)")
+        ax.set_xticks(range(len(points)), [r[1] for r in points])  # categorical: values carry their units
         ax.axhline(1.0, color="gray", linestyle="--", label="RDMA baseline")
-        ax.set_xlabel(key.split(".")[-1])
-        ax.set_ylabel("TBT relative to RDMA")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        ax.set_xlabel(AXES[key])
+    axes[0].set_ylabel("TBT relative to RDMA (ratio)")
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.savefig(path)
     plt.close(fig)
 
 
