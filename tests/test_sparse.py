@@ -39,11 +39,11 @@ def test_sparse_decode_reads_topk_entries_but_indexes_the_whole_context(v32):
 
     def attention(context):  # roofline of top-k attention plus the indexer over the whole context, per GPU
         flops = (2048 * v32.attention_flops_per_pair(decode=True) + context * 2 * 64 * 128) * 61 / 8
-        nbytes = (2048 * 40_016 + context * 61 * 132) / 8
+        nbytes = 2048 * 40_016 + context * 61 * 132  # MLA under TP attention: every GPU reads every latent
         return max(flops / (989e12 * gpu.attention_efficiency), nbytes / (4.8e12 * gpu.attention_memory_efficiency))
 
     assert long - short == pytest.approx(attention(131072) - attention(4096))  # only the indexer grows
-    assert dense_long > long + 0.5 * (131072 - 2048) * 40_016 / 8 / 4.8e12
+    assert dense_long > long + 0.5 * (131072 - 2048) * 40_016 / 4.8e12
 
 
 def test_hot_buffer_hit_rate_emerges_from_the_overlap_and_grows_with_the_buffer():
