@@ -80,7 +80,6 @@ class GPUCompute:
         # MLATokenToKVPool per rank). DP attention (SGLang --enable-dp-attention) gives each GPU its own requests:
         # their KV is on that GPU only, and each GPU holds the attention weights whole (replicated_weights).
         self.kv_shards = tensor_parallel if (llm.spec.attention != "mla" or dp_attention) else 1
-        self.dp_attention = dp_attention
         self._kv_copies = tensor_parallel // self.kv_shards  # GPUs that read each token's KV (work counted on each)
         # GEMM parameters every GPU reads whole (MLA's q_a + kv_a; with DP attention all of attention's) and those
         # it also computes for every token (not with DP attention: each GPU computes its own requests' tokens)
@@ -127,8 +126,7 @@ class GPUCompute:
     @property
     def kv_capacity_tokens(self) -> int:
         """Tokens whose KV fits the instance: each is kept on tp / kv_shards GPUs (MLA under TP attention: all)."""
-        copies = self.tp // self.kv_shards
-        return max(0, int(self.kv_capacity_bytes // (self.llm.kv_bytes_per_token * copies)))
+        return max(0, int(self.kv_capacity_bytes // (self.llm.kv_bytes_per_token * self._kv_copies)))
 
     # ------------------------------------------------------------------ latency
 
